@@ -1,0 +1,208 @@
+//! Decoding a segment's footer and single chunks from byte ranges.
+
+use std::fmt;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, TimestampMillisecondType};
+use arrow_array::{Array, BinaryArray, RecordBatch};
+use bytes::{Buf, Bytes};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::reader::{ChunkReader, Length};
+
+use crate::error::{Result, SegmentError, corrupt};
+use crate::record::{Header, Record};
+use crate::schema::{HEADERS, KEY, RELATIVE_OFFSET, TIMESTAMP, VALUE};
+
+/// A window onto part of an object: `data` holds the bytes at `start..start + data.len()`
+/// of an object `file_len` bytes long. Parquet reads outside the window are errors, which
+/// proves that a chunk read needs nothing but the footer and its own byte range.
+struct Window {
+    file_len: u64,
+    start: u64,
+    data: Bytes,
+}
+
+impl Window {
+    fn slice(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start + length as u64;
+        let window_end = self.start + self.data.len() as u64;
+        if start < self.start || end > window_end {
+            return Err(ParquetError::General(format!(
+                "read of {start}..{end} outside the fetched range {}..{window_end}",
+                self.start
+            )));
+        }
+        let from = (start - self.start) as usize;
+        Ok(self.data.slice(from..from + length))
+    }
+}
+
+impl Length for Window {
+    fn len(&self) -> u64 {
+        self.file_len
+    }
+}
+
+impl ChunkReader for Window {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let window_end = self.start + self.data.len() as u64;
+        let length = window_end.saturating_sub(start) as usize;
+        Ok(self.slice(start, length)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, length)
+    }
+}
+
+/// The decoded footer of one segment object: enough to decode any of its chunks.
+/// Cheap to clone (shared metadata).
+#[derive(Clone)]
+pub struct SegmentFooter {
+    metadata: ArrowReaderMetadata,
+    file_len: u64,
+}
+
+impl fmt::Debug for SegmentFooter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentFooter")
+            .field("file_len", &self.file_len)
+            .field("row_groups", &self.row_groups())
+            .finish()
+    }
+}
+
+impl SegmentFooter {
+    /// Decodes the footer from the last `footer.len()` bytes of an object of `file_len` bytes.
+    pub fn decode(footer: Bytes, file_len: u64) -> Result<Self> {
+        let footer_len = footer.len() as u64;
+        if footer_len > file_len {
+            return Err(corrupt("footer longer than the object"));
+        }
+        let window = Window {
+            file_len,
+            start: file_len - footer_len,
+            data: footer,
+        };
+        let mut reader = ParquetMetaDataReader::new();
+        reader.try_parse_sized(&window, file_len)?;
+        let metadata = reader.finish()?;
+        let metadata = ArrowReaderMetadata::try_new(metadata.into(), ArrowReaderOptions::new())?;
+        Ok(Self { metadata, file_len })
+    }
+
+    pub fn row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+
+    /// Approximate bytes of memory the decoded footer occupies (for cache weighting).
+    pub fn memory_size(&self) -> usize {
+        self.metadata.metadata().memory_size()
+    }
+
+    /// Decodes the records of row group `row_group`, given the bytes of the object at
+    /// `byte_start..byte_start + bytes.len()` (the chunk's byte range). Records come back in
+    /// offset order: element `i` has offset `base_offset + i`.
+    pub fn decode_chunk(
+        &self,
+        row_group: usize,
+        byte_start: u64,
+        bytes: Bytes,
+    ) -> Result<Vec<Record>> {
+        let count = self.row_groups();
+        if row_group >= count {
+            return Err(SegmentError::NoSuchRowGroup { row_group, count });
+        }
+        let window = Window {
+            file_len: self.file_len,
+            start: byte_start,
+            data: bytes,
+        };
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(window, self.metadata.clone())
+                .with_row_groups(vec![row_group])
+                .with_batch_size(8192)
+                .build()?;
+        let mut records = Vec::new();
+        for batch in reader {
+            append_records(&batch?, &mut records)?;
+        }
+        Ok(records)
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+    batch
+        .column_by_name(name)
+        .map(|c| c.as_ref())
+        .ok_or_else(|| corrupt(format!("missing column {name}")))
+}
+
+fn binary<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a BinaryArray> {
+    column(batch, name)?
+        .as_binary_opt::<i32>()
+        .ok_or_else(|| corrupt(format!("column {name} is not binary")))
+}
+
+fn opt_bytes(array: &BinaryArray, i: usize) -> Option<Bytes> {
+    array
+        .is_valid(i)
+        .then(|| Bytes::copy_from_slice(array.value(i)))
+}
+
+fn append_records(batch: &RecordBatch, out: &mut Vec<Record>) -> Result<()> {
+    let relative = column(batch, RELATIVE_OFFSET)?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| corrupt("relative_offset is not int32"))?;
+    let timestamp = column(batch, TIMESTAMP)?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| corrupt("timestamp is not timestamp(ms)"))?;
+    let key = binary(batch, KEY)?;
+    let value = binary(batch, VALUE)?;
+    let headers = column(batch, HEADERS)?
+        .as_list_opt::<i32>()
+        .ok_or_else(|| corrupt("headers is not a list"))?;
+    let entries = headers
+        .values()
+        .as_struct_opt()
+        .ok_or_else(|| corrupt("header entries are not structs"))?;
+    let header_keys = entries
+        .column(0)
+        .as_string_opt::<i32>()
+        .ok_or_else(|| corrupt("header key is not a string"))?;
+    let header_values = entries
+        .column(1)
+        .as_binary_opt::<i32>()
+        .ok_or_else(|| corrupt("header value is not binary"))?;
+
+    for i in 0..batch.num_rows() {
+        let expected = out.len();
+        if relative.value(i) as usize != expected {
+            return Err(corrupt(format!(
+                "relative offset {} where {expected} was expected",
+                relative.value(i)
+            )));
+        }
+        let offsets = headers.value_offsets();
+        let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let headers = (from..to)
+            .map(|h| Header {
+                key: header_keys.value(h).to_string(),
+                value: opt_bytes(header_values, h),
+            })
+            .collect();
+        out.push(Record {
+            timestamp_ms: timestamp.value(i),
+            key: opt_bytes(key, i),
+            value: opt_bytes(value, i),
+            headers,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! Encoding chunks of records into one segment object.
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BinaryArray, Int32Array, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampMillisecondArray,
+};
+use arrow_buffer::OffsetBuffer;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Result, SegmentError, corrupt};
+use crate::record::Record;
+use crate::schema::{header_fields, header_item_field, segment_schema};
+
+/// The records of one (topic, partition) pair to put in a segment, in offset order.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkInput<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub records: &'a [Record],
+}
+
+/// Where one chunk landed in the segment: what a reader needs to fetch just that chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLocation {
+    pub row_group: usize,
+    /// Byte offset of the row group's first column chunk within the object.
+    pub byte_start: u64,
+    /// Length in bytes of the row group's column chunks.
+    pub byte_len: u64,
+    pub record_count: u32,
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// A fully encoded segment object.
+#[derive(Debug, Clone)]
+pub struct EncodedSegment {
+    pub data: Bytes,
+    /// Length of the Parquet footer (metadata, its length and the magic) at the end.
+    pub footer_len: u64,
+    /// One entry per input chunk, in input order.
+    pub chunks: Vec<ChunkLocation>,
+}
+
+impl EncodedSegment {
+    /// The byte range of the footer within the object.
+    pub fn footer_range(&self) -> std::ops::Range<u64> {
+        let len = self.data.len() as u64;
+        len - self.footer_len..len
+    }
+}
+
+fn writer_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        // One row group per chunk: the writer must never split a chunk on its own.
+        .set_max_row_group_row_count(None)
+        .set_max_row_group_bytes(None)
+        .build())
+}
+
+/// Encodes `chunks` into one Parquet object, one row group per chunk, in the given order.
+/// CPU-bound: call it off the async runtime for large segments.
+pub fn encode_segment(chunks: &[ChunkInput<'_>]) -> Result<EncodedSegment> {
+    let schema = segment_schema();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(writer_properties()?))?;
+    let mut stats = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        if chunk.records.is_empty() {
+            return Err(corrupt(format!(
+                "empty chunk for {}/{}",
+                chunk.topic, chunk.partition
+            )));
+        }
+        let count =
+            i32::try_from(chunk.records.len()).map_err(|_| SegmentError::ChunkTooLarge {
+                topic: chunk.topic.to_string(),
+                partition: chunk.partition,
+                records: chunk.records.len(),
+            })?;
+        let batch = chunk_batch(chunk, count)?;
+        writer.write(&batch)?;
+        writer.flush()?;
+        let (min, max) = chunk
+            .records
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+                (lo.min(r.timestamp_ms), hi.max(r.timestamp_ms))
+            });
+        stats.push((count as u32, min, max));
+    }
+    let metadata = writer.finish()?;
+    let data = Bytes::from(std::mem::take(writer.inner_mut()));
+
+    let row_groups = metadata.row_groups();
+    if row_groups.len() != chunks.len() {
+        return Err(corrupt(format!(
+            "wrote {} row groups for {} chunks",
+            row_groups.len(),
+            chunks.len()
+        )));
+    }
+    let mut locations = Vec::with_capacity(chunks.len());
+    for (index, (rg, (count, min, max))) in row_groups.iter().zip(stats).enumerate() {
+        let (start, end) = rg
+            .columns()
+            .iter()
+            .map(|c| c.byte_range())
+            .fold((u64::MAX, 0), |(lo, hi), (s, l)| (lo.min(s), hi.max(s + l)));
+        locations.push(ChunkLocation {
+            row_group: index,
+            byte_start: start,
+            byte_len: end - start,
+            record_count: count,
+            min_timestamp_ms: min,
+            max_timestamp_ms: max,
+        });
+    }
+    let footer_len = footer_len(&data)?;
+    Ok(EncodedSegment {
+        data,
+        footer_len,
+        chunks: locations,
+    })
+}
+
+/// Length of the footer: metadata length (little-endian u32), then `PAR1`.
+fn footer_len(data: &[u8]) -> Result<u64> {
+    let n = data.len();
+    if n < 12 || &data[n - 4..] != b"PAR1" {
+        return Err(corrupt("missing parquet magic"));
+    }
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&data[n - 8..n - 4]);
+    Ok(u64::from(u32::from_le_bytes(len)) + 8)
+}
+
+fn chunk_batch(chunk: &ChunkInput<'_>, count: i32) -> Result<RecordBatch> {
+    let records = chunk.records;
+    let n = records.len();
+    let topic: ArrayRef = Arc::new(StringArray::from(vec![chunk.topic; n]));
+    let partition: ArrayRef = Arc::new(Int32Array::from(vec![chunk.partition; n]));
+    let relative: ArrayRef = Arc::new(Int32Array::from_iter_values(0..count));
+    let timestamp: ArrayRef = Arc::new(
+        TimestampMillisecondArray::from_iter_values(records.iter().map(|r| r.timestamp_ms))
+            .with_timezone("UTC"),
+    );
+    let key: ArrayRef = Arc::new(BinaryArray::from_iter(
+        records.iter().map(|r| r.key.as_deref()),
+    ));
+    let value: ArrayRef = Arc::new(BinaryArray::from_iter(
+        records.iter().map(|r| r.value.as_deref()),
+    ));
+    let headers = headers_array(records)?;
+    Ok(RecordBatch::try_new(
+        segment_schema(),
+        vec![topic, partition, relative, timestamp, key, value, headers],
+    )?)
+}
+
+fn headers_array(records: &[Record]) -> Result<ArrayRef> {
+    let lengths = records.iter().map(|r| r.headers.len());
+    let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
+    let all = records.iter().flat_map(|r| r.headers.iter());
+    let keys = StringArray::from_iter_values(all.clone().map(|h| h.key.as_str()));
+    let values = BinaryArray::from_iter(all.map(|h| h.value.as_deref()));
+    let entries = StructArray::try_new(
+        header_fields(),
+        vec![Arc::new(keys) as ArrayRef, Arc::new(values) as ArrayRef],
+        None,
+    )?;
+    Ok(Arc::new(ListArray::try_new(
+        header_item_field(),
+        offsets,
+        Arc::new(entries),
+        None,
+    )?))
+}

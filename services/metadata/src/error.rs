@@ -1,0 +1,83 @@
+use thiserror::Error;
+
+/// Coarse error classes for callers at the service boundary: whether to retry, fix the
+/// request, or give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Transient: the store could not be reached or was busy. Retry.
+    Unavailable,
+    /// The request is wrong (bad name, bad config). Do not retry as is.
+    Invalid,
+    /// The request conflicts with current state (topic already exists).
+    Conflict,
+    /// The named thing does not exist.
+    NotFound,
+    /// A bug or corrupt state.
+    Internal,
+}
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("topic '{topic}' already exists")]
+    TopicExists { topic: String },
+    #[error("topic '{topic}' does not exist")]
+    UnknownTopic { topic: String },
+    #[error("topic '{topic}' has no partition {partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: &'static str },
+    #[error("invalid group id: {reason}")]
+    InvalidGroupId { reason: &'static str },
+    #[error("invalid partition count {partitions}: must be between 1 and {max}")]
+    InvalidPartitionCount { partitions: i32, max: i32 },
+    #[error("invalid config '{key}': {reason}")]
+    InvalidConfig { key: String, reason: String },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
+    #[error("metadata store unavailable: {source}")]
+    Unavailable {
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("metadata store error: {source}")]
+    Database {
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("metadata is corrupt: {reason}")]
+    Corrupt { reason: String },
+}
+
+impl MetadataError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TopicExists { .. } => ErrorKind::Conflict,
+            Self::UnknownTopic { .. } | Self::UnknownPartition { .. } => ErrorKind::NotFound,
+            Self::InvalidTopicName { .. }
+            | Self::InvalidGroupId { .. }
+            | Self::InvalidPartitionCount { .. }
+            | Self::InvalidConfig { .. }
+            | Self::InvalidRequest { .. } => ErrorKind::Invalid,
+            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::Database { .. } | Self::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for MetadataError {
+    fn from(source: sqlx::Error) -> Self {
+        match &source {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable { source }
+            }
+            sqlx::Error::Database(db)
+                if db.message().contains("locked") || db.message().contains("busy") =>
+            {
+                Self::Unavailable { source }
+            }
+            _ => Self::Database { source },
+        }
+    }
+}
+
+pub type Result<T, E = MetadataError> = std::result::Result<T, E>;

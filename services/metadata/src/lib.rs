@@ -1,0 +1,24 @@
+//! The metadata service: the single source of truth for what is committed.
+//!
+//! It holds topics and their partitions, sequences offsets when ingest commits a segment,
+//! keeps the segment index (which offsets live in which object, at which row group and
+//! byte range), committed consumer-group offsets, and wakes readers when a partition's
+//! high watermark moves. [`MetadataStore`] is the API every role uses; [`SqliteStore`] is
+//! the embedded implementation. A PostgreSQL store and a network client implement the
+//! same trait. This crate knows nothing of the segment format or object stores.
+
+mod error;
+mod model;
+mod names;
+mod sqlite;
+mod store;
+mod watch;
+
+pub use error::{ErrorKind, MetadataError, Result};
+pub use model::{
+    ChunkCommit, ChunkEntry, GroupOffset, PartitionOffsets, SegmentCommit, SegmentRef, Topic,
+    TopicConfig,
+};
+pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
+pub use sqlite::SqliteStore;
+pub use store::MetadataStore;

@@ -1,0 +1,181 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{MetadataError, Result};
+
+/// Per-topic settings, named as in Kafka. Unset means the cluster default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// How long records are kept, in ms; -1 keeps them forever.
+    #[serde(rename = "retention.ms", skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<i64>,
+    /// Bytes kept per partition; -1 means no limit.
+    #[serde(rename = "retention.bytes", skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<i64>,
+    /// Largest record accepted, in bytes.
+    #[serde(rename = "max.message.bytes", skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<i64>,
+}
+
+impl TopicConfig {
+    /// Names of the settings a topic accepts.
+    pub const KEYS: [&'static str; 3] = ["retention.ms", "retention.bytes", "max.message.bytes"];
+
+    /// Builds a config from Kafka-style string pairs, rejecting unknown keys and bad values.
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        let mut config = Self::default();
+        for (key, value) in pairs {
+            config.set(key.as_ref(), value.as_ref())?;
+        }
+        Ok(config)
+    }
+
+    /// Sets one setting from its Kafka name and string value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let invalid = |reason: String| MetadataError::InvalidConfig {
+            key: key.to_string(),
+            reason,
+        };
+        let number = value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(format!("'{value}' is not an integer")))?;
+        match key {
+            "retention.ms" | "retention.bytes" if number < -1 => {
+                return Err(invalid("must be -1 (unlimited) or more".into()));
+            }
+            "retention.ms" => self.retention_ms = Some(number),
+            "retention.bytes" => self.retention_bytes = Some(number),
+            "max.message.bytes" if !(1..=i64::from(i32::MAX)).contains(&number) => {
+                return Err(invalid("must be between 1 and 2147483647".into()));
+            }
+            "max.message.bytes" => self.max_message_bytes = Some(number),
+            _ => {
+                return Err(invalid(format!(
+                    "unknown topic config; known: {}",
+                    Self::KEYS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings that are set, as Kafka-style string pairs.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.retention_ms {
+            out.push(("retention.ms", v.to_string()));
+        }
+        if let Some(v) = self.retention_bytes {
+            out.push(("retention.bytes", v.to_string()));
+        }
+        if let Some(v) = self.max_message_bytes {
+            out.push(("max.message.bytes", v.to_string()));
+        }
+        out
+    }
+}
+
+/// A topic as the metadata service knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    /// Stable for the topic's whole life; a topic re-created under the same name gets a new id.
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: i32,
+    pub config: TopicConfig,
+    pub created_at_ms: i64,
+}
+
+/// The offset range of one partition: records live at `log_start_offset..high_watermark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    pub log_start_offset: i64,
+    /// The offset the next committed record will get.
+    pub high_watermark: i64,
+}
+
+/// One chunk of a segment to commit: the records of one (topic, partition) pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub record_count: u32,
+    pub row_group: u32,
+    pub byte_start: u64,
+    pub byte_len: u64,
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+/// A segment object that ingest has written and now commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentCommit {
+    /// Object key under the store's prefix.
+    pub key: String,
+    pub size: u64,
+    pub footer_len: u64,
+    pub chunks: Vec<ChunkCommit>,
+}
+
+/// The object a chunk lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SegmentRef {
+    pub key: String,
+    pub size: u64,
+    pub footer_len: u64,
+}
+
+/// One entry of the segment index: offsets `base_offset..base_offset + record_count` of a
+/// partition live in row group `row_group` of `segment`, at `byte_start..+byte_len`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkEntry {
+    pub partition: i32,
+    pub base_offset: i64,
+    pub record_count: u32,
+    pub segment: SegmentRef,
+    pub row_group: u32,
+    pub byte_start: u64,
+    pub byte_len: u64,
+    pub min_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+}
+
+impl ChunkEntry {
+    /// One past the last offset in this chunk.
+    pub fn end_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.record_count)
+    }
+}
+
+/// A consumer group's committed position in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset the group will read.
+    pub offset: i64,
+    pub metadata: Option<String>,
+    pub commit_time_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_kafka_pairs() {
+        let c = TopicConfig::from_pairs([("retention.ms", "1000"), ("max.message.bytes", "2048")])
+            .expect("valid");
+        assert_eq!(c.retention_ms, Some(1000));
+        assert_eq!(c.max_message_bytes, Some(2048));
+        assert_eq!(c.pairs().len(), 2);
+        assert!(TopicConfig::from_pairs([("retention.ms", "soon")]).is_err());
+        assert!(TopicConfig::from_pairs([("retention.ms", "-2")]).is_err());
+        assert!(TopicConfig::from_pairs([("cleanup.policy", "compact")]).is_err());
+        assert!(TopicConfig::from_pairs([("max.message.bytes", "0")]).is_err());
+    }
+}

@@ -1,0 +1,526 @@
+//! The embedded metadata store: one SQLite file, in WAL mode, fsync on every commit.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+use crate::error::{MetadataError, Result};
+use crate::model::{
+    ChunkEntry, GroupOffset, PartitionOffsets, SegmentCommit, SegmentRef, Topic, TopicConfig,
+};
+use crate::names::{validate_group_id, validate_topic_name};
+use crate::store::MetadataStore;
+use crate::watch::Watchers;
+
+/// Most partitions a topic may have.
+pub const MAX_PARTITIONS: i32 = 100_000;
+
+/// Versioned schema migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE topics (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    partitions INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE partitions (
+    topic_id TEXT NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    log_start_offset INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic_id, partition)
+) WITHOUT ROWID;
+CREATE TABLE segments (
+    id INTEGER PRIMARY KEY,
+    object_key TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    footer_len INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE chunks (
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    base_offset INTEGER NOT NULL,
+    record_count INTEGER NOT NULL,
+    segment_id INTEGER NOT NULL REFERENCES segments(id),
+    row_group INTEGER NOT NULL,
+    byte_start INTEGER NOT NULL,
+    byte_len INTEGER NOT NULL,
+    min_timestamp_ms INTEGER NOT NULL,
+    max_timestamp_ms INTEGER NOT NULL,
+    PRIMARY KEY (topic_id, partition, base_offset),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_segment ON chunks(segment_id);
+CREATE TABLE group_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    committed_offset INTEGER NOT NULL,
+    metadata TEXT,
+    commit_time_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+"#];
+
+/// The embedded [`MetadataStore`] on a SQLite file. Writers are serialised in-process
+/// (SQLite has one writer anyway); readers run concurrently thanks to WAL.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    write: Mutex<()>,
+    watchers: Watchers,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store at `path` and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| MetadataError::InvalidRequest {
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let store = Self {
+            pool,
+            write: Mutex::new(()),
+            watchers: Watchers::default(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let _guard = self.write.lock().await;
+        let mut conn = self.pool.acquire().await?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *conn)
+            .await?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(MetadataError::Corrupt {
+                reason: format!("schema version {version} is newer than this build ({known})"),
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::raw_sql(&format!("PRAGMA user_version = {}", index + 1))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the pool (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn topic_row(&self, name: &str) -> Result<Option<Topic>> {
+        let row = sqlx::query(
+            "SELECT id, name, partitions, config, created_at_ms FROM topics WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| topic_from_row(&r)).transpose()
+    }
+
+    async fn topic_id(&self, topic: &str, partition: i32) -> Result<String> {
+        let t = self.topic(topic).await?;
+        if partition < 0 || partition >= t.partitions {
+            return Err(MetadataError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            });
+        }
+        Ok(t.id.to_string())
+    }
+}
+
+fn topic_from_row(row: &SqliteRow) -> Result<Topic> {
+    let id: String = row.try_get("id")?;
+    let config: String = row.try_get("config")?;
+    Ok(Topic {
+        id: Uuid::parse_str(&id).map_err(|e| MetadataError::Corrupt {
+            reason: format!("topic id '{id}': {e}"),
+        })?,
+        name: row.try_get("name")?,
+        partitions: row.try_get("partitions")?,
+        config: serde_json::from_str(&config).map_err(|e| MetadataError::Corrupt {
+            reason: format!("topic config: {e}"),
+        })?,
+        created_at_ms: row.try_get("created_at_ms")?,
+    })
+}
+
+const CHUNK_COLUMNS: &str = "c.partition, c.base_offset, c.record_count, c.row_group, c.byte_start, \
+     c.byte_len, c.min_timestamp_ms, c.max_timestamp_ms, s.object_key, s.size, s.footer_len";
+
+fn chunk_from_row(row: &SqliteRow) -> Result<ChunkEntry> {
+    let u64_of = |name: &str| -> Result<u64> {
+        let v: i64 = row.try_get(name)?;
+        u64::try_from(v).map_err(|_| MetadataError::Corrupt {
+            reason: format!("negative {name}"),
+        })
+    };
+    Ok(ChunkEntry {
+        partition: row.try_get("partition")?,
+        base_offset: row.try_get("base_offset")?,
+        record_count: u32::try_from(u64_of("record_count")?).map_err(|_| {
+            MetadataError::Corrupt {
+                reason: "record_count out of range".into(),
+            }
+        })?,
+        segment: SegmentRef {
+            key: row.try_get("object_key")?,
+            size: u64_of("size")?,
+            footer_len: u64_of("footer_len")?,
+        },
+        row_group: u32::try_from(u64_of("row_group")?).map_err(|_| MetadataError::Corrupt {
+            reason: "row_group out of range".into(),
+        })?,
+        byte_start: u64_of("byte_start")?,
+        byte_len: u64_of("byte_len")?,
+        min_timestamp_ms: row.try_get("min_timestamp_ms")?,
+        max_timestamp_ms: row.try_get("max_timestamp_ms")?,
+    })
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| MetadataError::InvalidRequest {
+        reason: format!("{what} {v} out of range"),
+    })
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<Topic> {
+        validate_topic_name(name)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(MetadataError::InvalidPartitionCount {
+                partitions,
+                max: MAX_PARTITIONS,
+            });
+        }
+        let topic = Topic {
+            id: Uuid::now_v7(),
+            name: name.to_string(),
+            partitions,
+            config,
+            created_at_ms: now_ms(),
+        };
+        let config_json =
+            serde_json::to_string(&topic.config).map_err(|e| MetadataError::InvalidRequest {
+                reason: e.to_string(),
+            })?;
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM topics WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(MetadataError::TopicExists {
+                topic: name.to_string(),
+            });
+        }
+        let id = topic.id.to_string();
+        sqlx::query("INSERT INTO topics (id, name, partitions, config, created_at_ms) VALUES (?, ?, ?, ?, ?)")
+            .bind(&id)
+            .bind(name)
+            .bind(partitions)
+            .bind(config_json)
+            .bind(topic.created_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "WITH RECURSIVE p(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM p WHERE n + 1 < ?) \
+             INSERT INTO partitions (topic_id, partition) SELECT ?, n FROM p",
+        )
+        .bind(partitions)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(topic)
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<()> {
+        let _guard = self.write.lock().await;
+        let done = sqlx::query("DELETE FROM topics WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::UnknownTopic {
+                topic: name.to_string(),
+            });
+        }
+        self.watchers.remove_topic(name);
+        Ok(())
+    }
+
+    async fn topic(&self, name: &str) -> Result<Topic> {
+        self.topic_row(name)
+            .await?
+            .ok_or_else(|| MetadataError::UnknownTopic {
+                topic: name.to_string(),
+            })
+    }
+
+    async fn topics(&self) -> Result<Vec<Topic>> {
+        let rows = sqlx::query(
+            "SELECT id, name, partitions, config, created_at_ms FROM topics ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(topic_from_row).collect()
+    }
+
+    async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        let t = self.topic(topic).await?;
+        let rows = sqlx::query(
+            "SELECT partition, log_start_offset, next_offset FROM partitions WHERE topic_id = ? ORDER BY partition",
+        )
+        .bind(t.id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartitionOffsets {
+                    partition: r.try_get("partition")?,
+                    log_start_offset: r.try_get("log_start_offset")?,
+                    high_watermark: r.try_get("next_offset")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<i64>> {
+        if segment.chunks.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a segment commit needs at least one chunk".into(),
+            });
+        }
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let segment_id: i64 = sqlx::query_scalar(
+            "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&segment.key)
+        .bind(to_i64(segment.size, "size")?)
+        .bind(to_i64(segment.footer_len, "footer_len")?)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let mut topic_ids: HashMap<&str, String> = HashMap::new();
+        let mut base_offsets = Vec::with_capacity(segment.chunks.len());
+        let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
+        for chunk in &segment.chunks {
+            if chunk.record_count == 0 {
+                return Err(MetadataError::InvalidRequest {
+                    reason: format!("empty chunk for {}/{}", chunk.topic, chunk.partition),
+                });
+            }
+            let topic_id = match topic_ids.get(chunk.topic.as_str()) {
+                Some(id) => id.clone(),
+                None => {
+                    let id: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM topics WHERE name = ?")
+                            .bind(&chunk.topic)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let id = id.ok_or_else(|| MetadataError::UnknownTopic {
+                        topic: chunk.topic.clone(),
+                    })?;
+                    topic_ids.insert(&chunk.topic, id.clone());
+                    id
+                }
+            };
+            let count = i64::from(chunk.record_count);
+            let next: Option<i64> = sqlx::query_scalar(
+                "UPDATE partitions SET next_offset = next_offset + ? \
+                 WHERE topic_id = ? AND partition = ? RETURNING next_offset",
+            )
+            .bind(count)
+            .bind(&topic_id)
+            .bind(chunk.partition)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let next = next.ok_or_else(|| MetadataError::UnknownPartition {
+                topic: chunk.topic.clone(),
+                partition: chunk.partition,
+            })?;
+            let base = next - count;
+            sqlx::query(
+                "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
+                 byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&topic_id)
+            .bind(chunk.partition)
+            .bind(base)
+            .bind(count)
+            .bind(segment_id)
+            .bind(i64::from(chunk.row_group))
+            .bind(to_i64(chunk.byte_start, "byte_start")?)
+            .bind(to_i64(chunk.byte_len, "byte_len")?)
+            .bind(chunk.min_timestamp_ms)
+            .bind(chunk.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+            base_offsets.push(base);
+            high_watermarks.insert((chunk.topic.as_str(), chunk.partition), next);
+        }
+        tx.commit().await?;
+        for ((topic, partition), hwm) in high_watermarks {
+            self.watchers.publish(topic, partition, hwm);
+        }
+        Ok(base_offsets)
+    }
+
+    async fn chunks_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = ?1 AND c.partition = ?2 AND c.base_offset >= COALESCE( \
+               (SELECT MAX(base_offset) FROM chunks WHERE topic_id = ?1 AND partition = ?2 AND base_offset <= ?3), 0) \
+             AND c.base_offset + c.record_count > ?3 \
+             ORDER BY c.base_offset LIMIT ?4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&topic_id)
+            .bind(partition)
+            .bind(offset)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(chunk_from_row).collect()
+    }
+
+    async fn chunk_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN segments s ON s.id = c.segment_id \
+             JOIN partitions p ON p.topic_id = c.topic_id AND p.partition = c.partition \
+             WHERE c.topic_id = ? AND c.partition = ? AND c.max_timestamp_ms >= ? \
+             AND c.base_offset + c.record_count > p.log_start_offset \
+             ORDER BY c.base_offset LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&topic_id)
+            .bind(partition)
+            .bind(timestamp_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
+        validate_group_id(group)?;
+        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!(
+                    "negative offset {} for {}/{}",
+                    bad.offset, bad.topic, bad.partition
+                ),
+            });
+        }
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for o in offsets {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
+                 committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
+                 commit_time_ms = excluded.commit_time_ms",
+            )
+            .bind(group)
+            .bind(&o.topic)
+            .bind(o.partition)
+            .bind(o.offset)
+            .bind(&o.metadata)
+            .bind(o.commit_time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>> {
+        let rows = sqlx::query(
+            "SELECT topic, partition, committed_offset, metadata, commit_time_ms FROM group_offsets \
+             WHERE group_id = ? ORDER BY topic, partition",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GroupOffset {
+                    topic: r.try_get("topic")?,
+                    partition: r.try_get("partition")?,
+                    offset: r.try_get("committed_offset")?,
+                    metadata: r.try_get("metadata")?,
+                    commit_time_ms: r.try_get("commit_time_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {
+        self.watchers.subscribe(topic, partition)
+    }
+}

@@ -1,0 +1,64 @@
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::model::{ChunkEntry, GroupOffset, PartitionOffsets, SegmentCommit, Topic, TopicConfig};
+
+/// The metadata service API, used by every role: in-process over the embedded SQLite
+/// store, or (later) through a network client to a shared service.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// Creates a topic with `partitions` partitions, all empty.
+    async fn create_topic(&self, name: &str, partitions: i32, config: TopicConfig)
+    -> Result<Topic>;
+
+    /// Deletes a topic and its index entries. Its objects are left for garbage collection.
+    async fn delete_topic(&self, name: &str) -> Result<()>;
+
+    /// The topic named `name`, or `UnknownTopic`.
+    async fn topic(&self, name: &str) -> Result<Topic>;
+
+    /// All topics, sorted by name.
+    async fn topics(&self) -> Result<Vec<Topic>>;
+
+    /// Log start offset and high watermark of every partition of `topic`, by partition.
+    async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>>;
+
+    /// Commits a segment: in one atomic transaction, assigns each chunk the next offsets of
+    /// its partition and records it in the index. Returns each chunk's base offset, in the
+    /// order of `segment.chunks`. Fails as a whole (nothing visible) if any chunk's topic
+    /// or partition does not exist.
+    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<i64>>;
+
+    /// Index entries of a partition in offset order, starting with the one that holds
+    /// `offset` (or the first one after it), at most `limit`.
+    async fn chunks_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>>;
+
+    /// The first index entry of a partition (in offset order, at or after the log start)
+    /// holding a record with timestamp >= `timestamp_ms`.
+    async fn chunk_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<ChunkEntry>>;
+
+    /// Stores a group's committed offsets (all or nothing).
+    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()>;
+
+    /// A group's committed offsets, by topic and partition. Empty for an unknown group.
+    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>>;
+
+    /// Ids of the groups that have committed offsets, sorted.
+    async fn groups(&self) -> Result<Vec<String>>;
+
+    /// A receiver that changes whenever the high watermark of `topic`/`partition` moves.
+    /// Subscribe first, then read the offsets, then wait: no commit is missed in between.
+    fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64>;
+}

@@ -1,0 +1,419 @@
+//! Behaviour every metadata store must show, run against the embedded SQLite store.
+//! The checks take `&dyn MetadataStore` so other stores run the same suite.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use silt_metadata::{
+    ChunkCommit, ErrorKind, GroupOffset, MetadataStore, SegmentCommit, SqliteStore, TopicConfig,
+};
+
+fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
+    ChunkCommit {
+        topic: topic.into(),
+        partition,
+        record_count: count,
+        row_group: 0,
+        byte_start: 4,
+        byte_len: 100,
+        min_timestamp_ms: ts,
+        max_timestamp_ms: ts + 10,
+    }
+}
+
+fn segment(key: &str, chunks: Vec<ChunkCommit>) -> SegmentCommit {
+    let mut chunks = chunks;
+    for (i, c) in chunks.iter_mut().enumerate() {
+        c.row_group = i as u32;
+    }
+    SegmentCommit {
+        key: key.into(),
+        size: 1000,
+        footer_len: 200,
+        chunks,
+    }
+}
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("meta.db"))
+        .await
+        .expect("opens")
+}
+
+#[tokio::test]
+async fn topics_are_created_listed_and_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir).await;
+    let config = TopicConfig::from_pairs([("retention.ms", "60000")]).expect("config");
+    let t = store
+        .create_topic("orders", 3, config.clone())
+        .await
+        .expect("created");
+    assert_eq!(t.partitions, 3);
+    assert_eq!(store.topic("orders").await.expect("found"), t);
+    assert_eq!(store.topic("orders").await.expect("found").config, config);
+
+    let dup = store
+        .create_topic("orders", 1, TopicConfig::default())
+        .await;
+    assert_eq!(dup.expect_err("duplicate").kind(), ErrorKind::Conflict);
+    let bad = store
+        .create_topic("no/slash", 1, TopicConfig::default())
+        .await;
+    assert_eq!(bad.expect_err("invalid").kind(), ErrorKind::Invalid);
+    let zero = store.create_topic("zero", 0, TopicConfig::default()).await;
+    assert_eq!(zero.expect_err("invalid").kind(), ErrorKind::Invalid);
+
+    store
+        .create_topic("alpha", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let names: Vec<String> = store
+        .topics()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["alpha", "orders"]);
+
+    let offsets = store.partition_offsets("orders").await.expect("offsets");
+    assert_eq!(offsets.len(), 3);
+    assert!(
+        offsets
+            .iter()
+            .all(|o| o.high_watermark == 0 && o.log_start_offset == 0)
+    );
+
+    store.delete_topic("orders").await.expect("deleted");
+    assert_eq!(
+        store.topic("orders").await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.delete_topic("orders").await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    // A re-created topic starts from offset 0 with a new id.
+    let again = store
+        .create_topic("orders", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    assert_ne!(again.id, t.id);
+    assert_eq!(
+        store.partition_offsets("orders").await.expect("offsets")[0].high_watermark,
+        0
+    );
+}
+
+#[tokio::test]
+async fn committing_assigns_dense_offsets_per_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir).await;
+    store
+        .create_topic("a", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    store
+        .create_topic("b", 1, TopicConfig::default())
+        .await
+        .expect("created");
+
+    let first = store
+        .commit_segment(&segment(
+            "s1",
+            vec![
+                chunk("a", 0, 5, 100),
+                chunk("a", 1, 3, 100),
+                chunk("b", 0, 7, 100),
+            ],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(first, [0, 0, 0]);
+    let second = store
+        .commit_segment(&segment(
+            "s2",
+            vec![chunk("a", 0, 2, 200), chunk("b", 0, 1, 200)],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(second, [5, 7]);
+
+    let hwm: Vec<i64> = store
+        .partition_offsets("a")
+        .await
+        .expect("offsets")
+        .iter()
+        .map(|o| o.high_watermark)
+        .collect();
+    assert_eq!(hwm, [7, 3]);
+
+    // Index lookups: from the start, from the middle of a chunk, past the end.
+    let all = store.chunks_from("a", 0, 0, 10).await.expect("chunks");
+    assert_eq!(
+        all.iter()
+            .map(|c| (c.base_offset, c.record_count))
+            .collect::<Vec<_>>(),
+        [(0, 5), (5, 2)]
+    );
+    assert_eq!(all[0].segment.key, "s1");
+    assert_eq!(all[1].segment.key, "s2");
+    let mid = store.chunks_from("a", 0, 3, 10).await.expect("chunks");
+    assert_eq!(mid[0].base_offset, 0);
+    let second_chunk = store.chunks_from("a", 0, 5, 10).await.expect("chunks");
+    assert_eq!(second_chunk.len(), 1);
+    assert_eq!(second_chunk[0].base_offset, 5);
+    assert!(
+        store
+            .chunks_from("a", 0, 7, 10)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
+    assert_eq!(
+        store.chunks_from("a", 0, 0, 1).await.expect("chunks").len(),
+        1
+    );
+    assert_eq!(
+        store
+            .chunks_from("a", 5, 0, 1)
+            .await
+            .expect_err("no partition")
+            .kind(),
+        ErrorKind::NotFound
+    );
+
+    // Timestamp lookup: first chunk whose max timestamp reaches T.
+    let by_ts = store
+        .chunk_for_timestamp("a", 0, 150)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(by_ts.base_offset, 5);
+    assert_eq!(
+        store
+            .chunk_for_timestamp("a", 0, 0)
+            .await
+            .expect("lookup")
+            .expect("found")
+            .base_offset,
+        0
+    );
+    assert!(
+        store
+            .chunk_for_timestamp("a", 0, 10_000)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_commit_naming_a_missing_topic_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir).await;
+    store
+        .create_topic("a", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let err = store
+        .commit_segment(&segment(
+            "s1",
+            vec![chunk("a", 0, 5, 1), chunk("missing", 0, 1, 1)],
+        ))
+        .await
+        .expect_err("unknown topic");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = store
+        .commit_segment(&segment(
+            "s2",
+            vec![chunk("a", 0, 5, 1), chunk("a", 9, 1, 1)],
+        ))
+        .await
+        .expect_err("unknown partition");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.partition_offsets("a").await.expect("offsets")[0].high_watermark,
+        0
+    );
+    assert!(
+        store
+            .chunks_from("a", 0, 0, 10)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
+    // The same object key can be committed after a failed attempt.
+    store
+        .commit_segment(&segment("s1", vec![chunk("a", 0, 5, 1)]))
+        .await
+        .expect("commit");
+}
+
+#[tokio::test]
+async fn concurrent_commits_never_reuse_or_skip_offsets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(&dir).await);
+    store
+        .create_topic("hot", 4, TopicConfig::default())
+        .await
+        .expect("created");
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..25u32 {
+                let p = ((w + i) % 4) as i32;
+                let n = 1 + (i % 7);
+                let base = store
+                    .commit_segment(&segment(&format!("w{w}-{i}"), vec![chunk("hot", p, n, 0)]))
+                    .await
+                    .expect("commit");
+                got.push((p, base[0], n));
+            }
+            got
+        }));
+    }
+    let mut ranges: Vec<(i32, i64, u32)> = Vec::new();
+    for t in tasks {
+        ranges.extend(t.await.expect("task"));
+    }
+    for p in 0..4 {
+        let mut mine: Vec<(i64, u32)> = ranges
+            .iter()
+            .filter(|r| r.0 == p)
+            .map(|r| (r.1, r.2))
+            .collect();
+        mine.sort();
+        let mut next = 0;
+        for (base, n) in &mine {
+            assert_eq!(*base, next, "partition {p} has a gap or overlap");
+            next += i64::from(*n);
+        }
+        let hwm = store.partition_offsets("hot").await.expect("offsets")[p as usize].high_watermark;
+        assert_eq!(hwm, next);
+        let index = store.chunks_from("hot", p, 0, 1000).await.expect("chunks");
+        let bases: HashSet<i64> = index.iter().map(|c| c.base_offset).collect();
+        assert_eq!(bases.len(), mine.len());
+    }
+}
+
+#[tokio::test]
+async fn group_offsets_are_stored_and_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir).await;
+    let o = |p, offset| GroupOffset {
+        topic: "t".into(),
+        partition: p,
+        offset,
+        metadata: Some("m".into()),
+        commit_time_ms: 1,
+    };
+    store
+        .commit_group_offsets("g1", &[o(0, 5), o(1, 7)])
+        .await
+        .expect("commit");
+    store
+        .commit_group_offsets("g1", &[o(0, 9)])
+        .await
+        .expect("commit");
+    store
+        .commit_group_offsets("g2", &[o(0, 1)])
+        .await
+        .expect("commit");
+    let got = store.group_offsets("g1").await.expect("fetch");
+    assert_eq!(
+        got.iter()
+            .map(|g| (g.partition, g.offset))
+            .collect::<Vec<_>>(),
+        [(0, 9), (1, 7)]
+    );
+    assert_eq!(store.groups().await.expect("groups"), ["g1", "g2"]);
+    assert!(
+        store
+            .group_offsets("nobody")
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .commit_group_offsets("", &[o(0, 1)])
+            .await
+            .expect_err("bad")
+            .kind(),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        store
+            .commit_group_offsets("g", &[o(0, -1)])
+            .await
+            .expect_err("bad")
+            .kind(),
+        ErrorKind::Invalid
+    );
+}
+
+#[tokio::test]
+async fn watchers_wake_when_the_high_watermark_moves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(open(&dir).await);
+    store
+        .create_topic("w", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    let mut rx0 = store.watch("w", 0);
+    let mut rx1 = store.watch("w", 1);
+    let writer = store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer
+            .commit_segment(&segment("s", vec![chunk("w", 0, 3, 0)]))
+            .await
+            .expect("commit");
+    });
+    tokio::time::timeout(Duration::from_secs(5), rx0.changed())
+        .await
+        .expect("woken")
+        .expect("open");
+    assert_eq!(*rx0.borrow(), 3);
+    // Partition 1 did not move.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), rx1.changed())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn state_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(&dir).await;
+        store
+            .create_topic("keep", 2, TopicConfig::default())
+            .await
+            .expect("created");
+        store
+            .commit_segment(&segment("s", vec![chunk("keep", 1, 4, 0)]))
+            .await
+            .expect("commit");
+        store.close().await;
+    }
+    let store = open(&dir).await;
+    assert_eq!(
+        store.partition_offsets("keep").await.expect("offsets")[1].high_watermark,
+        4
+    );
+    assert_eq!(
+        store
+            .chunks_from("keep", 1, 0, 10)
+            .await
+            .expect("chunks")
+            .len(),
+        1
+    );
+}
