@@ -1,1 +1,18 @@
-//! stub
+//! Ingest: turns appended records into committed segments.
+//!
+//! Callers append records for any topic and partition; [`Ingest`] buffers them across
+//! partitions for a short linger (or until a size cap), encodes ONE segment object with a
+//! chunk per partition (off the async runtime), PUTs it to the object store, announces it
+//! to a [`SegmentListener`] (the binary wires this to the reader's cache), commits it to
+//! the metadata service, and only then acknowledges each caller with its offsets. Bytes
+//! waiting in ingest are capped: past the cap, callers wait. Depends on `silt-segment`,
+//! `silt-metadata` and `object_store`; knows nothing of the front doors or the reader.
+
+mod batcher;
+mod config;
+mod error;
+mod flush;
+
+pub use batcher::{AppendAck, Ingest, SegmentListener, WrittenSegment};
+pub use config::IngestConfig;
+pub use error::IngestError;

@@ -1,0 +1,250 @@
+//! The append path: buffering records across partitions and deciding when to flush.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+use silt_metadata::MetadataStore;
+use silt_segment::{ChunkLocation, Record};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::config::IngestConfig;
+use crate::error::IngestError;
+use crate::flush::{Batch, InFlight, PendingChunk, Waiter, run_committer, write_segment};
+
+/// Offsets given to one acknowledged append: records got `base_offset..base_offset + count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendAck {
+    pub base_offset: i64,
+    pub count: u32,
+}
+
+/// A segment this node has just written, announced before it is committed so that a
+/// reader on the same node can cache it ahead of the first fetch.
+#[derive(Debug, Clone)]
+pub struct WrittenSegment {
+    /// Object key under the store's prefix.
+    pub key: String,
+    pub data: Bytes,
+    pub footer_len: u64,
+    pub chunks: Vec<ChunkLocation>,
+}
+
+/// Receives every segment ingest writes.
+pub trait SegmentListener: Send + Sync + 'static {
+    fn segment_written(&self, segment: &WrittenSegment);
+}
+
+#[derive(Default)]
+struct Buffer {
+    chunks: BTreeMap<(String, i32), PendingChunk>,
+    bytes: usize,
+    first_at: Option<Instant>,
+}
+
+struct Shared {
+    config: IngestConfig,
+    buffer: Mutex<Buffer>,
+    /// Something was appended to an empty buffer.
+    arrived: Notify,
+    /// The buffer reached the segment size cap.
+    full: Notify,
+    budget: Arc<Semaphore>,
+    cancel: CancellationToken,
+}
+
+/// The ingest role. Cheap to clone; every clone appends to the same buffers.
+#[derive(Clone)]
+pub struct Ingest {
+    shared: Arc<Shared>,
+    tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Ingest {
+    /// Starts ingest's background tasks (flusher and committer) on the current runtime.
+    pub fn start(
+        config: IngestConfig,
+        store: Arc<dyn ObjectStore>,
+        metadata: Arc<dyn MetadataStore>,
+        listener: Option<Arc<dyn SegmentListener>>,
+    ) -> Self {
+        let budget = Arc::new(Semaphore::new(config.max_buffered_bytes));
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            buffer: Mutex::new(Buffer::default()),
+            arrived: Notify::new(),
+            full: Notify::new(),
+            budget,
+            cancel: CancellationToken::new(),
+        });
+        let (tx, rx) = mpsc::channel(config.max_inflight_segments.max(1));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(run_flusher(shared.clone(), store, listener, tx));
+        tasks.spawn(run_committer(rx, metadata));
+        Self {
+            shared,
+            tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
+        }
+    }
+
+    /// Appends records to one partition and waits until they are durable: written to the
+    /// object store and committed. Records keep their order and get consecutive offsets.
+    pub async fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<AppendAck, IngestError> {
+        if records.is_empty() {
+            return Err(IngestError::EmptyBatch);
+        }
+        let size: usize = records.iter().map(Record::size_estimate).sum();
+        let max = self.shared.config.max_buffered_bytes;
+        if size > max {
+            return Err(IngestError::BatchTooLarge { size, max });
+        }
+        if self.shared.cancel.is_cancelled() {
+            return Err(IngestError::ShuttingDown);
+        }
+        // Backpressure: hold `size` bytes of the budget until this append is answered.
+        let permits = u32::try_from(size).map_err(|_| IngestError::BatchTooLarge { size, max })?;
+        let _permit = tokio::select! {
+            permit = self.shared.budget.clone().acquire_many_owned(permits) => {
+                permit.map_err(|_| IngestError::ShuttingDown)?
+            }
+            () = self.shared.cancel.cancelled() => return Err(IngestError::ShuttingDown),
+        };
+        let count = records.len() as u32;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut buffer = self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock: the flusher drains the buffer under it after cancel.
+            if self.shared.cancel.is_cancelled() {
+                return Err(IngestError::ShuttingDown);
+            }
+            let was_empty = buffer.chunks.is_empty();
+            let chunk = buffer
+                .chunks
+                .entry((topic.to_string(), partition))
+                .or_default();
+            chunk.waiters.push(Waiter {
+                index: chunk.records.len() as u32,
+                count,
+                reply: tx,
+            });
+            chunk.records.extend(records);
+            buffer.bytes += size;
+            if was_empty {
+                buffer.first_at = Some(Instant::now());
+                self.shared.arrived.notify_one();
+            }
+            if buffer.bytes >= self.shared.config.max_segment_bytes {
+                self.shared.full.notify_one();
+            }
+        }
+        metrics::gauge!("silt_ingest_buffered_bytes").increment(size as f64);
+        let result = rx.await.unwrap_or_else(|_| {
+            Err(IngestError::Internal {
+                reason: "segment writer dropped the append".into(),
+            })
+        });
+        metrics::gauge!("silt_ingest_buffered_bytes").decrement(size as f64);
+        result
+    }
+
+    /// Bytes of records currently held by ingest (buffered, or being written and committed).
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.config.max_buffered_bytes - self.shared.budget.available_permits()
+    }
+
+    /// Stops accepting appends, writes and commits everything buffered, and waits for the
+    /// background tasks to finish.
+    pub async fn shutdown(&self) {
+        self.shared.cancel.cancel();
+        let mut tasks = self.tasks.lock().await;
+        while tasks.join_next().await.is_some() {}
+        info!("ingest stopped");
+    }
+}
+
+fn take_batch(shared: &Shared) -> Option<Batch> {
+    let mut buffer = shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+    if buffer.chunks.is_empty() {
+        return None;
+    }
+    let taken = std::mem::take(&mut *buffer);
+    Some(Batch {
+        chunks: taken.chunks.into_iter().collect(),
+        bytes: taken.bytes,
+    })
+}
+
+async fn run_flusher(
+    shared: Arc<Shared>,
+    store: Arc<dyn ObjectStore>,
+    listener: Option<Arc<dyn SegmentListener>>,
+    commits: mpsc::Sender<InFlight>,
+) {
+    loop {
+        // Wait for the first record of the next segment.
+        let first_at = loop {
+            let first = shared
+                .buffer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first_at;
+            if let Some(at) = first {
+                break Some(at);
+            }
+            tokio::select! {
+                () = shared.arrived.notified() => {}
+                () = shared.cancel.cancelled() => break None,
+            }
+        };
+        if let Some(at) = first_at {
+            // Linger for company, unless the segment fills up or we are stopping.
+            tokio::select! {
+                () = tokio::time::sleep_until(at + shared.config.linger) => {}
+                () = shared.full.notified() => {}
+                () = shared.cancel.cancelled() => {}
+            }
+        }
+        if let Some(batch) = take_batch(&shared) {
+            debug!(
+                chunks = batch.chunks.len(),
+                bytes = batch.bytes,
+                "flushing segment"
+            );
+            let (records, waiters) = batch.split();
+            let written = tokio::spawn(write_segment(records, store.clone(), listener.clone()));
+            if commits.send(InFlight { written, waiters }).await.is_err() {
+                break;
+            }
+        }
+        if shared.cancel.is_cancelled() && take_is_empty(&shared) {
+            break;
+        }
+    }
+}
+
+fn take_is_empty(shared: &Shared) -> bool {
+    shared
+        .buffer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .chunks
+        .is_empty()
+}

@@ -1,0 +1,26 @@
+use std::time::Duration;
+
+/// How ingest batches records into segments.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// How long the first record of a segment waits for company before the segment is written.
+    pub linger: Duration,
+    /// A segment is written as soon as it holds this many bytes of records.
+    pub max_segment_bytes: usize,
+    /// Most bytes of records waiting in ingest (buffered or being written); appends past
+    /// this wait for earlier segments to be acknowledged.
+    pub max_buffered_bytes: usize,
+    /// Most segments being encoded and uploaded at once.
+    pub max_inflight_segments: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            linger: Duration::from_millis(20),
+            max_segment_bytes: 8 << 20,
+            max_buffered_bytes: 64 << 20,
+            max_inflight_segments: 4,
+        }
+    }
+}
