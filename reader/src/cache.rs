@@ -1,0 +1,177 @@
+//! The chunk cache: raw footer and row-group bytes in a foyer hybrid cache (memory and
+//! local disk), decoded footers in a small in-memory cache, all filled from the object store.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use foyer::{
+    BlockEngineConfig, Cache, CacheBuilder, DeviceBuilder, FsDeviceBuilder, HybridCache,
+    HybridCacheBuilder, PsyncIoEngineConfig,
+};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use silt_metadata::SegmentRef;
+use silt_segment::SegmentFooter;
+
+use crate::config::ReaderConfig;
+use crate::error::ReaderError;
+
+const BLOCK_SIZE: usize = 16 << 20;
+
+pub(crate) fn footer_key(segment: &str) -> String {
+    format!("{segment}#footer")
+}
+
+pub(crate) fn chunk_key(segment: &str, row_group: u32) -> String {
+    format!("{segment}#rg{row_group}")
+}
+
+pub(crate) struct ChunkCache {
+    bytes: HybridCache<String, Bytes>,
+    footers: Cache<String, SegmentFooter>,
+    store: Arc<dyn ObjectStore>,
+}
+
+fn cache_error(source: foyer::Error) -> ReaderError {
+    ReaderError::Cache { source }
+}
+
+impl ChunkCache {
+    pub(crate) async fn build(
+        config: &ReaderConfig,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Self, ReaderError> {
+        let memory = HybridCacheBuilder::new()
+            .with_name("silt-chunks")
+            .memory(config.memory_cache_bytes.max(1 << 20))
+            .with_weighter(|key: &String, value: &Bytes| key.len() + value.len());
+        let bytes = if config.disk_cache_bytes == 0 {
+            memory.storage().build().await.map_err(cache_error)?
+        } else {
+            std::fs::create_dir_all(&config.cache_dir).map_err(|e| ReaderError::Internal {
+                reason: format!(
+                    "cannot create cache dir {}: {e}",
+                    config.cache_dir.display()
+                ),
+            })?;
+            let capacity = config.disk_cache_bytes.max(2 * BLOCK_SIZE);
+            let device = FsDeviceBuilder::new(&config.cache_dir)
+                .with_capacity(capacity)
+                .build()
+                .map_err(cache_error)?;
+            memory
+                .storage()
+                .with_io_engine_config(PsyncIoEngineConfig::new())
+                .with_engine_config(BlockEngineConfig::new(device).with_block_size(BLOCK_SIZE))
+                .build()
+                .await
+                .map_err(cache_error)?
+        };
+        let footers = CacheBuilder::new(64 << 20)
+            .with_weighter(|key: &String, footer: &SegmentFooter| key.len() + footer.memory_size())
+            .build();
+        Ok(Self {
+            bytes,
+            footers,
+            store,
+        })
+    }
+
+    /// Puts an object this node has just written into the cache, footer and chunks.
+    pub(crate) fn insert_segment(
+        &self,
+        key: &str,
+        data: &Bytes,
+        footer_len: u64,
+        chunks: impl Iterator<Item = (u32, u64, u64)>,
+    ) {
+        let len = data.len() as u64;
+        if footer_len > len {
+            return;
+        }
+        let footer = data.slice((len - footer_len) as usize..);
+        if let Ok(decoded) = SegmentFooter::decode(footer.clone(), len) {
+            self.footers.insert(footer_key(key), decoded);
+        }
+        self.bytes.insert(footer_key(key), footer);
+        for (row_group, start, chunk_len) in chunks {
+            let end = start + chunk_len;
+            if end <= len {
+                self.bytes.insert(
+                    chunk_key(key, row_group),
+                    data.slice(start as usize..end as usize),
+                );
+            }
+        }
+    }
+
+    async fn bytes(
+        &self,
+        cache_key: String,
+        object: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ReaderError> {
+        if let Some(entry) = self.bytes.get(&cache_key).await.map_err(cache_error)? {
+            metrics::counter!("silt_reader_cache_requests_total", "result" => "hit").increment(1);
+            return Ok(entry.value().clone());
+        }
+        metrics::counter!("silt_reader_cache_requests_total", "result" => "miss").increment(1);
+        let data = self
+            .store
+            .get_range(&Path::from(object), range)
+            .await
+            .map_err(|source| ReaderError::ObjectStore {
+                key: object.to_string(),
+                source,
+            })?;
+        self.bytes.insert(cache_key, data.clone());
+        Ok(data)
+    }
+
+    pub(crate) async fn footer(&self, segment: &SegmentRef) -> Result<SegmentFooter, ReaderError> {
+        let key = footer_key(&segment.key);
+        if let Some(entry) = self.footers.get(&key) {
+            return Ok(entry.value().clone());
+        }
+        let start = segment
+            .size
+            .checked_sub(segment.footer_len)
+            .ok_or_else(|| ReaderError::Internal {
+                reason: format!("footer of {} longer than the object", segment.key),
+            })?;
+        let raw = self
+            .bytes(key.clone(), &segment.key, start..segment.size)
+            .await?;
+        let size = segment.size;
+        let decoded = tokio::task::spawn_blocking(move || SegmentFooter::decode(raw, size))
+            .await
+            .map_err(|e| ReaderError::Internal {
+                reason: format!("footer decoder panicked: {e}"),
+            })?
+            .map_err(|source| ReaderError::Segment {
+                key: segment.key.clone(),
+                source,
+            })?;
+        self.footers.insert(key, decoded.clone());
+        Ok(decoded)
+    }
+
+    pub(crate) async fn chunk(
+        &self,
+        segment: &SegmentRef,
+        row_group: u32,
+        start: u64,
+        len: u64,
+    ) -> Result<Bytes, ReaderError> {
+        self.bytes(
+            chunk_key(&segment.key, row_group),
+            &segment.key,
+            start..start + len,
+        )
+        .await
+    }
+
+    pub(crate) async fn close(&self) {
+        let _ = self.bytes.close().await;
+    }
+}

@@ -1,0 +1,282 @@
+//! The fetch path: index lookup, chunk reads through the cache, long polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+use silt_metadata::{ChunkEntry, MetadataError, MetadataStore, PartitionOffsets};
+use silt_segment::Record;
+use tokio::time::Instant;
+use tracing::instrument;
+
+use crate::cache::ChunkCache;
+use crate::config::ReaderConfig;
+use crate::error::ReaderError;
+
+/// What to read: records of one partition from `offset` on.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Stop adding records once this many bytes are gathered; the first record is always
+    /// returned whole, however large, so a consumer never gets stuck.
+    pub max_bytes: usize,
+    /// Stop after this many records.
+    pub max_records: usize,
+    /// How long to wait for records when `offset` is at the high watermark.
+    pub max_wait: Duration,
+}
+
+/// A record with the offset the metadata service gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    pub offset: i64,
+    pub record: Record,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    pub records: Vec<ReadRecord>,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// The offset to fetch next.
+    pub next_offset: i64,
+}
+
+/// The reader role. Cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    metadata: Arc<dyn MetadataStore>,
+    cache: Arc<ChunkCache>,
+    config: ReaderConfig,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Reader {
+    pub async fn build(
+        config: ReaderConfig,
+        store: Arc<dyn ObjectStore>,
+        metadata: Arc<dyn MetadataStore>,
+    ) -> Result<Self, ReaderError> {
+        let cache = ChunkCache::build(&config, store).await?;
+        Ok(Self {
+            metadata,
+            cache: Arc::new(cache),
+            config,
+        })
+    }
+
+    /// Caches a segment this node has just written, so that reading it costs no GET.
+    /// `chunks` yields (row group, byte start, byte length).
+    pub fn cache_segment(
+        &self,
+        key: &str,
+        data: &Bytes,
+        footer_len: u64,
+        chunks: impl Iterator<Item = (u32, u64, u64)>,
+    ) {
+        self.cache.insert_segment(key, data, footer_len, chunks);
+    }
+
+    async fn offsets(&self, topic: &str, partition: i32) -> Result<PartitionOffsets, ReaderError> {
+        let all = self.metadata.partition_offsets(topic).await?;
+        all.into_iter()
+            .find(|o| o.partition == partition)
+            .ok_or_else(|| {
+                MetadataError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                }
+                .into()
+            })
+    }
+
+    /// Log start offset and high watermark of one partition.
+    pub async fn partition_offsets(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionOffsets, ReaderError> {
+        self.offsets(topic, partition).await
+    }
+
+    /// Reads records of a partition from `req.offset` on, in offset order. At the high
+    /// watermark it waits up to `req.max_wait` for new records. An offset outside
+    /// `[log_start_offset, high_watermark]` is an error.
+    #[instrument(skip_all, fields(topic = %req.topic, partition = req.partition, offset = req.offset))]
+    pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchResult, ReaderError> {
+        let deadline = Instant::now() + req.max_wait;
+        // Subscribe before reading the offsets, so no commit slips between the two.
+        let mut watch = self.metadata.watch(&req.topic, req.partition);
+        let mut offsets = self.offsets(&req.topic, req.partition).await?;
+        if req.offset < offsets.log_start_offset || req.offset > offsets.high_watermark {
+            return Err(ReaderError::OffsetOutOfRange {
+                topic: req.topic.clone(),
+                partition: req.partition,
+                offset: req.offset,
+                log_start_offset: offsets.log_start_offset,
+                high_watermark: offsets.high_watermark,
+            });
+        }
+        while req.offset >= offsets.high_watermark {
+            let woken = tokio::time::timeout_at(deadline, watch.changed()).await;
+            match woken {
+                Ok(Ok(())) => offsets = self.offsets(&req.topic, req.partition).await?,
+                // Timed out, or the topic was deleted while we waited.
+                Ok(Err(_)) | Err(_) => {
+                    return Ok(FetchResult {
+                        records: Vec::new(),
+                        log_start_offset: offsets.log_start_offset,
+                        high_watermark: offsets.high_watermark,
+                        next_offset: req.offset,
+                    });
+                }
+            }
+        }
+        let records = self.read(req, offsets.high_watermark).await?;
+        let next_offset = records.last().map_or(req.offset, |r| r.offset + 1);
+        metrics::counter!("silt_reader_records_total").increment(records.len() as u64);
+        Ok(FetchResult {
+            records,
+            log_start_offset: offsets.log_start_offset,
+            high_watermark: offsets.high_watermark,
+            next_offset,
+        })
+    }
+
+    async fn read(
+        &self,
+        req: &FetchRequest,
+        high_watermark: i64,
+    ) -> Result<Vec<ReadRecord>, ReaderError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut position = req.offset;
+        let max_records = req.max_records.max(1);
+        'lookup: while position < high_watermark {
+            let chunks = self
+                .metadata
+                .chunks_from(
+                    &req.topic,
+                    req.partition,
+                    position,
+                    self.config.chunks_per_lookup,
+                )
+                .await?;
+            if chunks.is_empty() {
+                break;
+            }
+            for chunk in &chunks {
+                if chunk.base_offset > position {
+                    return Err(ReaderError::Internal {
+                        reason: format!(
+                            "index gap in {}/{}: offset {position} missing, next chunk starts at {}",
+                            req.topic, req.partition, chunk.base_offset
+                        ),
+                    });
+                }
+                for (i, record) in self.load_chunk(chunk).await?.into_iter().enumerate() {
+                    let offset = chunk.base_offset + i as i64;
+                    if offset < position {
+                        continue;
+                    }
+                    if offset >= high_watermark {
+                        break 'lookup;
+                    }
+                    let size = record.size_estimate();
+                    if !out.is_empty() && bytes + size > req.max_bytes {
+                        break 'lookup;
+                    }
+                    bytes += size;
+                    out.push(ReadRecord { offset, record });
+                    position = offset + 1;
+                    if out.len() >= max_records {
+                        break 'lookup;
+                    }
+                }
+                position = position.max(chunk.end_offset());
+            }
+        }
+        metrics::counter!("silt_reader_bytes_total").increment(bytes as u64);
+        Ok(out)
+    }
+
+    async fn load_chunk(&self, chunk: &ChunkEntry) -> Result<Vec<Record>, ReaderError> {
+        let footer = self.cache.footer(&chunk.segment).await?;
+        let data = self
+            .cache
+            .chunk(
+                &chunk.segment,
+                chunk.row_group,
+                chunk.byte_start,
+                chunk.byte_len,
+            )
+            .await?;
+        let (row_group, start, expected) = (
+            chunk.row_group as usize,
+            chunk.byte_start,
+            chunk.record_count,
+        );
+        let records =
+            tokio::task::spawn_blocking(move || footer.decode_chunk(row_group, start, data))
+                .await
+                .map_err(|e| ReaderError::Internal {
+                    reason: format!("chunk decoder panicked: {e}"),
+                })?
+                .map_err(|source| ReaderError::Segment {
+                    key: chunk.segment.key.clone(),
+                    source,
+                })?;
+        if records.len() != expected as usize {
+            return Err(ReaderError::Internal {
+                reason: format!(
+                    "chunk {} row group {} holds {} records, the index says {expected}",
+                    chunk.segment.key,
+                    chunk.row_group,
+                    records.len()
+                ),
+            });
+        }
+        Ok(records)
+    }
+
+    /// The first offset of a partition whose record timestamp is >= `timestamp_ms`, with
+    /// that record's timestamp; `None` if there is none (Kafka then answers the high watermark).
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<(i64, i64)>, ReaderError> {
+        let offsets = self.offsets(topic, partition).await?;
+        // The index finds the first chunk whose largest timestamp reaches T; timestamps
+        // need not grow with offsets, so the record is searched for inside it.
+        let Some(chunk) = self
+            .metadata
+            .chunk_for_timestamp(topic, partition, timestamp_ms)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let records = self.load_chunk(&chunk).await?;
+        Ok(records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (chunk.base_offset + i as i64, r.timestamp_ms))
+            .find(|(offset, ts)| *offset >= offsets.log_start_offset && *ts >= timestamp_ms))
+    }
+
+    /// Flushes the cache's disk tier.
+    pub async fn close(&self) {
+        self.cache.close().await;
+    }
+}
