@@ -1,1 +1,141 @@
-//! stub
+//! The HTTP front door (axum, JSON under `/v1`): topic admin, produce and consume,
+//! a live tail as Server-Sent Events, consumer-group offsets with lag, health, Prometheus
+//! metrics and an OpenAPI document.
+//!
+//! Produced records go through the same [`Ingest`] as every other door, and reads through
+//! the same [`Reader`], so all doors see each other's data. Depends on `silt-ingest`,
+//! `silt-reader` and `silt-metadata`; nothing depends on it but the binary.
+
+mod error;
+mod extract;
+mod groups;
+mod openapi;
+mod partitioner;
+mod records;
+mod topics;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use silt_ingest::Ingest;
+use silt_metadata::MetadataStore;
+use silt_reader::Reader;
+
+pub use error::{ErrorBody, HttpError};
+pub use openapi::ApiDoc;
+pub use partitioner::partition_for_key;
+
+/// Limits the HTTP API enforces.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Largest record (key + value + headers) accepted when a topic sets no
+    /// `max.message.bytes`.
+    pub max_message_bytes: usize,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+    /// Longest long poll a client may ask for.
+    pub max_wait_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1 << 20,
+            max_request_bytes: 32 << 20,
+            max_wait_ms: 30_000,
+        }
+    }
+}
+
+/// Renders the Prometheus exposition text for `/metrics`.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub metadata: Arc<dyn MetadataStore>,
+    pub ingest: Ingest,
+    pub reader: Reader,
+    pub limits: HttpLimits,
+    pub metrics: Option<MetricsRenderer>,
+    round_robin: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(
+        metadata: Arc<dyn MetadataStore>,
+        ingest: Ingest,
+        reader: Reader,
+        limits: HttpLimits,
+        metrics: Option<MetricsRenderer>,
+    ) -> Self {
+        Self {
+            metadata,
+            ingest,
+            reader,
+            limits,
+            metrics,
+            round_robin: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.limits.max_request_bytes;
+    Router::new()
+        .route("/v1/topics", post(topics::create).get(topics::list))
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::describe).delete(topics::delete),
+        )
+        .route("/v1/topics/{topic}/records", post(records::produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(records::consume),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/stream",
+            get(records::stream),
+        )
+        .route(
+            "/v1/groups/{group}/offsets",
+            put(groups::commit).get(groups::fetch),
+        )
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The node is serving")))]
+async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
+    // Touch the metadata store so a broken store shows up as unhealthy.
+    state.metadata.topics().await?;
+    Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|render| render())
+        .unwrap_or_default();
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+async fn not_found() -> HttpError {
+    HttpError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_route",
+        "no such endpoint",
+    )
+}

@@ -1,0 +1,133 @@
+//! Consumer-group offsets: commit, and read back with lag.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use silt_metadata::{GroupOffset, MetadataError, validate_group_id};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::HttpError;
+use crate::extract::{ApiJson, ApiPath};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetIn {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset the group will read.
+    pub offset: i64,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitOffsets {
+    pub offsets: Vec<OffsetIn>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OffsetOut {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+    pub commit_time_ms: i64,
+    /// Null when the topic or partition no longer exists.
+    pub high_watermark: Option<i64>,
+    /// Records the group has yet to read: high watermark minus committed offset.
+    pub lag: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub offsets: Vec<OffsetOut>,
+    /// Sum of the lag over all partitions.
+    pub total_lag: i64,
+}
+
+#[utoipa::path(put, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
+    request_body = CommitOffsets,
+    responses((status = 204), (status = 400, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn commit(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+    ApiJson(body): ApiJson<CommitOffsets>,
+) -> Result<StatusCode, HttpError> {
+    validate_group_id(&group)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut partitions: HashMap<String, i32> = HashMap::new();
+    for o in &body.offsets {
+        if !partitions.contains_key(&o.topic) {
+            let topic = state.metadata.topic(&o.topic).await?;
+            partitions.insert(o.topic.clone(), topic.partitions);
+        }
+        if o.partition < 0 || o.partition >= partitions[&o.topic] {
+            return Err(MetadataError::UnknownPartition {
+                topic: o.topic.clone(),
+                partition: o.partition,
+            }
+            .into());
+        }
+    }
+    let offsets: Vec<GroupOffset> = body
+        .offsets
+        .into_iter()
+        .map(|o| GroupOffset {
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata,
+            commit_time_ms: now,
+        })
+        .collect();
+    state
+        .metadata
+        .commit_group_offsets(&group, &offsets)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
+    responses((status = 200, body = GroupOffsets)))]
+pub(crate) async fn fetch(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupOffsets>, HttpError> {
+    let committed = state.metadata.group_offsets(&group).await?;
+    let mut watermarks: HashMap<String, HashMap<i32, i64>> = HashMap::new();
+    let mut offsets = Vec::with_capacity(committed.len());
+    for o in committed {
+        if !watermarks.contains_key(&o.topic) {
+            let hw = match state.metadata.partition_offsets(&o.topic).await {
+                Ok(all) => all
+                    .into_iter()
+                    .map(|p| (p.partition, p.high_watermark))
+                    .collect(),
+                Err(e) if e.kind() == silt_metadata::ErrorKind::NotFound => HashMap::new(),
+                Err(e) => return Err(e.into()),
+            };
+            watermarks.insert(o.topic.clone(), hw);
+        }
+        let high_watermark = watermarks[&o.topic].get(&o.partition).copied();
+        offsets.push(OffsetOut {
+            lag: high_watermark.map(|hw| (hw - o.offset).max(0)),
+            high_watermark,
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata,
+            commit_time_ms: o.commit_time_ms,
+        });
+    }
+    let total_lag = offsets.iter().filter_map(|o| o.lag).sum();
+    Ok(Json(GroupOffsets {
+        group,
+        offsets,
+        total_lag,
+    }))
+}

@@ -1,0 +1,30 @@
+//! The OpenAPI document, generated from the handlers and types themselves.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Silt HTTP API",
+        description = "Produce, consume and administer Silt topics over HTTP."
+    ),
+    paths(
+        crate::topics::create,
+        crate::topics::list,
+        crate::topics::describe,
+        crate::topics::delete,
+        crate::records::produce,
+        crate::records::consume,
+        crate::records::stream,
+        crate::groups::commit,
+        crate::groups::fetch,
+        crate::health,
+        crate::metrics_text,
+    )
+)]
+pub struct ApiDoc;
+
+pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,444 @@
+//! Produce and consume records as JSON, and the live tail as Server-Sent Events.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use silt_reader::{FetchRequest, ReadRecord};
+use silt_segment::{Header, Record};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::HttpError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::partitioner::partition_for_key;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderIn {
+    pub key: String,
+    /// UTF-8 value.
+    pub value: Option<String>,
+    /// Binary value, base64.
+    pub value_b64: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordIn {
+    /// UTF-8 key; records with a key go to `murmur2(key) % partitions`, as in Kafka.
+    pub key: Option<String>,
+    /// Binary key, base64.
+    pub key_b64: Option<String>,
+    /// The value: a string is stored as its UTF-8 bytes, any other JSON as its JSON text,
+    /// null (or absent) as a null value.
+    #[schema(value_type = Object)]
+    pub value: Option<serde_json::Value>,
+    /// Binary value, base64.
+    pub value_b64: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<HeaderIn>,
+    /// Target partition; by default chosen from the key, or round robin.
+    pub partition: Option<i32>,
+    /// Milliseconds since the epoch; by default the time of arrival.
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    pub records: Vec<RecordIn>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordPosition {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProduceResponse {
+    /// One entry per record, in request order.
+    pub records: Vec<RecordPosition>,
+}
+
+fn decode_b64(field: &str, index: usize, text: &str) -> Result<Bytes, HttpError> {
+    B64.decode(text).map(Bytes::from).map_err(|e| {
+        HttpError::bad_request("invalid_base64", format!("records[{index}].{field}: {e}"))
+    })
+}
+
+fn either(
+    index: usize,
+    name: &str,
+    text: Option<Bytes>,
+    b64: Option<&str>,
+) -> Result<Option<Bytes>, HttpError> {
+    match (text, b64) {
+        (Some(_), Some(_)) => Err(HttpError::bad_request(
+            "invalid_record",
+            format!("records[{index}]: give {name} or {name}_b64, not both"),
+        )),
+        (Some(t), None) => Ok(Some(t)),
+        (None, Some(b)) => decode_b64(&format!("{name}_b64"), index, b).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+fn to_record(
+    index: usize,
+    input: RecordIn,
+    now_ms: i64,
+) -> Result<(Option<i32>, Record), HttpError> {
+    let key = either(
+        index,
+        "key",
+        input.key.map(Bytes::from),
+        input.key_b64.as_deref(),
+    )?;
+    let value_text = match input.value {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(Bytes::from(s)),
+        Some(other) => Some(Bytes::from(other.to_string())),
+    };
+    let value = either(index, "value", value_text, input.value_b64.as_deref())?;
+    let headers = input
+        .headers
+        .into_iter()
+        .map(|h| {
+            let value = either(
+                index,
+                "headers.value",
+                h.value.map(Bytes::from),
+                h.value_b64.as_deref(),
+            )?;
+            Ok(Header { key: h.key, value })
+        })
+        .collect::<Result<Vec<_>, HttpError>>()?;
+    let record = Record {
+        timestamp_ms: input.timestamp.unwrap_or(now_ms),
+        key,
+        value,
+        headers,
+    };
+    Ok((input.partition, record))
+}
+
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", params(("topic" = String, Path)),
+    request_body = ProduceRequest,
+    responses((status = 200, body = ProduceResponse), (status = 400, body = crate::ErrorBody),
+        (status = 404, body = crate::ErrorBody), (status = 413, body = crate::ErrorBody),
+        (status = 503, body = crate::ErrorBody)))]
+pub(crate) async fn produce(
+    State(state): State<AppState>,
+    ApiPath(topic_name): ApiPath<String>,
+    ApiJson(body): ApiJson<ProduceRequest>,
+) -> Result<Json<ProduceResponse>, HttpError> {
+    let topic = state.metadata.topic(&topic_name).await?;
+    if body.records.is_empty() {
+        return Err(HttpError::bad_request(
+            "invalid_request",
+            "records must not be empty",
+        ));
+    }
+    let max_message = topic
+        .config
+        .max_message_bytes
+        .map_or(state.limits.max_message_bytes, |m| m as usize);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // Validate everything before appending anything: a rejected request writes nothing.
+    let count = body.records.len();
+    let mut by_partition: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+    for (index, input) in body.records.into_iter().enumerate() {
+        let (partition, record) = to_record(index, input, now_ms)?;
+        let size = record.size_estimate();
+        if size > max_message {
+            return Err(HttpError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "record_too_large",
+                format!(
+                    "records[{index}] is {size} bytes; the limit for {topic_name} is {max_message}"
+                ),
+            ));
+        }
+        let partition = match (partition, &record.key) {
+            (Some(p), _) if p < 0 || p >= topic.partitions => {
+                return Err(HttpError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "unknown_partition",
+                    format!("topic '{topic_name}' has no partition {p}"),
+                ));
+            }
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, topic.partitions),
+            (None, None) => {
+                let n = state.round_robin.fetch_add(1, Ordering::Relaxed);
+                (n % topic.partitions as u64) as i32
+            }
+        };
+        let entry = by_partition.entry(partition).or_default();
+        entry.0.push(index);
+        entry.1.push(record);
+    }
+    let bytes: usize = by_partition
+        .values()
+        .flat_map(|(_, r)| r)
+        .map(Record::size_estimate)
+        .sum();
+    let appends = by_partition
+        .into_iter()
+        .map(|(partition, (indexes, records))| {
+            let ingest = state.ingest.clone();
+            let topic = topic_name.clone();
+            async move {
+                let ack = ingest.append(&topic, partition, records).await;
+                (partition, indexes, ack)
+            }
+        });
+    let mut positions: Vec<Option<RecordPosition>> = (0..count).map(|_| None).collect();
+    for (partition, indexes, ack) in futures::future::join_all(appends).await {
+        let ack = ack?;
+        for (i, index) in indexes.into_iter().enumerate() {
+            positions[index] = Some(RecordPosition {
+                partition,
+                offset: ack.base_offset + i as i64,
+            });
+        }
+    }
+    metrics::counter!("silt_produce_records_total", "door" => "http").increment(count as u64);
+    metrics::counter!("silt_produce_bytes_total", "door" => "http").increment(bytes as u64);
+    Ok(Json(ProduceResponse {
+        records: positions.into_iter().flatten().collect(),
+    }))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Keys, values and header values as UTF-8 strings where valid, base64 otherwise.
+    #[default]
+    Utf8,
+    /// Always base64 (`key_b64`, `value_b64`).
+    Base64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeQuery {
+    /// First offset to read; default: the earliest.
+    pub offset: Option<i64>,
+    /// Most records to return (default 100, at most 10000).
+    pub limit: Option<usize>,
+    /// How long to wait for records at the end of the partition (default 0).
+    pub wait_ms: Option<u64>,
+    /// Stop adding records past this many bytes (default 1 MiB; one record always fits).
+    pub max_bytes: Option<usize>,
+    pub encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeaderOut {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordOut {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_b64: Option<String>,
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+    pub headers: Vec<HeaderOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsumeResponse {
+    pub records: Vec<RecordOut>,
+    /// Offset to ask for next.
+    pub next_offset: i64,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// (text, base64) for one field: text when valid UTF-8 and not forced to base64.
+fn encode(bytes: Option<&Bytes>, encoding: Encoding) -> (Option<String>, Option<String>) {
+    match bytes {
+        None => (None, None),
+        Some(b) => match (encoding, std::str::from_utf8(b)) {
+            (Encoding::Utf8, Ok(text)) => (Some(text.to_string()), None),
+            _ => (None, Some(B64.encode(b))),
+        },
+    }
+}
+
+fn record_out(r: &ReadRecord, encoding: Encoding) -> RecordOut {
+    let (key, key_b64) = encode(r.record.key.as_ref(), encoding);
+    let (value, value_b64) = encode(r.record.value.as_ref(), encoding);
+    let headers = r
+        .record
+        .headers
+        .iter()
+        .map(|h| {
+            let (value, value_b64) = encode(h.value.as_ref(), encoding);
+            HeaderOut {
+                key: h.key.clone(),
+                value,
+                value_b64,
+            }
+        })
+        .collect();
+    RecordOut {
+        offset: r.offset,
+        timestamp: r.record.timestamp_ms,
+        key,
+        key_b64,
+        value,
+        value_b64,
+        headers,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records",
+    params(("topic" = String, Path), ("partition" = i32, Path), ConsumeQuery),
+    responses((status = 200, body = ConsumeResponse), (status = 404, body = crate::ErrorBody),
+        (status = 416, description = "offset out of range", body = crate::ErrorBody)))]
+pub(crate) async fn consume(
+    State(state): State<AppState>,
+    ApiPath((topic, partition)): ApiPath<(String, i32)>,
+    ApiQuery(query): ApiQuery<ConsumeQuery>,
+) -> Result<Json<ConsumeResponse>, HttpError> {
+    let offset = match query.offset {
+        Some(o) => o,
+        None => {
+            state
+                .reader
+                .partition_offsets(&topic, partition)
+                .await?
+                .log_start_offset
+        }
+    };
+    let request = FetchRequest {
+        topic,
+        partition,
+        offset,
+        max_bytes: query.max_bytes.unwrap_or(1 << 20),
+        max_records: query.limit.unwrap_or(100).clamp(1, 10_000),
+        max_wait: Duration::from_millis(query.wait_ms.unwrap_or(0).min(state.limits.max_wait_ms)),
+    };
+    let result = state.reader.fetch(&request).await?;
+    let encoding = query.encoding.unwrap_or_default();
+    let records: Vec<RecordOut> = result
+        .records
+        .iter()
+        .map(|r| record_out(r, encoding))
+        .collect();
+    let bytes: usize = result
+        .records
+        .iter()
+        .map(|r| r.record.size_estimate())
+        .sum();
+    metrics::counter!("silt_consume_records_total", "door" => "http")
+        .increment(records.len() as u64);
+    metrics::counter!("silt_consume_bytes_total", "door" => "http").increment(bytes as u64);
+    Ok(Json(ConsumeResponse {
+        records,
+        next_offset: result.next_offset,
+        high_watermark: result.high_watermark,
+        log_start_offset: result.log_start_offset,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// First offset to send; default: the current end (only new records).
+    pub offset: Option<i64>,
+    pub encoding: Option<Encoding>,
+}
+
+struct Tail {
+    state: AppState,
+    request: FetchRequest,
+    encoding: Encoding,
+    done: bool,
+}
+
+fn error_event(e: HttpError) -> Event {
+    let body = serde_json::json!({"code": e.code, "message": e.message});
+    Event::default().event("error").data(body.to_string())
+}
+
+/// One round of the tail: a long poll, turned into events.
+async fn tail_round(mut tail: Tail) -> Option<(Vec<Event>, Tail)> {
+    if tail.done {
+        return None;
+    }
+    match tail.state.reader.fetch(&tail.request).await {
+        Ok(result) => {
+            tail.request.offset = result.next_offset;
+            let events = result
+                .records
+                .iter()
+                .map(|r| {
+                    let data =
+                        serde_json::to_string(&record_out(r, tail.encoding)).unwrap_or_default();
+                    Event::default()
+                        .event("record")
+                        .id(r.offset.to_string())
+                        .data(data)
+                })
+                .collect();
+            Some((events, tail))
+        }
+        Err(e) => {
+            tail.done = true;
+            Some((vec![error_event(e.into())], tail))
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/stream",
+    params(("topic" = String, Path), ("partition" = i32, Path), StreamQuery),
+    responses((status = 200, description = "Server-Sent Events: `record` events with the record as JSON data and the offset as id"),
+        (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    ApiPath((topic, partition)): ApiPath<(String, i32)>,
+    ApiQuery(query): ApiQuery<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    let offsets = state.reader.partition_offsets(&topic, partition).await?;
+    let offset = query.offset.unwrap_or(offsets.high_watermark);
+    let tail = Tail {
+        request: FetchRequest {
+            topic,
+            partition,
+            offset,
+            max_bytes: 1 << 20,
+            max_records: 1000,
+            max_wait: Duration::from_secs(10),
+        },
+        state,
+        encoding: query.encoding.unwrap_or_default(),
+        done: false,
+    };
+    use futures::StreamExt;
+    let events = futures::stream::unfold(tail, tail_round)
+        .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

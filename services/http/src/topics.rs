@@ -1,0 +1,147 @@
+//! Topic admin: create, list, describe (with offsets), delete.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use silt_metadata::{Topic, TopicConfig};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::HttpError;
+use crate::extract::{ApiJson, ApiPath};
+
+/// A topic config value: Kafka-style string, or a JSON number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    Text(String),
+    Number(i64),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// 1 to 249 characters from `[a-zA-Z0-9._-]`.
+    pub name: String,
+    pub partitions: i32,
+    /// Kafka topic configs: `retention.ms`, `retention.bytes`, `max.message.bytes`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicInfo {
+    pub name: String,
+    pub id: String,
+    pub partition_count: i32,
+    pub config: BTreeMap<String, String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    /// First offset still stored (log start offset).
+    pub earliest_offset: i64,
+    /// Offset the next record will get (high watermark).
+    pub latest_offset: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicDetail {
+    #[serde(flatten)]
+    pub topic: TopicInfo,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<TopicInfo>,
+}
+
+fn info(t: Topic) -> TopicInfo {
+    TopicInfo {
+        config: t
+            .config
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        id: t.id.to_string(),
+        name: t.name,
+        partition_count: t.partitions,
+        created_at_ms: t.created_at_ms,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/topics", request_body = CreateTopic,
+    responses((status = 201, body = TopicInfo), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTopic>,
+) -> Result<(StatusCode, Json<TopicInfo>), HttpError> {
+    let pairs = body.config.into_iter().map(|(k, v)| {
+        let v = match v {
+            ConfigValue::Text(s) => s,
+            ConfigValue::Number(n) => n.to_string(),
+        };
+        (k, v)
+    });
+    let config = TopicConfig::from_pairs(pairs)?;
+    let topic = state
+        .metadata
+        .create_topic(&body.name, body.partitions, config)
+        .await?;
+    tracing::info!(topic = %topic.name, partitions = topic.partitions, "topic created");
+    Ok((StatusCode::CREATED, Json(info(topic))))
+}
+
+#[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<TopicList>, HttpError> {
+    let topics = state
+        .metadata
+        .topics()
+        .await?
+        .into_iter()
+        .map(info)
+        .collect();
+    Ok(Json(TopicList { topics }))
+}
+
+#[utoipa::path(get, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
+    responses((status = 200, body = TopicDetail), (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn describe(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<TopicDetail>, HttpError> {
+    let topic = state.metadata.topic(&name).await?;
+    let partitions = state
+        .metadata
+        .partition_offsets(&name)
+        .await?
+        .into_iter()
+        .map(|o| PartitionInfo {
+            partition: o.partition,
+            earliest_offset: o.log_start_offset,
+            latest_offset: o.high_watermark,
+        })
+        .collect();
+    Ok(Json(TopicDetail {
+        topic: info(topic),
+        partitions,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, HttpError> {
+    state.metadata.delete_topic(&name).await?;
+    tracing::info!(topic = %name, "topic deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

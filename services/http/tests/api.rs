@@ -1,0 +1,452 @@
+//! The HTTP API, handler by handler, through `tower::ServiceExt::oneshot` on the real router
+//! over ingest, reader, an in-memory object store and the SQLite metadata store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use object_store::memory::InMemory;
+use serde_json::{Value, json};
+use silt_http::{AppState, HttpLimits, router};
+use silt_ingest::{Ingest, IngestConfig};
+use silt_metadata::SqliteStore;
+use silt_reader::{Reader, ReaderConfig};
+use tower::ServiceExt;
+
+struct Api {
+    _dir: tempfile::TempDir,
+    app: Router,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Arc::new(
+        SqliteStore::open(&dir.path().join("m.db"))
+            .await
+            .expect("open"),
+    );
+    let store = Arc::new(InMemory::new());
+    let reader = Reader::build(
+        ReaderConfig {
+            memory_cache_bytes: 8 << 20,
+            disk_cache_bytes: 0,
+            cache_dir: dir.path().join("cache"),
+            chunks_per_lookup: 8,
+        },
+        store.clone(),
+        meta.clone(),
+    )
+    .await
+    .expect("reader");
+    let ingest = Ingest::start(
+        IngestConfig {
+            linger: Duration::from_millis(2),
+            ..IngestConfig::default()
+        },
+        store,
+        meta.clone(),
+        None,
+    );
+    let limits = HttpLimits {
+        max_message_bytes: 1000,
+        ..HttpLimits::default()
+    };
+    let metrics = Arc::new(|| "silt_test_metric 1\n".to_string());
+    let state = AppState::new(meta, ingest, reader, limits, Some(metrics));
+    Api {
+        _dir: dir,
+        app: router(state),
+    }
+}
+
+impl Api {
+    async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("request");
+        let response = self.app.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value)
+    }
+
+    async fn json(&self, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call(method, uri, Some(&body.to_string())).await
+    }
+}
+
+#[tokio::test]
+async fn topic_admin() {
+    let api = api().await;
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": "orders", "partitions": 3, "config": {"retention.ms": 60000}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(body["partition_count"], 3);
+    assert_eq!(body["config"]["retention.ms"], "60000");
+
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": "orders", "partitions": 1}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("topic_exists"))
+    );
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": "bad name", "partitions": 1}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_topic_name"))
+    );
+    let long = "x".repeat(250);
+    let (s, _) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": long, "partitions": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": "c", "partitions": 1, "config": {"nope": "1"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_config"))
+    );
+    let (s, body) = api
+        .call(Method::POST, "/v1/topics", Some("{not json"))
+        .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+
+    let (s, body) = api.call(Method::GET, "/v1/topics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["topics"].as_array().map(Vec::len), Some(1));
+
+    let (s, body) = api.call(Method::GET, "/v1/topics/orders", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["partitions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        body["partitions"][2],
+        json!({"partition": 2, "earliest_offset": 0, "latest_offset": 0})
+    );
+
+    let (s, body) = api.call(Method::GET, "/v1/topics/missing", None).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_topic"))
+    );
+    let (s, _) = api.call(Method::DELETE, "/v1/topics/orders", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = api.call(Method::DELETE, "/v1/topics/orders", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn produce_and_consume_round_trip() {
+    let api = api().await;
+    api.json(
+        Method::POST,
+        "/v1/topics",
+        json!({"name": "t", "partitions": 4}),
+    )
+    .await;
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics/t/records",
+            json!({"records": [
+                {"key": "k1", "value": "hello", "partition": 2, "timestamp": 1234,
+                 "headers": [{"key": "h", "value": "v"}, {"key": "bin", "value_b64": "AAE="}]},
+                {"value_b64": "/wA=", "partition": 2},
+                {"value": {"amount": 5}, "partition": 2},
+                {"value": null, "partition": 2},
+                {"key": "same", "value": "a"},
+                {"key": "same", "value": "b"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let positions = body["records"].as_array().expect("records").clone();
+    assert_eq!(positions.len(), 6);
+    for (i, p) in positions.iter().take(4).enumerate() {
+        assert_eq!(p, &json!({"partition": 2, "offset": i}));
+    }
+    // The same key lands in the same partition, with consecutive offsets.
+    assert_eq!(positions[4]["partition"], positions[5]["partition"]);
+    assert_eq!(
+        positions[5]["offset"].as_i64(),
+        positions[4]["offset"].as_i64().map(|o| o + 1)
+    );
+
+    let (s, body) = api
+        .call(
+            Method::GET,
+            "/v1/topics/t/partitions/2/records?offset=0",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let records = body["records"].as_array().expect("records");
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0]["key"], "k1");
+    assert_eq!(records[0]["value"], "hello");
+    assert_eq!(records[0]["timestamp"], 1234);
+    assert_eq!(
+        records[0]["headers"],
+        json!([{"key": "h", "value": "v"}, {"key": "bin", "value": "\u{0}\u{1}"}])
+    );
+    assert_eq!(records[1]["value_b64"], "/wA=");
+    assert_eq!(records[1]["value"], Value::Null);
+    assert_eq!(records[2]["value"], "{\"amount\":5}");
+    assert_eq!(records[3]["value"], Value::Null);
+    assert_eq!(body["next_offset"], 4);
+    assert_eq!(body["high_watermark"], 4);
+
+    let (_, body) = api
+        .call(
+            Method::GET,
+            "/v1/topics/t/partitions/2/records?offset=1&limit=1&encoding=base64",
+            None,
+        )
+        .await;
+    assert_eq!(body["records"][0]["value_b64"], "/wA=");
+    assert_eq!(body["next_offset"], 2);
+
+    // Round robin without a key covers every partition.
+    let unkeyed: Vec<Value> = (0..8).map(|i| json!({"value": format!("r{i}")})).collect();
+    let (_, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics/t/records",
+            json!({ "records": unkeyed }),
+        )
+        .await;
+    let mut used: Vec<i64> = body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r["partition"].as_i64())
+        .collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(used, [0, 1, 2, 3]);
+}
+
+#[tokio::test]
+async fn bad_requests_write_nothing() {
+    let api = api().await;
+    api.json(
+        Method::POST,
+        "/v1/topics",
+        json!({"name": "t", "partitions": 1}),
+    )
+    .await;
+    let cases = [
+        (
+            json!({"records": [{"value": "ok"}, {"value": "x".repeat(2000)}]}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "record_too_large",
+        ),
+        (
+            json!({"records": [{"value": "ok"}, {"value": "a", "partition": 5}]}),
+            StatusCode::NOT_FOUND,
+            "unknown_partition",
+        ),
+        (
+            json!({"records": [{"value": "ok"}, {"value": "a", "value_b64": "YQ=="}]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_record",
+        ),
+        (
+            json!({"records": [{"value": "ok"}, {"value_b64": "***"}]}),
+            StatusCode::BAD_REQUEST,
+            "invalid_base64",
+        ),
+        (
+            json!({"records": []}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"records": [{"value": "ok", "colour": "red"}]}),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, got) = api.json(Method::POST, "/v1/topics/t/records", body).await;
+        assert_eq!((s, got["code"].as_str()), (status, Some(code)), "{got}");
+    }
+    let (s, got) = api
+        .json(
+            Method::POST,
+            "/v1/topics/none/records",
+            json!({"records": [{"value": "a"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_topic"))
+    );
+    let (_, detail) = api.call(Method::GET, "/v1/topics/t", None).await;
+    assert_eq!(detail["partitions"][0]["latest_offset"], 0);
+
+    let (s, got) = api
+        .call(
+            Method::GET,
+            "/v1/topics/t/partitions/0/records?offset=5",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            Some("offset_out_of_range")
+        )
+    );
+    let (s, got) = api
+        .call(Method::GET, "/v1/topics/t/partitions/zero/records", None)
+        .await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_path"))
+    );
+    let (s, got) = api
+        .call(
+            Method::GET,
+            "/v1/topics/t/partitions/0/records?limit=many",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
+    let (s, got) = api.call(Method::GET, "/nowhere", None).await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_route"))
+    );
+    // Still serving.
+    let (s, _) = api
+        .json(
+            Method::POST,
+            "/v1/topics/t/records",
+            json!({"records": [{"value": "fine"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn group_offsets_with_lag() {
+    let api = api().await;
+    api.json(
+        Method::POST,
+        "/v1/topics",
+        json!({"name": "t", "partitions": 2}),
+    )
+    .await;
+    let records: Vec<Value> = (0..5)
+        .map(|i| json!({"value": i.to_string(), "partition": 0}))
+        .collect();
+    api.json(
+        Method::POST,
+        "/v1/topics/t/records",
+        json!({ "records": records }),
+    )
+    .await;
+    let (s, _) = api
+        .json(Method::PUT, "/v1/groups/g1/offsets", json!({"offsets": [{"topic": "t", "partition": 0, "offset": 2}, {"topic": "t", "partition": 1, "offset": 0}]}))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, body) = api.call(Method::GET, "/v1/groups/g1/offsets", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["offsets"][0]["lag"], 3);
+    assert_eq!(body["offsets"][0]["high_watermark"], 5);
+    assert_eq!(body["offsets"][1]["lag"], 0);
+    assert_eq!(body["total_lag"], 3);
+    let (s, got) = api
+        .json(
+            Method::PUT,
+            "/v1/groups/g1/offsets",
+            json!({"offsets": [{"topic": "t", "partition": 7, "offset": 2}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_partition"))
+    );
+    let (s, _) = api
+        .json(
+            Method::PUT,
+            "/v1/groups/g1/offsets",
+            json!({"offsets": [{"topic": "t", "partition": 0, "offset": -4}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let api = api().await;
+    let (s, body) = api.call(Method::GET, "/healthz", None).await;
+    assert_eq!((s, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, body) = api.call(Method::GET, "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, Value::String("silt_test_metric 1\n".into()));
+    let (s, doc) = api.call(Method::GET, "/v1/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/v1/topics",
+        "/v1/topics/{topic}",
+        "/v1/topics/{topic}/records",
+        "/v1/topics/{topic}/partitions/{partition}/records",
+        "/v1/topics/{topic}/partitions/{partition}/stream",
+        "/v1/groups/{group}/offsets",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(p), "openapi lacks {p}");
+    }
+}
