@@ -103,8 +103,12 @@ pub async fn build_store(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore
                 .with_bucket_name(&s3.bucket)
                 .with_region(&s3.region)
                 .with_virtual_hosted_style_request(!s3.path_style)
-                .with_allow_http(s3.allow_http)
-                .with_client_options(ClientOptions::new().with_timeout(s3.request_timeout))
+                // Client options carry allow_http too: set both in one place.
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_timeout(s3.request_timeout)
+                        .with_allow_http(s3.allow_http),
+                )
                 .with_retry(RetryConfig {
                     max_retries: s3.max_retries,
                     ..RetryConfig::default()
@@ -141,6 +145,8 @@ async fn create_bucket(store: &AmazonS3, bucket: &str) -> Result<(), StorageErro
         .map_err(|e| fail(e.to_string()))?;
     let response = reqwest::Client::new()
         .put(url.as_str())
+        .header(reqwest::header::CONTENT_LENGTH, "0")
+        .body(Vec::new())
         .send()
         .await
         .map_err(|e| fail(e.to_string()))?;

@@ -50,6 +50,10 @@ pub struct InstrumentedStore {
 
 impl InstrumentedStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        // Register the request series at zero, so "no GETs" reads as 0 rather than absent.
+        for op in ["put", "get", "head", "list", "delete", "copy"] {
+            metrics::counter!("silt_object_requests_total", "op" => op).increment(0);
+        }
         Self {
             inner,
             counters: Counters::default(),

@@ -1,1 +1,118 @@
-fn main() {}
+//! The `silt` binary: command line, configuration and role wiring.
+//!
+//! `silt dev` runs every role in one process on a local folder (or an S3 bucket) with the
+//! embedded SQLite metadata store.
+
+mod config;
+mod node;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "silt", version, about = "Event streaming on object storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role in one process: embedded metadata, local folder or S3 storage.
+    Dev(DevArgs),
+    /// Print the effective configuration (defaults, file, environment, flags) as TOML.
+    Config(DevArgs),
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// TOML configuration file (see silt.example.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Folder for metadata, local objects and cache.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTP API.
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+    /// How long ingest waits to fill a segment, e.g. 20ms.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    linger: Option<Duration>,
+    /// S3-compatible endpoint URL (MinIO, ...); unset means AWS.
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// Keep objects in this S3 bucket instead of a local folder.
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Key prefix for all objects in the bucket.
+    #[arg(long)]
+    s3_prefix: Option<String>,
+    /// Use path-style URLs (MinIO and most S3-compatible servers).
+    #[arg(long)]
+    s3_path_style: bool,
+    /// Allow a plain http:// endpoint.
+    #[arg(long)]
+    s3_allow_http: bool,
+    /// Create the bucket if it does not exist.
+    #[arg(long)]
+    create_bucket: bool,
+}
+
+impl DevArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(a) = self.http_addr {
+            c.http.addr = a;
+        }
+        if let Some(l) = self.linger {
+            c.ingest.linger = l;
+        }
+        let s3 = &mut c.storage.s3;
+        if let Some(e) = &self.s3_endpoint {
+            s3.endpoint = Some(e.clone());
+        }
+        if let Some(b) = &self.s3_bucket {
+            s3.bucket = b.clone();
+        }
+        if let Some(r) = &self.s3_region {
+            s3.region = r.clone();
+        }
+        if let Some(p) = &self.s3_prefix {
+            s3.prefix = p.clone();
+        }
+        s3.path_style |= self.s3_path_style;
+        s3.allow_http |= self.s3_allow_http;
+        s3.create_bucket |= self.create_bucket;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => {
+            let config = args.config()?;
+            node::init_tracing(&config.log.filter);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(node::run_dev(config))
+        }
+        Command::Config(args) => {
+            let config = args.config()?;
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+    }
+}

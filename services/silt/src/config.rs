@@ -1,0 +1,246 @@
+//! Node configuration: serde structs with defaults, loaded from a TOML file, then
+//! `SILT_*` environment variables (nested keys joined by `__`, e.g.
+//! `SILT_INGEST__LINGER=50ms`), then command-line flags; validated before anything starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use silt_storage::S3Settings;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Folder for everything local: the SQLite metadata file, the local object store
+    /// (when no S3 bucket is set) and the disk cache.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub ingest: IngestSettings,
+    pub cache: CacheSettings,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("silt-data"),
+            http: HttpConfig::default(),
+            storage: StorageConfig::default(),
+            ingest: IngestSettings::default(),
+            cache: CacheSettings::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    /// Largest record accepted when a topic sets no `max.message.bytes`.
+    pub max_message_bytes: usize,
+    /// Largest request body.
+    pub max_request_bytes: usize,
+    /// Longest long poll (`wait_ms`) a client may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_message_bytes: 1 << 20,
+            max_request_bytes: 32 << 20,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where objects live: a local folder (default: `<data_dir>/objects`) or, when
+/// `s3.bucket` is set, an S3-compatible bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub local_dir: Option<PathBuf>,
+    pub s3: S3Settings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    pub max_segment_bytes: usize,
+    pub max_buffered_bytes: usize,
+    pub max_inflight_segments: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        let d = silt_ingest::IngestConfig::default();
+        Self {
+            linger: d.linger,
+            max_segment_bytes: d.max_segment_bytes,
+            max_buffered_bytes: d.max_buffered_bytes,
+            max_inflight_segments: d.max_inflight_segments,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    pub memory_bytes: usize,
+    /// 0 turns the disk tier off.
+    pub disk_bytes: usize,
+    /// Default: `<data_dir>/cache`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            disk_bytes: 1 << 30,
+            dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `silt_ingest=debug,info`. `RUST_LOG` wins if set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `SILT_*` environment variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("SILT_").split("__"));
+        let config: Config = figment.extract().context("invalid configuration")?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot, naming the field at fault.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let i = &self.ingest;
+        if i.linger.is_zero() || i.linger > Duration::from_secs(10) {
+            bail!(
+                "ingest.linger must be between 1ms and 10s, not {:?}",
+                i.linger
+            );
+        }
+        if i.max_segment_bytes < 1024 {
+            bail!("ingest.max_segment_bytes must be at least 1024");
+        }
+        if i.max_buffered_bytes < i.max_segment_bytes {
+            bail!("ingest.max_buffered_bytes must be at least ingest.max_segment_bytes");
+        }
+        if i.max_buffered_bytes > u32::MAX as usize {
+            bail!("ingest.max_buffered_bytes must be below 4 GiB");
+        }
+        if i.max_inflight_segments == 0 {
+            bail!("ingest.max_inflight_segments must be at least 1");
+        }
+        if self.http.max_message_bytes == 0
+            || self.http.max_message_bytes > self.http.max_request_bytes
+        {
+            bail!("http.max_message_bytes must be between 1 and http.max_request_bytes");
+        }
+        if self.http.max_message_bytes > i.max_buffered_bytes {
+            bail!("http.max_message_bytes must not exceed ingest.max_buffered_bytes");
+        }
+        if self.cache.memory_bytes < 1 << 20 {
+            bail!("cache.memory_bytes must be at least 1 MiB");
+        }
+        let s3 = &self.storage.s3;
+        if s3.bucket.is_empty() && (s3.endpoint.is_some() || s3.create_bucket) {
+            bail!("storage.s3.bucket is required when storage.s3.endpoint or create_bucket is set");
+        }
+        if s3.request_timeout.is_zero() {
+            bail!("storage.s3.request_timeout must be positive");
+        }
+        Ok(())
+    }
+
+    pub fn metadata_path(&self) -> PathBuf {
+        self.data_dir.join("metadata.db")
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.storage
+            .local_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_example_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../silt.example.toml");
+        let text = std::fs::read_to_string(&path).expect("example config exists");
+        let config: Config = toml::from_str(&text).expect("example parses");
+        config.validate().expect("example is valid");
+        // The example spells out the defaults, apart from the documented S3 section.
+        let mut expected = Config::default();
+        expected.storage.s3 = config.storage.s3.clone();
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected_by_name() {
+        let err = toml::from_str::<Config>("[ingest]\nlingr = \"5ms\"\n").expect_err("typo");
+        assert!(err.to_string().contains("lingr"), "{err}");
+        let err =
+            toml::from_str::<Config>("[ingest]\nlinger = \"soon\"\n").expect_err("bad duration");
+        assert!(
+            err.to_string().contains("linger") || err.to_string().contains("soon"),
+            "{err}"
+        );
+        let mut c = Config::default();
+        c.ingest.max_buffered_bytes = 10;
+        let err = c.validate().expect_err("too small");
+        assert!(
+            err.to_string().contains("ingest.max_buffered_bytes"),
+            "{err}"
+        );
+    }
+}
