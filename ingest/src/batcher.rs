@@ -58,6 +58,16 @@ struct Shared {
     cancel: CancellationToken,
 }
 
+impl Shared {
+    fn buffered_bytes(&self) -> usize {
+        self.config.max_buffered_bytes - self.budget.available_permits()
+    }
+
+    fn report_buffered(&self) {
+        metrics::gauge!("silt_ingest_buffered_bytes").set(self.buffered_bytes() as f64);
+    }
+}
+
 /// The ingest role. Cheap to clone; every clone appends to the same buffers.
 #[derive(Clone)]
 pub struct Ingest {
@@ -93,7 +103,8 @@ impl Ingest {
         let (tx, rx) = mpsc::channel(config.max_inflight_segments.max(1));
         let mut tasks = JoinSet::new();
         tasks.spawn(run_flusher(shared.clone(), store, listener, tx));
-        tasks.spawn(run_committer(rx, metadata));
+        let gauge = shared.clone();
+        tasks.spawn(run_committer(rx, metadata, move || gauge.report_buffered()));
         Self {
             shared,
             tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
@@ -121,7 +132,7 @@ impl Ingest {
         }
         // Backpressure: hold `size` bytes of the budget until this append is answered.
         let permits = u32::try_from(size).map_err(|_| IngestError::BatchTooLarge { size, max })?;
-        let _permit = tokio::select! {
+        let permit = tokio::select! {
             permit = self.shared.budget.clone().acquire_many_owned(permits) => {
                 permit.map_err(|_| IngestError::ShuttingDown)?
             }
@@ -140,10 +151,13 @@ impl Ingest {
                 .chunks
                 .entry((topic.to_string(), partition))
                 .or_default();
+            // The waiter holds the budget until its segment is answered, even if this
+            // caller goes away meanwhile: the records stay buffered until then.
             chunk.waiters.push(Waiter {
                 index: chunk.records.len() as u32,
                 count,
                 reply: tx,
+                _budget: permit,
             });
             chunk.records.extend(records);
             buffer.bytes += size;
@@ -155,19 +169,17 @@ impl Ingest {
                 self.shared.full.notify_one();
             }
         }
-        metrics::gauge!("silt_ingest_buffered_bytes").increment(size as f64);
-        let result = rx.await.unwrap_or_else(|_| {
+        self.shared.report_buffered();
+        rx.await.unwrap_or_else(|_| {
             Err(IngestError::Internal {
                 reason: "segment writer dropped the append".into(),
             })
-        });
-        metrics::gauge!("silt_ingest_buffered_bytes").decrement(size as f64);
-        result
+        })
     }
 
     /// Bytes of records currently held by ingest (buffered, or being written and committed).
     pub fn buffered_bytes(&self) -> usize {
-        self.shared.config.max_buffered_bytes - self.shared.budget.available_permits()
+        self.shared.buffered_bytes()
     }
 
     /// Stops accepting appends, writes and commits everything buffered, and waits for the

@@ -7,7 +7,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use silt_metadata::{ChunkCommit, ErrorKind, MetadataError, MetadataStore, SegmentCommit};
 use silt_segment::{ChunkInput, ChunkLocation, Record, encode_segment, segment_key};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 use uuid::Uuid;
@@ -20,6 +20,18 @@ pub(crate) struct Waiter {
     pub(crate) index: u32,
     pub(crate) count: u32,
     pub(crate) reply: oneshot::Sender<Result<AppendAck, IngestError>>,
+    /// This append's share of the byte budget, given back when the waiter is dropped.
+    pub(crate) _budget: OwnedSemaphorePermit,
+}
+
+impl Waiter {
+    /// Gives the budget back, then answers the caller (so a caller that sees its answer
+    /// also sees the budget released).
+    fn answer(self, result: Result<AppendAck, IngestError>) {
+        let Waiter { reply, _budget, .. } = self;
+        drop(_budget);
+        let _ = reply.send(result);
+    }
 }
 
 /// Records buffered for one (topic, partition).
@@ -133,7 +145,7 @@ pub(crate) async fn write_segment(
 fn fail_all(waiters: ChunkWaiters, error: &IngestError) {
     for (_, _, waiters) in waiters {
         for w in waiters {
-            let _ = w.reply.send(Err(error.clone()));
+            w.answer(Err(error.clone()));
         }
     }
 }
@@ -143,8 +155,10 @@ fn fail_all(waiters: ChunkWaiters, error: &IngestError) {
 pub(crate) async fn run_committer(
     mut queue: mpsc::Receiver<InFlight>,
     metadata: Arc<dyn MetadataStore>,
+    report_buffered: impl Fn(),
 ) {
     while let Some(InFlight { written, waiters }) = queue.recv().await {
+        report_buffered();
         let written = match written.await {
             Ok(Ok(written)) => written,
             Ok(Err(e)) => {
@@ -164,6 +178,7 @@ pub(crate) async fn run_committer(
             }
         };
         commit(written, waiters, metadata.as_ref()).await;
+        report_buffered();
     }
 }
 
@@ -208,7 +223,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn Metadata
                             base_offset: base + i64::from(w.index),
                             count: w.count,
                         };
-                        let _ = w.reply.send(Ok(ack));
+                        w.answer(Ok(ack));
                     }
                 }
                 return;
@@ -224,7 +239,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn Metadata
                 };
                 warn!(topic = %chunk.topic, partition = chunk.partition, "dropping chunk of a missing topic or partition");
                 for w in waiters {
-                    let _ = w.reply.send(Err(rejected.clone()));
+                    w.answer(Err(rejected.clone()));
                 }
                 if chunks.is_empty() {
                     return;
@@ -256,7 +271,7 @@ fn fail_chunks(chunks: Vec<(ChunkCommit, Vec<Waiter>)>, key: &str, e: MetadataEr
     };
     for (_, waiters) in chunks {
         for w in waiters {
-            let _ = w.reply.send(Err(error.clone()));
+            w.answer(Err(error.clone()));
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{ChunkEntry, MetadataError, MetadataStore, PartitionOffsets};
+use silt_metadata::{ChunkEntry, MetadataStore, PartitionOffsets};
 use silt_segment::Record;
 use tokio::time::Instant;
 use tracing::instrument;
@@ -88,16 +88,7 @@ impl Reader {
     }
 
     async fn offsets(&self, topic: &str, partition: i32) -> Result<PartitionOffsets, ReaderError> {
-        let all = self.metadata.partition_offsets(topic).await?;
-        all.into_iter()
-            .find(|o| o.partition == partition)
-            .ok_or_else(|| {
-                MetadataError::UnknownPartition {
-                    topic: topic.to_string(),
-                    partition,
-                }
-                .into()
-            })
+        Ok(self.metadata.partition_offset(topic, partition).await?)
     }
 
     /// Log start offset and high watermark of one partition.

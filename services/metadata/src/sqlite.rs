@@ -328,6 +328,32 @@ impl MetadataStore for SqliteStore {
             .collect()
     }
 
+    async fn partition_offset(&self, topic: &str, partition: i32) -> Result<PartitionOffsets> {
+        let row = sqlx::query(
+            "SELECT p.log_start_offset, p.next_offset FROM partitions p JOIN topics t ON t.id = p.topic_id \
+             WHERE t.name = ? AND p.partition = ?",
+        )
+        .bind(topic)
+        .bind(partition)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(PartitionOffsets {
+                partition,
+                log_start_offset: r.try_get("log_start_offset")?,
+                high_watermark: r.try_get("next_offset")?,
+            }),
+            // Tell a missing topic from a missing partition.
+            None => {
+                self.topic(topic).await?;
+                Err(MetadataError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                })
+            }
+        }
+    }
+
     async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<i64>> {
         if segment.chunks.is_empty() {
             return Err(MetadataError::InvalidRequest {

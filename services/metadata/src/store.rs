@@ -24,6 +24,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Log start offset and high watermark of every partition of `topic`, by partition.
     async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>>;
 
+    /// Log start offset and high watermark of one partition.
+    async fn partition_offset(&self, topic: &str, partition: i32) -> Result<PartitionOffsets>;
+
     /// Commits a segment: in one atomic transaction, assigns each chunk the next offsets of
     /// its partition and records it in the index. Returns each chunk's base offset, in the
     /// order of `segment.chunks`. Fails as a whole (nothing visible) if any chunk's topic

@@ -417,3 +417,44 @@ async fn state_survives_reopening() {
         1
     );
 }
+
+mod sequencing {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Any sequence of segment commits gives each partition's chunks consecutive
+        /// ranges: every base offset is the sum of the record counts committed before it.
+        #[test]
+        fn base_offsets_are_prefix_sums(commits in proptest::collection::vec(
+            proptest::collection::vec((0..3i32, 1..50u32), 1..6), 1..20)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = open(&dir).await;
+                store.create_topic("p", 3, TopicConfig::default()).await.expect("created");
+                let mut next = [0i64; 3];
+                for (i, chunks) in commits.iter().enumerate() {
+                    let seg = segment(&format!("s{i}"), chunks.iter().map(|(p, n)| chunk("p", *p, *n, 0)).collect());
+                    let bases = store.commit_segment(&seg).await.expect("commit");
+                    for ((p, n), base) in chunks.iter().zip(bases) {
+                        assert_eq!(base, next[*p as usize]);
+                        next[*p as usize] += i64::from(*n);
+                    }
+                }
+                for p in 0..3 {
+                    let o = store.partition_offset("p", p).await.expect("offset");
+                    assert_eq!(o.high_watermark, next[p as usize]);
+                    let index = store.chunks_from("p", p, 0, 10_000).await.expect("index");
+                    let mut expect = 0;
+                    for c in index {
+                        assert_eq!(c.base_offset, expect);
+                        expect = c.end_offset();
+                    }
+                    assert_eq!(expect, next[p as usize]);
+                }
+            });
+        }
+    }
+}
