@@ -27,9 +27,50 @@ struct Args {
     /// Value size in bytes.
     #[arg(long, default_value_t = 1024)]
     record_size: usize,
+    /// Send the same value in every record (compresses to almost nothing) instead of
+    /// fresh random alphanumeric values.
+    #[arg(long)]
+    repeated_values: bool,
     /// Seconds to run.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+}
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn request_body(
+    rng: &mut fastrand::Rng,
+    batch: usize,
+    size: usize,
+    repeated: bool,
+) -> Result<Vec<u8>> {
+    let records: Vec<Value> = (0..batch)
+        .map(|i| {
+            let value: String = if repeated {
+                "x".repeat(size)
+            } else {
+                (0..size)
+                    .map(|_| ALPHANUMERIC[rng.usize(..ALPHANUMERIC.len())] as char)
+                    .collect()
+            };
+            json!({"key": format!("key-{}", rng.u32(..10_000) as usize + i), "value": value})
+        })
+        .collect();
+    Ok(serde_json::to_vec(&json!({ "records": records }))?)
+}
+
+/// Sum of a metric's samples on the node's `/metrics` (0 if absent).
+async fn metric(http: &reqwest::Client, base: &str, name: &str, labels: &str) -> f64 {
+    let Ok(r) = http.get(format!("{base}/metrics")).send().await else {
+        return 0.0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::main]
@@ -49,25 +90,25 @@ async fn main() -> Result<()> {
             created.text().await?
         );
     }
-    let value = "x".repeat(args.record_size);
-    let records: Vec<Value> = (0..args.batch)
-        .map(|i| json!({"key": format!("key-{i}"), "value": value}))
-        .collect();
-    let body = serde_json::to_vec(&json!({ "records": records }))?;
     let url = format!("{}/v1/topics/{}/records", args.url, args.topic);
+    let puts_before = metric(&http, &args.url, "silt_object_requests_total", "op=\"put\"").await;
+    let stored_before = metric(&http, &args.url, "silt_ingest_segment_bytes_total", "").await;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
-        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        let (http, url) = (http.clone(), url.clone());
+        let (batch, size, repeated) = (args.batch, args.record_size, args.repeated_values);
         tasks.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::new();
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
+                let body = request_body(&mut rng, batch, size, repeated)?;
                 let t = Instant::now();
                 let r = http
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(body.clone())
+                    .body(body)
                     .send()
                     .await?;
                 if !r.status().is_success() {
@@ -85,6 +126,10 @@ async fn main() -> Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
+    let puts =
+        metric(&http, &args.url, "silt_object_requests_total", "op=\"put\"").await - puts_before;
+    let stored =
+        metric(&http, &args.url, "silt_ingest_segment_bytes_total", "").await - stored_before;
     let requests = latencies.len();
     let records = requests * args.batch;
     let pct = |p: f64| {
@@ -101,6 +146,11 @@ async fn main() -> Result<()> {
         (records * args.record_size) as f64 / elapsed / (1 << 20) as f64
     );
     println!("requests       {requests:>12}");
+    println!("object PUTs/s  {:>12.1}", puts / elapsed);
+    println!(
+        "stored MiB/s   {:>12.1}",
+        stored / elapsed / (1 << 20) as f64
+    );
     println!(
         "request ms     p50 {:.1} | p95 {:.1} | p99 {:.1} | max {:.1}",
         pct(0.50),
