@@ -169,32 +169,11 @@ impl Node {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base()))
-            .json(&body)
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        let text = r.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        status_and_json(self.http.post(format!("{}{path}", self.base())).json(&body)).await
     }
 
     pub async fn get(&self, path: &str) -> Result<(u16, Value)> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base()))
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        let text = r.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        status_and_json(self.http.get(format!("{}{path}", self.base()))).await
     }
 
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
@@ -234,20 +213,41 @@ impl Node {
 
     /// A counter's value from `/metrics` (summed over label sets matching `labels`).
     pub async fn metric(&self, name: &str, labels: &str) -> Result<f64> {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base()))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(labels))
-            .filter(|l| l[name.len()..].starts_with(['{', ' ']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        scrape(&self.http, &self.base(), name, labels).await
     }
+}
+
+/// Sends a request; answers its status and its body as JSON (or as a JSON string when
+/// the body is not JSON).
+async fn status_and_json(request: reqwest::RequestBuilder) -> Result<(u16, Value)> {
+    let r = request.send().await?;
+    let status = r.status().as_u16();
+    let text = r.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// Sum of the samples of metric `name` whose labels contain `labels`, in Prometheus text.
+pub fn metric_value(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Scrapes `<base>/metrics` and sums metric `name` over the label sets matching `labels`.
+pub async fn scrape(http: &reqwest::Client, base: &str, name: &str, labels: &str) -> Result<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(metric_value(&text, name, labels))
 }
 
 impl Drop for Node {

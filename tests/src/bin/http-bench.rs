@@ -59,18 +59,11 @@ fn request_body(
     Ok(serde_json::to_vec(&json!({ "records": records }))?)
 }
 
-/// Sum of a metric's samples on the node's `/metrics` (0 if absent).
+/// A metric from the node's `/metrics`, 0 if it cannot be read.
 async fn metric(http: &reqwest::Client, base: &str, name: &str, labels: &str) -> f64 {
-    let Ok(r) = http.get(format!("{base}/metrics")).send().await else {
-        return 0.0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    silt_e2e::scrape(http, base, name, labels)
+        .await
+        .unwrap_or(0.0)
 }
 
 #[tokio::main]
