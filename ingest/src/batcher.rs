@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::MetadataStore;
+use silt_metadata::{MetadataStore, ProducerBatch};
 use silt_segment::{ChunkLocation, Record};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -22,6 +22,26 @@ use crate::flush::{Batch, InFlight, PendingChunk, Waiter, run_committer, write_s
 pub struct AppendAck {
     pub base_offset: i64,
     pub count: u32,
+    /// The append was an idempotent producer's retry of a batch committed before: nothing
+    /// new was written, and `base_offset` is where the batch landed the first time.
+    pub duplicate: bool,
+}
+
+/// An append that is buffered and waits for its segment. Await it for the outcome;
+/// dropping it does not withdraw the records.
+#[derive(Debug)]
+pub struct PendingAppend {
+    reply: oneshot::Receiver<Result<AppendAck, IngestError>>,
+}
+
+impl PendingAppend {
+    pub async fn wait(self) -> Result<AppendAck, IngestError> {
+        self.reply.await.unwrap_or_else(|_| {
+            Err(IngestError::Internal {
+                reason: "segment writer dropped the append".into(),
+            })
+        })
+    }
 }
 
 /// A segment this node has just written, announced before it is committed so that a
@@ -42,7 +62,9 @@ pub trait SegmentListener: Send + Sync + 'static {
 
 #[derive(Default)]
 struct Buffer {
-    chunks: BTreeMap<(String, i32), PendingChunk>,
+    /// Per partition, its chunks in append order. Each batch of an idempotent producer is
+    /// a chunk of its own, so its sequence can be checked (and a retry dropped) alone.
+    chunks: BTreeMap<(String, i32), Vec<PendingChunk>>,
     bytes: usize,
     first_at: Option<Instant>,
 }
@@ -119,6 +141,23 @@ impl Ingest {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<AppendAck, IngestError> {
+        self.submit(topic, partition, records, None)
+            .await?
+            .wait()
+            .await
+    }
+
+    /// Buffers records for one partition (waiting for budget if ingest is full) and returns
+    /// a handle to await their acknowledgement. Appends submitted one after another keep
+    /// that order in the partition, which lets a caller submit several before awaiting
+    /// any. `producer` marks an idempotent producer's batch.
+    pub async fn submit(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+        producer: Option<ProducerBatch>,
+    ) -> Result<PendingAppend, IngestError> {
         if records.is_empty() {
             return Err(IngestError::EmptyBatch);
         }
@@ -147,10 +186,23 @@ impl Ingest {
                 return Err(IngestError::ShuttingDown);
             }
             let was_empty = buffer.chunks.is_empty();
-            let chunk = buffer
+            let chunks = buffer
                 .chunks
                 .entry((topic.to_string(), partition))
                 .or_default();
+            let shared_chunk =
+                producer.is_none() && chunks.last().is_some_and(|c| c.producer.is_none());
+            if !shared_chunk {
+                chunks.push(PendingChunk {
+                    producer,
+                    ..PendingChunk::default()
+                });
+            }
+            let Some(chunk) = chunks.last_mut() else {
+                return Err(IngestError::Internal {
+                    reason: "no chunk to append to".into(),
+                });
+            };
             // The waiter holds the budget until its segment is answered, even if this
             // caller goes away meanwhile: the records stay buffered until then.
             chunk.waiters.push(Waiter {
@@ -170,11 +222,7 @@ impl Ingest {
             }
         }
         self.shared.report_buffered();
-        rx.await.unwrap_or_else(|_| {
-            Err(IngestError::Internal {
-                reason: "segment writer dropped the append".into(),
-            })
-        })
+        Ok(PendingAppend { reply: rx })
     }
 
     /// Bytes of records currently held by ingest (buffered, or being written and committed).
@@ -198,8 +246,13 @@ fn take_batch(shared: &Shared) -> Option<Batch> {
         return None;
     }
     let taken = std::mem::take(&mut *buffer);
+    let chunks = taken
+        .chunks
+        .into_iter()
+        .flat_map(|(key, chunks)| chunks.into_iter().map(move |c| (key.clone(), c)))
+        .collect();
     Some(Batch {
-        chunks: taken.chunks.into_iter().collect(),
+        chunks,
         bytes: taken.bytes,
     })
 }

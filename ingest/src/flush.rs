@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
-use silt_metadata::{ChunkCommit, ErrorKind, MetadataError, MetadataStore, SegmentCommit};
+use silt_metadata::{
+    ChunkCommit, ChunkOutcome, ErrorKind, MetadataError, MetadataStore, ProducerBatch,
+    SegmentCommit,
+};
 use silt_segment::{ChunkInput, ChunkLocation, Record, encode_segment, segment_key};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -39,6 +42,7 @@ impl Waiter {
 pub(crate) struct PendingChunk {
     pub(crate) records: Vec<Record>,
     pub(crate) waiters: Vec<Waiter>,
+    pub(crate) producer: Option<ProducerBatch>,
 }
 
 /// Everything buffered when a segment is cut, in (topic, partition) order.
@@ -48,7 +52,7 @@ pub(crate) struct Batch {
 }
 
 type ChunkRecords = Vec<(String, i32, Vec<Record>)>;
-type ChunkWaiters = Vec<(String, i32, Vec<Waiter>)>;
+type ChunkWaiters = Vec<(String, i32, Option<ProducerBatch>, Vec<Waiter>)>;
 
 impl Batch {
     pub(crate) fn split(self) -> (ChunkRecords, ChunkWaiters) {
@@ -57,7 +61,7 @@ impl Batch {
             .map(|((topic, partition), chunk)| {
                 (
                     (topic.clone(), partition, chunk.records),
-                    (topic, partition, chunk.waiters),
+                    (topic, partition, chunk.producer, chunk.waiters),
                 )
             })
             .unzip()
@@ -143,7 +147,7 @@ pub(crate) async fn write_segment(
 }
 
 fn fail_all(waiters: ChunkWaiters, error: &IngestError) {
-    for (_, _, waiters) in waiters {
+    for (_, _, _, waiters) in waiters {
         for w in waiters {
             w.answer(Err(error.clone()));
         }
@@ -186,7 +190,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn Metadata
     let mut chunks: Vec<(ChunkCommit, Vec<Waiter>)> = waiters
         .into_iter()
         .zip(&written.chunks)
-        .map(|((topic, partition, waiters), loc)| {
+        .map(|((topic, partition, producer, waiters), loc)| {
             let chunk = ChunkCommit {
                 topic,
                 partition,
@@ -196,6 +200,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn Metadata
                 byte_len: loc.byte_len,
                 min_timestamp_ms: loc.min_timestamp_ms,
                 max_timestamp_ms: loc.max_timestamp_ms,
+                producer,
             };
             (chunk, waiters)
         })
@@ -211,17 +216,31 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn Metadata
             chunks: chunks.iter().map(|(c, _)| c.clone()).collect(),
         };
         match metadata.commit_segment(&segment).await {
-            Ok(bases) => {
+            Ok(outcomes) => {
                 metrics::histogram!("silt_ingest_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("silt_ingest_segments_total").increment(1);
                 metrics::counter!("silt_ingest_segment_bytes_total").increment(written.size);
                 metrics::counter!("silt_ingest_records_total").increment(written.records);
-                for ((_, waiters), base) in chunks.into_iter().zip(bases) {
+                for ((_, waiters), outcome) in chunks.into_iter().zip(outcomes) {
+                    let (base, duplicate) = match outcome {
+                        ChunkOutcome::Committed { base_offset } => (base_offset, false),
+                        ChunkOutcome::Duplicate { base_offset } => (base_offset, true),
+                        ChunkOutcome::Rejected(e) => {
+                            let rejected = IngestError::Rejected {
+                                source: Arc::new(e),
+                            };
+                            for w in waiters {
+                                w.answer(Err(rejected.clone()));
+                            }
+                            continue;
+                        }
+                    };
                     for w in waiters {
                         let ack = AppendAck {
                             base_offset: base + i64::from(w.index),
                             count: w.count,
+                            duplicate,
                         };
                         w.answer(Ok(ack));
                     }

@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod flush;
 
-pub use batcher::{AppendAck, Ingest, SegmentListener, WrittenSegment};
+pub use batcher::{AppendAck, Ingest, PendingAppend, SegmentListener, WrittenSegment};
 pub use config::IngestConfig;
 pub use error::IngestError;
+pub use silt_metadata::ProducerBatch;

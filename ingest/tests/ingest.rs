@@ -330,3 +330,62 @@ async fn shutdown_flushes_buffered_records() {
         Err(IngestError::ShuttingDown)
     ));
 }
+
+#[tokio::test]
+async fn an_idempotent_retry_gets_the_original_offsets_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = metadata(&dir, &[("a", 1)]).await;
+    let store = TestStore::new(true);
+    let ingest = Ingest::start(IngestConfig::default(), store.clone(), meta.clone(), None);
+    let id = meta.init_producer_id().await.expect("producer id");
+    let batch = |seq| {
+        Some(silt_ingest::ProducerBatch {
+            producer_id: id.producer_id,
+            epoch: id.epoch,
+            base_sequence: seq,
+        })
+    };
+    // Submitted back to back, awaited later: order is kept.
+    let first = ingest
+        .submit("a", 0, vec![rec(1, 5), rec(2, 5)], batch(0))
+        .await
+        .expect("submitted");
+    let plain = ingest
+        .submit("a", 0, vec![rec(3, 5)], None)
+        .await
+        .expect("submitted");
+    let second = ingest
+        .submit("a", 0, vec![rec(4, 5)], batch(2))
+        .await
+        .expect("submitted");
+    let (first, plain, second) = (first.wait().await, plain.wait().await, second.wait().await);
+    assert_eq!(first.expect("acked").base_offset, 0);
+    assert_eq!(plain.expect("acked").base_offset, 2);
+    assert_eq!(second.expect("acked").base_offset, 3);
+
+    // The producer did not see the answer and sends the first batch again.
+    let retry = ingest
+        .submit("a", 0, vec![rec(1, 5), rec(2, 5)], batch(0))
+        .await
+        .expect("submitted");
+    let retry = retry.wait().await.expect("acked");
+    assert_eq!((retry.base_offset, retry.duplicate), (0, true));
+    assert_eq!(
+        meta.partition_offset("a", 0)
+            .await
+            .expect("offsets")
+            .high_watermark,
+        4
+    );
+
+    // A gap is refused.
+    let gap = ingest
+        .submit("a", 0, vec![rec(5, 5)], batch(7))
+        .await
+        .expect("submitted");
+    assert!(matches!(
+        gap.wait().await,
+        Err(IngestError::Rejected { .. })
+    ));
+    ingest.shutdown().await;
+}

@@ -34,6 +34,24 @@ pub enum MetadataError {
     InvalidConfig { key: String, reason: String },
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },
+    #[error(
+        "producer {producer_id} sent sequence {got} for {topic}/{partition}; {expected} was expected"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("unknown producer id {producer_id}")]
+    UnknownProducerId { producer_id: i64 },
     #[error("metadata store unavailable: {source}")]
     Unavailable {
         #[source]
@@ -57,7 +75,10 @@ impl MetadataError {
             | Self::InvalidGroupId { .. }
             | Self::InvalidPartitionCount { .. }
             | Self::InvalidConfig { .. }
-            | Self::InvalidRequest { .. } => ErrorKind::Invalid,
+            | Self::InvalidRequest { .. }
+            | Self::OutOfOrderSequence { .. }
+            | Self::UnknownProducerId { .. } => ErrorKind::Invalid,
+            Self::ProducerFenced { .. } => ErrorKind::Conflict,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Database { .. } | Self::Corrupt { .. } => ErrorKind::Internal,
         }

@@ -16,8 +16,8 @@ mod watch;
 
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
-    ChunkCommit, ChunkEntry, GroupOffset, PartitionOffsets, SegmentCommit, SegmentRef, Topic,
-    TopicConfig,
+    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
+    ProducerIdentity, SegmentCommit, SegmentRef, Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
 pub use sqlite::SqliteStore;

@@ -109,6 +109,37 @@ pub struct ChunkCommit {
     pub byte_len: u64,
     pub min_timestamp_ms: i64,
     pub max_timestamp_ms: i64,
+    /// Set when the chunk is one batch of an idempotent producer: its sequence numbers
+    /// are checked in the commit transaction.
+    pub producer: Option<ProducerBatch>,
+}
+
+/// Identity and first sequence number of an idempotent producer's batch. The batch's
+/// records carry sequences `base_sequence..base_sequence + record_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// What a commit did with one chunk.
+#[derive(Debug)]
+pub enum ChunkOutcome {
+    /// Committed: its records got `base_offset..base_offset + record_count`.
+    Committed { base_offset: i64 },
+    /// An idempotent producer's batch that was already committed (a retry): nothing was
+    /// added; its records kept the offsets they got the first time.
+    Duplicate { base_offset: i64 },
+    /// Refused (sequence gap, fenced or unknown producer); nothing of it is visible.
+    Rejected(crate::error::MetadataError),
+}
+
+/// A producer id and epoch handed out to an idempotent producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    pub producer_id: i64,
+    pub epoch: i16,
 }
 
 /// A segment object that ingest has written and now commits.

@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use crate::error::{MetadataError, Result};
 use crate::model::{
-    ChunkEntry, GroupOffset, PartitionOffsets, SegmentCommit, SegmentRef, Topic, TopicConfig,
+    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
+    ProducerIdentity, SegmentCommit, SegmentRef, Topic, TopicConfig,
 };
 use crate::names::{validate_group_id, validate_topic_name};
 use crate::store::MetadataStore;
@@ -25,7 +26,8 @@ use crate::watch::Watchers;
 pub const MAX_PARTITIONS: i32 = 100_000;
 
 /// Versioned schema migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE topics (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -71,7 +73,27 @@ CREATE TABLE group_offsets (
     commit_time_ms INTEGER NOT NULL,
     PRIMARY KEY (group_id, topic, partition)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE producers (
+    producer_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    epoch INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE producer_batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    producer_id INTEGER NOT NULL,
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    base_offset INTEGER NOT NULL,
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE INDEX producer_batches_by_partition ON producer_batches(producer_id, topic_id, partition, id);
+"#,
+];
 
 /// The embedded [`MetadataStore`] on a SQLite file. Writers are serialised in-process
 /// (SQLite has one writer anyway); readers run concurrently thanks to WAL.
@@ -211,6 +233,113 @@ fn chunk_from_row(row: &SqliteRow) -> Result<ChunkEntry> {
         min_timestamp_ms: row.try_get("min_timestamp_ms")?,
         max_timestamp_ms: row.try_get("max_timestamp_ms")?,
     })
+}
+
+/// Batches of one producer kept per partition for duplicate detection, as in Kafka.
+const PRODUCER_BATCHES_KEPT: i64 = 5;
+
+/// Sequence numbers wrap from `i32::MAX` to 0.
+fn seq_add(seq: i32, n: i64) -> i32 {
+    ((i64::from(seq) + n).rem_euclid(i64::from(i32::MAX) + 1)) as i32
+}
+
+enum SequenceCheck {
+    /// The batch is the next one expected: commit it.
+    Next,
+    /// Already committed at this base offset.
+    Duplicate(i64),
+    Refused(MetadataError),
+}
+
+async fn check_sequence(
+    tx: &mut sqlx::SqliteConnection,
+    topic_id: &str,
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+) -> Result<SequenceCheck> {
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT epoch FROM producers WHERE producer_id = ?")
+            .bind(producer.producer_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(current) = current else {
+        return Ok(SequenceCheck::Refused(MetadataError::UnknownProducerId {
+            producer_id: producer.producer_id,
+        }));
+    };
+    if i64::from(producer.epoch) != current {
+        return Ok(SequenceCheck::Refused(MetadataError::ProducerFenced {
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
+            current: current as i16,
+        }));
+    }
+    let last_seq = seq_add(producer.base_sequence, i64::from(chunk.record_count) - 1);
+    let recent = sqlx::query(
+        "SELECT first_seq, last_seq, base_offset FROM producer_batches \
+         WHERE producer_id = ? AND topic_id = ? AND partition = ? AND epoch = ? ORDER BY id",
+    )
+    .bind(producer.producer_id)
+    .bind(topic_id)
+    .bind(chunk.partition)
+    .bind(i64::from(producer.epoch))
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &recent {
+        let (first, last): (i32, i32) = (row.try_get("first_seq")?, row.try_get("last_seq")?);
+        if first == producer.base_sequence && last == last_seq {
+            return Ok(SequenceCheck::Duplicate(row.try_get("base_offset")?));
+        }
+    }
+    let expected = match recent.last() {
+        Some(row) => seq_add(row.try_get("last_seq")?, 1),
+        None => 0,
+    };
+    if producer.base_sequence != expected {
+        return Ok(SequenceCheck::Refused(MetadataError::OutOfOrderSequence {
+            producer_id: producer.producer_id,
+            topic: chunk.topic.clone(),
+            partition: chunk.partition,
+            expected,
+            got: producer.base_sequence,
+        }));
+    }
+    Ok(SequenceCheck::Next)
+}
+
+async fn record_batch(
+    tx: &mut sqlx::SqliteConnection,
+    topic_id: &str,
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+    base_offset: i64,
+) -> Result<()> {
+    let last_seq = seq_add(producer.base_sequence, i64::from(chunk.record_count) - 1);
+    sqlx::query(
+        "INSERT INTO producer_batches (producer_id, topic_id, partition, epoch, first_seq, last_seq, base_offset) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(producer.producer_id)
+    .bind(topic_id)
+    .bind(chunk.partition)
+    .bind(i64::from(producer.epoch))
+    .bind(producer.base_sequence)
+    .bind(last_seq)
+    .bind(base_offset)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM producer_batches WHERE producer_id = ?1 AND topic_id = ?2 AND partition = ?3 AND id NOT IN \
+         (SELECT id FROM producer_batches WHERE producer_id = ?1 AND topic_id = ?2 AND partition = ?3 \
+          ORDER BY id DESC LIMIT ?4)",
+    )
+    .bind(producer.producer_id)
+    .bind(topic_id)
+    .bind(chunk.partition)
+    .bind(PRODUCER_BATCHES_KEPT)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 fn to_i64(v: u64, what: &str) -> Result<i64> {
@@ -354,7 +483,7 @@ impl MetadataStore for SqliteStore {
         }
     }
 
-    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<i64>> {
+    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<ChunkOutcome>> {
         if segment.chunks.is_empty() {
             return Err(MetadataError::InvalidRequest {
                 reason: "a segment commit needs at least one chunk".into(),
@@ -373,7 +502,7 @@ impl MetadataStore for SqliteStore {
         .await?;
 
         let mut topic_ids: HashMap<&str, String> = HashMap::new();
-        let mut base_offsets = Vec::with_capacity(segment.chunks.len());
+        let mut outcomes = Vec::with_capacity(segment.chunks.len());
         let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
         for chunk in &segment.chunks {
             if chunk.record_count == 0 {
@@ -396,6 +525,31 @@ impl MetadataStore for SqliteStore {
                     id
                 }
             };
+            if let Some(producer) = &chunk.producer {
+                let exists =
+                    sqlx::query("SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ?")
+                        .bind(&topic_id)
+                        .bind(chunk.partition)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if exists.is_none() {
+                    return Err(MetadataError::UnknownPartition {
+                        topic: chunk.topic.clone(),
+                        partition: chunk.partition,
+                    });
+                }
+                match check_sequence(&mut tx, &topic_id, chunk, producer).await? {
+                    SequenceCheck::Next => {}
+                    SequenceCheck::Duplicate(base_offset) => {
+                        outcomes.push(ChunkOutcome::Duplicate { base_offset });
+                        continue;
+                    }
+                    SequenceCheck::Refused(e) => {
+                        outcomes.push(ChunkOutcome::Rejected(e));
+                        continue;
+                    }
+                }
+            }
             let count = i64::from(chunk.record_count);
             let next: Option<i64> = sqlx::query_scalar(
                 "UPDATE partitions SET next_offset = next_offset + ? \
@@ -427,14 +581,31 @@ impl MetadataStore for SqliteStore {
             .bind(chunk.max_timestamp_ms)
             .execute(&mut *tx)
             .await?;
-            base_offsets.push(base);
+            if let Some(producer) = &chunk.producer {
+                record_batch(&mut tx, &topic_id, chunk, producer, base).await?;
+            }
+            outcomes.push(ChunkOutcome::Committed { base_offset: base });
             high_watermarks.insert((chunk.topic.as_str(), chunk.partition), next);
         }
         tx.commit().await?;
         for ((topic, partition), hwm) in high_watermarks {
             self.watchers.publish(topic, partition, hwm);
         }
-        Ok(base_offsets)
+        Ok(outcomes)
+    }
+
+    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
+        let _guard = self.write.lock().await;
+        let producer_id: i64 = sqlx::query_scalar(
+            "INSERT INTO producers (epoch, created_at_ms) VALUES (0, ?) RETURNING producer_id",
+        )
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ProducerIdentity {
+            producer_id,
+            epoch: 0,
+        })
     }
 
     async fn chunks_from(

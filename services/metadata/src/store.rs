@@ -2,7 +2,10 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::error::Result;
-use crate::model::{ChunkEntry, GroupOffset, PartitionOffsets, SegmentCommit, Topic, TopicConfig};
+use crate::model::{
+    ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerIdentity, SegmentCommit,
+    Topic, TopicConfig,
+};
 
 /// The metadata service API, used by every role: in-process over the embedded SQLite
 /// store, or (later) through a network client to a shared service.
@@ -28,10 +31,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn partition_offset(&self, topic: &str, partition: i32) -> Result<PartitionOffsets>;
 
     /// Commits a segment: in one atomic transaction, assigns each chunk the next offsets of
-    /// its partition and records it in the index. Returns each chunk's base offset, in the
-    /// order of `segment.chunks`. Fails as a whole (nothing visible) if any chunk's topic
+    /// its partition and records it in the index. Chunks of idempotent producers have their
+    /// sequence checked in the same transaction: a retried batch is answered with its
+    /// original offsets, a gap or a fenced epoch refuses that chunk alone. Returns one
+    /// outcome per chunk, in order. Fails as a whole (nothing visible) if any chunk's topic
     /// or partition does not exist.
-    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<i64>>;
+    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<ChunkOutcome>>;
+
+    /// Hands out a new producer id with epoch 0 (an idempotent producer's identity).
+    async fn init_producer_id(&self) -> Result<ProducerIdentity>;
 
     /// Index entries of a partition in offset order, starting with the one that holds
     /// `offset` (or the first one after it), at most `limit`.

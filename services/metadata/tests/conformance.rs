@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use silt_metadata::{
-    ChunkCommit, ErrorKind, GroupOffset, MetadataStore, SegmentCommit, SqliteStore, TopicConfig,
+    ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, ProducerBatch,
+    SegmentCommit, SqliteStore, TopicConfig,
 };
 
 fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
@@ -19,7 +20,19 @@ fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
         byte_len: 100,
         min_timestamp_ms: ts,
         max_timestamp_ms: ts + 10,
+        producer: None,
     }
+}
+
+/// Base offsets of a commit whose chunks must all be committed.
+fn bases(outcomes: Vec<ChunkOutcome>) -> Vec<i64> {
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            ChunkOutcome::Committed { base_offset } => base_offset,
+            other => panic!("chunk not committed: {other:?}"),
+        })
+        .collect()
 }
 
 fn segment(key: &str, chunks: Vec<ChunkCommit>) -> SegmentCommit {
@@ -131,7 +144,7 @@ async fn committing_assigns_dense_offsets_per_partition() {
         ))
         .await
         .expect("commit");
-    assert_eq!(first, [0, 0, 0]);
+    assert_eq!(bases(first), [0, 0, 0]);
     let second = store
         .commit_segment(&segment(
             "s2",
@@ -139,7 +152,7 @@ async fn committing_assigns_dense_offsets_per_partition() {
         ))
         .await
         .expect("commit");
-    assert_eq!(second, [5, 7]);
+    assert_eq!(bases(second), [5, 7]);
 
     let hwm: Vec<i64> = store
         .partition_offsets("a")
@@ -268,10 +281,12 @@ async fn concurrent_commits_never_reuse_or_skip_offsets() {
             for i in 0..25u32 {
                 let p = ((w + i) % 4) as i32;
                 let n = 1 + (i % 7);
-                let base = store
-                    .commit_segment(&segment(&format!("w{w}-{i}"), vec![chunk("hot", p, n, 0)]))
-                    .await
-                    .expect("commit");
+                let base = bases(
+                    store
+                        .commit_segment(&segment(&format!("w{w}-{i}"), vec![chunk("hot", p, n, 0)]))
+                        .await
+                        .expect("commit"),
+                );
                 got.push((p, base[0], n));
             }
             got
@@ -299,6 +314,165 @@ async fn concurrent_commits_never_reuse_or_skip_offsets() {
         let bases: HashSet<i64> = index.iter().map(|c| c.base_offset).collect();
         assert_eq!(bases.len(), mine.len());
     }
+}
+
+fn batch(
+    topic: &str,
+    partition: i32,
+    count: u32,
+    producer_id: i64,
+    epoch: i16,
+    seq: i32,
+) -> ChunkCommit {
+    ChunkCommit {
+        producer: Some(ProducerBatch {
+            producer_id,
+            epoch,
+            base_sequence: seq,
+        }),
+        ..chunk(topic, partition, count, 0)
+    }
+}
+
+#[tokio::test]
+async fn idempotent_batches_are_committed_once_and_in_sequence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir).await;
+    store
+        .create_topic("i", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    let a = store.init_producer_id().await.expect("id");
+    let b = store.init_producer_id().await.expect("id");
+    assert_ne!(a.producer_id, b.producer_id);
+    assert_eq!(a.epoch, 0);
+    let (pa, e) = (a.producer_id, a.epoch);
+
+    // Two batches of one producer in one segment, and another producer between them.
+    let got = store
+        .commit_segment(&segment(
+            "s1",
+            vec![
+                batch("i", 0, 5, pa, e, 0),
+                chunk("i", 0, 2, 0),
+                batch("i", 0, 3, pa, e, 5),
+            ],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(bases(got), [0, 5, 7]);
+
+    // A retry of the first batch (same producer, epoch, sequences) answers its original offsets.
+    let retry = store
+        .commit_segment(&segment("s2", vec![batch("i", 0, 5, pa, e, 0)]))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(retry[..], [ChunkOutcome::Duplicate { base_offset: 0 }]),
+        "{retry:?}"
+    );
+    assert_eq!(
+        store
+            .partition_offset("i", 0)
+            .await
+            .expect("offsets")
+            .high_watermark,
+        10
+    );
+
+    // A gap is refused, alone: the other chunk of the segment commits.
+    let gap = store
+        .commit_segment(&segment(
+            "s3",
+            vec![batch("i", 0, 1, pa, e, 9), chunk("i", 1, 1, 0)],
+        ))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(
+            &gap[0],
+            ChunkOutcome::Rejected(MetadataError::OutOfOrderSequence {
+                expected: 8,
+                got: 9,
+                ..
+            })
+        ),
+        "{gap:?}"
+    );
+    assert!(matches!(gap[1], ChunkOutcome::Committed { base_offset: 0 }));
+    assert_eq!(
+        store
+            .partition_offset("i", 0)
+            .await
+            .expect("offsets")
+            .high_watermark,
+        10
+    );
+
+    // A producer starts each partition at sequence 0; other partitions are independent.
+    let first_elsewhere = store
+        .commit_segment(&segment("s4", vec![batch("i", 1, 2, pa, e, 3)]))
+        .await
+        .expect("commit");
+    assert!(matches!(
+        first_elsewhere[0],
+        ChunkOutcome::Rejected(MetadataError::OutOfOrderSequence { expected: 0, .. })
+    ));
+    let ok = store
+        .commit_segment(&segment("s5", vec![batch("i", 1, 2, pa, e, 0)]))
+        .await
+        .expect("commit");
+    assert_eq!(bases(ok), [1]);
+
+    // Wrong epoch and unknown producers are refused.
+    let fenced = store
+        .commit_segment(&segment("s6", vec![batch("i", 0, 1, pa, 3, 8)]))
+        .await
+        .expect("commit");
+    assert!(matches!(
+        fenced[0],
+        ChunkOutcome::Rejected(MetadataError::ProducerFenced { .. })
+    ));
+    let unknown = store
+        .commit_segment(&segment("s7", vec![batch("i", 0, 1, 999_999, 0, 0)]))
+        .await
+        .expect("commit");
+    assert!(matches!(
+        unknown[0],
+        ChunkOutcome::Rejected(MetadataError::UnknownProducerId { .. })
+    ));
+
+    // Only the last five batches are remembered: an old retry is no longer a duplicate.
+    for k in 0..5 {
+        let seq = 8 + k;
+        let r = store
+            .commit_segment(&segment(
+                &format!("w{k}"),
+                vec![batch("i", 0, 1, pa, e, seq)],
+            ))
+            .await
+            .expect("commit");
+        assert!(matches!(r[0], ChunkOutcome::Committed { .. }));
+    }
+    let stale = store
+        .commit_segment(&segment("s8", vec![batch("i", 0, 3, pa, e, 5)]))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(
+            stale[0],
+            ChunkOutcome::Rejected(MetadataError::OutOfOrderSequence { .. })
+        ),
+        "{stale:?}"
+    );
+    let recent = store
+        .commit_segment(&segment("s9", vec![batch("i", 0, 1, pa, e, 12)]))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(recent[0], ChunkOutcome::Duplicate { base_offset: 14 }),
+        "{recent:?}"
+    );
 }
 
 #[tokio::test]
@@ -437,8 +611,8 @@ mod sequencing {
                 let mut next = [0i64; 3];
                 for (i, chunks) in commits.iter().enumerate() {
                     let seg = segment(&format!("s{i}"), chunks.iter().map(|(p, n)| chunk("p", *p, *n, 0)).collect());
-                    let bases = store.commit_segment(&seg).await.expect("commit");
-                    for ((p, n), base) in chunks.iter().zip(bases) {
+                    let got = bases(store.commit_segment(&seg).await.expect("commit"));
+                    for ((p, n), base) in chunks.iter().zip(got) {
                         assert_eq!(base, next[*p as usize]);
                         next[*p as usize] += i64::from(*n);
                     }
