@@ -19,6 +19,7 @@ pub struct Config {
     /// (when no S3 bucket is set) and the disk cache.
     pub data_dir: PathBuf,
     pub http: HttpConfig,
+    pub kafka: KafkaSettings,
     pub storage: StorageConfig,
     pub ingest: IngestSettings,
     pub cache: CacheSettings,
@@ -30,6 +31,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("silt-data"),
             http: HttpConfig::default(),
+            kafka: KafkaSettings::default(),
             storage: StorageConfig::default(),
             ingest: IngestSettings::default(),
             cache: CacheSettings::default(),
@@ -58,6 +60,66 @@ impl Default for HttpConfig {
             max_message_bytes: 1 << 20,
             max_request_bytes: 32 << 20,
             max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Address the Kafka listener binds to.
+    pub addr: SocketAddr,
+    /// `host:port` clients are told to connect to; default: `addr` (which must then not be
+    /// a wildcard address like 0.0.0.0).
+    pub advertised_addr: Option<String>,
+    /// Create a topic when a client asks for an unknown one (Kafka's
+    /// `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of automatically created topics (Kafka's `num.partitions`).
+    pub default_partitions: i32,
+    /// Largest request accepted (Kafka's `socket.request.max.bytes`).
+    pub max_frame_bytes: usize,
+    pub cluster_id: String,
+    pub node_id: i32,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_addr: None,
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_frame_bytes: 100 << 20,
+            cluster_id: "silt-dev".into(),
+            node_id: 0,
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// The advertised host and port, checked.
+    pub fn advertised(&self) -> anyhow::Result<(String, u16)> {
+        match &self.advertised_addr {
+            Some(a) => {
+                let (host, port) = a
+                    .rsplit_once(':')
+                    .with_context(|| format!("kafka.advertised_addr '{a}' is not host:port"))?;
+                let port = port
+                    .parse()
+                    .with_context(|| format!("kafka.advertised_addr '{a}' has no valid port"))?;
+                if host.is_empty() {
+                    bail!("kafka.advertised_addr '{a}' has no host");
+                }
+                Ok((host.trim_matches(['[', ']']).to_string(), port))
+            }
+            None if self.addr.ip().is_unspecified() => {
+                bail!(
+                    "kafka.advertised_addr is required when kafka.addr is {} (clients cannot connect to it)",
+                    self.addr
+                )
+            }
+            None => Ok((self.addr.ip().to_string(), self.addr.port())),
         }
     }
 }
@@ -174,6 +236,13 @@ impl Config {
         }
         if self.cache.memory_bytes < 1 << 20 {
             bail!("cache.memory_bytes must be at least 1 MiB");
+        }
+        self.kafka.advertised()?;
+        if self.kafka.default_partitions < 1 {
+            bail!("kafka.default_partitions must be at least 1");
+        }
+        if self.kafka.max_frame_bytes < 1024 {
+            bail!("kafka.max_frame_bytes must be at least 1024");
         }
         let s3 = &self.storage.s3;
         if s3.bucket.is_empty() && (s3.endpoint.is_some() || s3.create_bucket) {

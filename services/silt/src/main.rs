@@ -40,6 +40,12 @@ struct DevArgs {
     /// Address of the HTTP API.
     #[arg(long)]
     http_addr: Option<SocketAddr>,
+    /// Address of the Kafka protocol listener.
+    #[arg(long)]
+    kafka_addr: Option<SocketAddr>,
+    /// host:port that Kafka clients are told to connect to.
+    #[arg(long)]
+    kafka_advertised_addr: Option<String>,
     /// How long ingest waits to fill a segment, e.g. 20ms.
     #[arg(long, value_parser = humantime::parse_duration)]
     linger: Option<Duration>,
@@ -73,6 +79,12 @@ impl DevArgs {
         }
         if let Some(a) = self.http_addr {
             c.http.addr = a;
+        }
+        if let Some(a) = self.kafka_addr {
+            c.kafka.addr = a;
+        }
+        if let Some(a) = &self.kafka_advertised_addr {
+            c.kafka.advertised_addr = Some(a.clone());
         }
         if let Some(l) = self.linger {
             c.ingest.linger = l;

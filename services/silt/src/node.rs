@@ -8,9 +8,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::ObjectStore;
 use silt_http::{AppState, HttpLimits};
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
+use silt_kafka::{KafkaConfig, KafkaState};
 use silt_metadata::{MetadataStore, SqliteStore};
 use silt_reader::{Reader, ReaderConfig};
 use silt_storage::{InstrumentedStore, StoreSettings, build_store};
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -127,7 +129,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     };
     let render = Arc::new(move || metrics.render());
     let state = AppState::new(
-        metadata,
+        metadata.clone(),
         ingest.clone(),
         reader.clone(),
         limits,
@@ -137,32 +139,60 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(config.http.addr)
         .await
         .with_context(|| format!("binding HTTP to {}", config.http.addr))?;
+
+    let kafka_listener = tokio::net::TcpListener::bind(config.kafka.addr)
+        .await
+        .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
+    let (advertised_host, advertised_port) = config.kafka.advertised()?;
+    let kafka_config = KafkaConfig {
+        advertised_host,
+        advertised_port,
+        node_id: config.kafka.node_id,
+        cluster_id: config.kafka.cluster_id.clone(),
+        max_frame_bytes: config.kafka.max_frame_bytes,
+        auto_create_topics: config.kafka.auto_create_topics,
+        default_partitions: config.kafka.default_partitions,
+        max_message_bytes: config.http.max_message_bytes,
+        ..KafkaConfig::default()
+    };
+    let kafka_state = KafkaState {
+        config: Arc::new(kafka_config),
+        metadata: metadata.clone(),
+        ingest: ingest.clone(),
+        reader: reader.clone(),
+    };
     info!(
         http = %http.local_addr()?,
+        kafka = %kafka_listener.local_addr()?,
         data_dir = %config.data_dir.display(),
         store = %store,
         "silt dev is ready"
     );
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
+    let stop = CancellationToken::new();
+    let http_stop = stop.clone();
+    let http_server = tokio::spawn(async move {
         axum::serve(http, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await
     });
+    let kafka_server = tokio::spawn(silt_kafka::serve(kafka_listener, kafka_state, stop.clone()));
+
     shutdown_signal().await;
-    info!("shutting down: finishing requests and flushing buffered records");
-    let _ = stop_tx.send(());
-    // Long polls and live tails may hold connections open; give them a moment, not forever.
-    if tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .is_err()
-    {
-        info!("HTTP connections still open after 5s; closing them");
-    }
+    info!("shutting down: flushing buffered records, then closing connections");
+    // Stop accepting work, write and commit everything buffered (producers waiting on it
+    // get their answers), then give open connections a moment to drain, not forever:
+    // long polls and live tails would otherwise hold the exit.
+    stop.cancel();
     ingest.shutdown().await;
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = http_server.await;
+        let _ = kafka_server.await;
+    })
+    .await;
+    if drained.is_err() {
+        info!("connections still open after 5s; closing them");
+    }
     reader.close().await;
     sqlite.close().await;
     info!("stopped");

@@ -1,0 +1,166 @@
+//! Which APIs and versions Silt speaks, and the dispatch of a request to its handler.
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::connection::{RequestContext, encode_response};
+use crate::error::KafkaError;
+use crate::{KafkaState, fetch, metadata, produce, topics};
+
+/// One API and the versions of it Silt answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedApi {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
+    SupportedApi { key, min, max }
+}
+
+/// Every API Silt answers, with its version range. ApiVersions responses are built from
+/// this table and requests outside it are refused, so it is the single source of truth
+/// (and what docs/kafka.md lists).
+const SUPPORTED: &[SupportedApi] = &[
+    api(ApiKey::Produce, 3, 11),
+    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::ListOffsets, 1, 8),
+    api(ApiKey::Metadata, 1, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
+];
+
+pub fn supported_apis() -> &'static [SupportedApi] {
+    SUPPORTED
+}
+
+fn supported(key: ApiKey) -> Option<SupportedApi> {
+    SUPPORTED.iter().copied().find(|a| a.key == key)
+}
+
+/// What a handler gives back: an answer now, or one that is still being worked on.
+/// `None` means no answer at all (Produce with acks=0).
+pub(crate) enum Reply {
+    Now(Option<Bytes>),
+    Later(BoxFuture<'static, Option<Bytes>>),
+}
+
+/// Decodes a request body of type `T` at the request's version.
+pub(crate) fn decode<T: Decodable>(
+    ctx: &RequestContext,
+    body: &mut Bytes,
+) -> Result<T, KafkaError> {
+    T::decode(body, ctx.version)
+        .map_err(|e| KafkaError::Malformed(format!("{:?} v{}: {e}", ctx.api_key, ctx.version)))
+}
+
+/// Encodes a response body of type `T` (header version from `T`).
+pub(crate) fn respond<T: Encodable + HeaderVersion>(
+    ctx: &RequestContext,
+    body: &T,
+) -> Result<Bytes, KafkaError> {
+    encode_response(ctx, T::header_version(ctx.version), body)
+}
+
+pub(crate) async fn handle(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    mut body: Bytes,
+) -> Result<Reply, KafkaError> {
+    let Some(range) = supported(ctx.api_key) else {
+        return Err(KafkaError::UnsupportedVersion {
+            api: format!("{:?}", ctx.api_key),
+            version: ctx.version,
+        });
+    };
+    if ctx.version < range.min || ctx.version > range.max {
+        if ctx.api_key == ApiKey::ApiVersions {
+            return api_versions_unsupported(ctx).map(|b| Reply::Now(Some(b)));
+        }
+        return Err(KafkaError::UnsupportedVersion {
+            api: format!("{:?}", ctx.api_key),
+            version: ctx.version,
+        });
+    }
+    match ctx.api_key {
+        ApiKey::ApiVersions => api_versions(ctx).map(|b| Reply::Now(Some(b))),
+        ApiKey::Metadata => Ok(Reply::Now(Some(
+            metadata::handle(state, ctx, decode(ctx, &mut body)?).await?,
+        ))),
+        ApiKey::Produce => produce::handle(state, ctx, decode(ctx, &mut body)?).await,
+        ApiKey::Fetch => Ok(fetch::handle(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::ListOffsets => Ok(fetch::list_offsets(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::CreateTopics => Ok(Reply::Now(Some(
+            topics::create(state, ctx, decode(ctx, &mut body)?).await?,
+        ))),
+        ApiKey::DeleteTopics => Ok(Reply::Now(Some(
+            topics::delete(state, ctx, decode(ctx, &mut body)?).await?,
+        ))),
+        ApiKey::InitProducerId => Ok(Reply::Now(Some(
+            topics::init_producer_id(state, ctx, decode(ctx, &mut body)?).await?,
+        ))),
+        other => Err(KafkaError::UnsupportedVersion {
+            api: format!("{other:?}"),
+            version: ctx.version,
+        }),
+    }
+}
+
+fn version_list() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|a| {
+            let mut v = ApiVersion::default();
+            v.api_key = a.key as i16;
+            v.min_version = a.min;
+            v.max_version = a.max;
+            v
+        })
+        .collect()
+}
+
+fn api_versions(ctx: &RequestContext) -> Result<Bytes, KafkaError> {
+    let mut response = ApiVersionsResponse::default();
+    response.api_keys = version_list();
+    respond(ctx, &response)
+}
+
+/// A client asked with a newer ApiVersions than we know: answer in the v0 layout with
+/// UNSUPPORTED_VERSION and our ranges; the client retries with a version we support.
+fn api_versions_unsupported(ctx: &RequestContext) -> Result<Bytes, KafkaError> {
+    let mut response = ApiVersionsResponse::default();
+    response.error_code = ResponseError::UnsupportedVersion.code();
+    response.api_keys = version_list();
+    let v0 = RequestContext {
+        version: 0,
+        ..ctx.clone()
+    };
+    encode_response(&v0, 0, &response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_range_is_one_the_codec_knows() {
+        for a in SUPPORTED {
+            let codec = a.key.valid_versions();
+            assert!(a.min <= a.max, "{:?}", a.key);
+            assert!(
+                codec.min <= a.min && a.max <= codec.max,
+                "{:?} {}..{} outside {codec:?}",
+                a.key,
+                a.min,
+                a.max
+            );
+        }
+    }
+}

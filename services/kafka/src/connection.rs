@@ -1,0 +1,183 @@
+//! One client connection: size-prefixed frames in, responses out in request order.
+//!
+//! The read loop decodes each request and runs its *ordered prelude* (for Produce:
+//! decoding batches and handing them to ingest) before reading the next one, so appends
+//! keep the connection's order. The rest of the work (waiting for durability, long polls)
+//! runs concurrently; a writer task sends the answers back in request order. At most
+//! `max_inflight_per_connection` requests are outstanding; past that the read loop waits.
+
+use std::net::SocketAddr;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::KafkaState;
+use crate::apis::{self, Reply};
+use crate::error::KafkaError;
+
+/// A decoded request header with what the handlers need to answer.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) api_key: ApiKey,
+    pub(crate) version: i16,
+    pub(crate) correlation_id: i32,
+    pub(crate) client_id: Option<String>,
+}
+
+/// Encodes a response frame: size, header (in the version the API implies), body.
+pub(crate) fn encode_response<R: Encodable>(
+    ctx: &RequestContext,
+    header_version: i16,
+    body: &R,
+) -> Result<Bytes, KafkaError> {
+    let mut header = ResponseHeader::default();
+    header.correlation_id = ctx.correlation_id;
+    let mut buf = BytesMut::new();
+    buf.put_i32(0); // size, filled in below
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| KafkaError::Encode(e.to_string()))?;
+    body.encode(&mut buf, ctx.version)
+        .map_err(|e| KafkaError::Encode(e.to_string()))?;
+    let size = i32::try_from(buf.len() - 4)
+        .map_err(|_| KafkaError::Encode("response too large".into()))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+async fn read_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    max: usize,
+) -> Result<Option<Bytes>, KafkaError> {
+    let size = match stream.read_i32().await {
+        Ok(size) => size,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(KafkaError::Io(e)),
+    };
+    if size < 0 || size as usize > max {
+        return Err(KafkaError::FrameSize { size, max });
+    }
+    let mut frame = vec![0u8; size as usize];
+    stream
+        .read_exact(&mut frame)
+        .await
+        .map_err(KafkaError::Io)?;
+    Ok(Some(Bytes::from(frame)))
+}
+
+/// Decodes the request header. ApiVersions requests of versions we do not know are still
+/// answered (with UNSUPPORTED_VERSION), as clients probe with their newest version.
+fn decode_header(frame: &mut Bytes) -> Result<RequestContext, KafkaError> {
+    if frame.remaining() < 8 {
+        return Err(KafkaError::Malformed(
+            "frame shorter than a request header".into(),
+        ));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api_key = ApiKey::try_from(key).map_err(|_| KafkaError::UnknownApi { key, version })?;
+    // A header in a version we cannot parse: fall back to the newest header the API knows.
+    let header_version = api_key.request_header_version(
+        version.clamp(api_key.valid_versions().min, api_key.valid_versions().max),
+    );
+    let header = RequestHeader::decode(frame, header_version)
+        .map_err(|e| KafkaError::Malformed(format!("request header: {e}")))?;
+    Ok(RequestContext {
+        api_key,
+        version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+    })
+}
+
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: KafkaState,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    metrics::gauge!("silt_kafka_connections").increment(1.0);
+    let (mut read, write) = stream.into_split();
+    let (queue_tx, mut queue_rx) = mpsc::channel::<oneshot::Receiver<Option<Bytes>>>(
+        state.config.max_inflight_per_connection.max(1),
+    );
+    let writer = tokio::spawn(async move {
+        let mut write = BufWriter::new(write);
+        while let Some(reply) = queue_rx.recv().await {
+            let Ok(answer) = reply.await else { break };
+            if let Some(bytes) = answer
+                && write.write_all(&bytes).await.is_err()
+            {
+                break;
+            }
+            // Flush when nothing else is ready, so pipelined answers share a write.
+            if queue_rx.is_empty() && write.flush().await.is_err() {
+                break;
+            }
+        }
+        let _ = write.flush().await;
+    });
+
+    let max = state.config.max_frame_bytes;
+    let reason = loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut read, max) => frame,
+            () = shutdown.cancelled() => break "node shutting down".to_string(),
+        };
+        let mut frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break "closed by client".to_string(),
+            Err(e) => break e.to_string(),
+        };
+        let ctx = match decode_header(&mut frame) {
+            Ok(ctx) => ctx,
+            Err(e) => break e.to_string(),
+        };
+        metrics::counter!("silt_kafka_requests_total", "api" => format!("{:?}", ctx.api_key))
+            .increment(1);
+        debug!(
+            api = ?ctx.api_key,
+            version = ctx.version,
+            correlation = ctx.correlation_id,
+            client = ctx.client_id.as_deref().unwrap_or(""),
+            %peer,
+            "request"
+        );
+        let reply = match apis::handle(&state, &ctx, frame).await {
+            Ok(reply) => reply,
+            Err(e) => break format!("{:?} v{}: {e}", ctx.api_key, ctx.version),
+        };
+        let (tx, rx) = oneshot::channel();
+        if queue_tx.send(rx).await.is_err() {
+            break "writer stopped".to_string();
+        }
+        match reply {
+            Reply::Now(bytes) => {
+                let _ = tx.send(bytes);
+            }
+            Reply::Later(future) => {
+                tokio::spawn(async move {
+                    let _ = tx.send(future.await);
+                });
+            }
+        }
+    };
+    // Let the answers already promised go out, then close.
+    drop(queue_tx);
+    let _ = writer.await;
+    metrics::gauge!("silt_kafka_connections").decrement(1.0);
+    if reason == "closed by client" {
+        debug!(%peer, "Kafka connection closed");
+    } else if reason == "node shutting down" {
+        info!(%peer, "Kafka connection closed: {reason}");
+    } else {
+        warn!(%peer, "Kafka connection closed: {reason}");
+    }
+}

@@ -1,0 +1,74 @@
+//! Errors of the Kafka door, and the mapping of Silt's errors to Kafka error codes.
+
+use kafka_protocol::ResponseError;
+use silt_ingest::IngestError;
+use silt_metadata::{ErrorKind, MetadataError};
+use silt_reader::ReaderError;
+use thiserror::Error;
+
+/// Errors that close a connection (the client sent something we cannot answer).
+#[derive(Debug, Error)]
+pub enum KafkaError {
+    #[error("i/o: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("frame of {size} bytes (the limit is {max})")]
+    FrameSize { size: i32, max: usize },
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("unknown API key {key} (version {version})")]
+    UnknownApi { key: i16, version: i16 },
+    #[error("unsupported version {version} of {api}")]
+    UnsupportedVersion { api: String, version: i16 },
+    #[error("encoding a response failed: {0}")]
+    Encode(String),
+}
+
+/// The Kafka error code for a metadata error.
+pub(crate) fn metadata_code(e: &MetadataError) -> i16 {
+    let error = match e {
+        MetadataError::UnknownTopic { .. } | MetadataError::UnknownPartition { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        MetadataError::TopicExists { .. } => ResponseError::TopicAlreadyExists,
+        MetadataError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        MetadataError::InvalidPartitionCount { .. } => ResponseError::InvalidPartitions,
+        MetadataError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        MetadataError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        MetadataError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
+        MetadataError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        MetadataError::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
+        MetadataError::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        other => match other.kind() {
+            ErrorKind::Unavailable => ResponseError::KafkaStorageError,
+            _ => ResponseError::UnknownServerError,
+        },
+    };
+    error.code()
+}
+
+/// The Kafka error code for a failed append.
+pub(crate) fn ingest_code(e: &IngestError) -> i16 {
+    match e {
+        IngestError::Rejected { source } => metadata_code(source),
+        IngestError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        IngestError::EmptyBatch => ResponseError::CorruptMessage.code(),
+        IngestError::Commit { source, .. } => metadata_code(source),
+        // Retriable: the producer sends the batch again (idempotence keeps it single).
+        IngestError::ShuttingDown | IngestError::ObjectStore { .. } => {
+            ResponseError::KafkaStorageError.code()
+        }
+        IngestError::Encode { .. } | IngestError::Internal { .. } => {
+            ResponseError::UnknownServerError.code()
+        }
+    }
+}
+
+/// The Kafka error code for a failed fetch.
+pub(crate) fn reader_code(e: &ReaderError) -> i16 {
+    match e {
+        ReaderError::Metadata(m) => metadata_code(m),
+        ReaderError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        ReaderError::ObjectStore { .. } => ResponseError::KafkaStorageError.code(),
+        _ => ResponseError::UnknownServerError.code(),
+    }
+}

@@ -1,0 +1,282 @@
+//! Fetch (with long polling through the reader) and ListOffsets.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+use silt_reader::{FetchRequest as ReadRequest, ReaderError};
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::KafkaState;
+use crate::apis::{Reply, respond};
+use crate::connection::RequestContext;
+use crate::error::reader_code;
+use crate::records::encode_batch;
+
+/// Longest wait a fetch may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+struct Wanted {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+}
+
+pub(crate) fn handle(state: &KafkaState, ctx: &RequestContext, request: FetchRequest) -> Reply {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Reply::Later(
+        async move {
+            let response = fetch(&state, &request).await;
+            respond(&ctx, &response)
+                .inspect_err(|e| debug!(error = %e, "encoding a fetch response failed"))
+                .ok()
+        }
+        .boxed(),
+    )
+}
+
+async fn fetch(state: &KafkaState, request: &FetchRequest) -> FetchResponse {
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let wanted: Vec<Wanted> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| Wanted {
+                topic: t.topic.0.to_string(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            })
+        })
+        .collect();
+    loop {
+        let (response, bytes, errors) = one_pass(state, request, &wanted).await;
+        if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
+            return response;
+        }
+        wait_for_any(state, &wanted, deadline).await;
+        if Instant::now() >= deadline {
+            // One last look, then answer whatever there is.
+            return one_pass(state, request, &wanted).await.0;
+        }
+    }
+}
+
+/// Waits until any wanted partition has records past its fetch offset, or the deadline.
+async fn wait_for_any(state: &KafkaState, wanted: &[Wanted], deadline: Instant) {
+    let mut waits: FuturesUnordered<_> = wanted
+        .iter()
+        .map(|w| {
+            let request = ReadRequest {
+                topic: w.topic.clone(),
+                partition: w.partition,
+                offset: w.offset,
+                max_bytes: 1,
+                max_records: 1,
+                max_wait: deadline.saturating_duration_since(Instant::now()),
+            };
+            let reader = state.reader.clone();
+            async move { reader.fetch(&request).await }
+        })
+        .collect();
+    let timeout = tokio::time::sleep_until(deadline);
+    tokio::pin!(timeout);
+    loop {
+        tokio::select! {
+            next = waits.next() => match next {
+                Some(Ok(r)) if r.records.is_empty() => continue,
+                // Data, an error to report, or nothing left to wait for.
+                _ => return,
+            },
+            () = &mut timeout => return,
+        }
+    }
+}
+
+/// Reads every wanted partition once, without waiting. Returns the response, the bytes
+/// of records in it, and whether any partition had an error.
+async fn one_pass(
+    state: &KafkaState,
+    request: &FetchRequest,
+    wanted: &[Wanted],
+) -> (FetchResponse, usize, bool) {
+    let mut budget = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    let mut total = 0;
+    let mut errors = false;
+    let mut response = FetchResponse::default();
+    for topic in &request.topics {
+        let mut out = FetchableTopicResponse::default();
+        out.topic = topic.topic.clone();
+        out.topic_id = topic.topic_id;
+        for p in &topic.partitions {
+            let w = wanted
+                .iter()
+                .find(|w| w.topic == topic.topic.0.as_str() && w.partition == p.partition);
+            let mut data = PartitionData::default();
+            data.partition_index = p.partition;
+            data.high_watermark = -1;
+            data.last_stable_offset = -1;
+            data.log_start_offset = -1;
+            data.preferred_read_replica = BrokerId(-1);
+            data.records = Some(Bytes::new());
+            if let Some(w) = w {
+                // Once the response is full, later partitions only report their offsets;
+                // the first partition with data always gets at least one whole record.
+                let max_bytes = if total == 0 {
+                    w.max_bytes
+                } else {
+                    w.max_bytes.min(budget)
+                };
+                let read = ReadRequest {
+                    topic: w.topic.clone(),
+                    partition: w.partition,
+                    offset: w.offset,
+                    max_bytes,
+                    max_records: if budget == 0 { 1 } else { 100_000 },
+                    max_wait: Duration::ZERO,
+                };
+                match read_partition(state, &read, budget == 0).await {
+                    Ok((records, hwm, log_start)) => {
+                        data.high_watermark = hwm;
+                        data.last_stable_offset = hwm;
+                        data.log_start_offset = log_start;
+                        total += records.len();
+                        budget = budget.saturating_sub(records.len());
+                        data.records = Some(records);
+                    }
+                    Err(e) => {
+                        errors = true;
+                        data.error_code = reader_code(&e);
+                        if let ReaderError::OffsetOutOfRange {
+                            high_watermark,
+                            log_start_offset,
+                            ..
+                        } = e
+                        {
+                            data.high_watermark = high_watermark;
+                            data.log_start_offset = log_start_offset;
+                        }
+                    }
+                }
+            }
+            out.partitions.push(data);
+        }
+        response.responses.push(out);
+    }
+    metrics::counter!("silt_consume_bytes_total", "door" => "kafka").increment(total as u64);
+    (response, total, errors)
+}
+
+/// One partition's records as a Kafka record batch, with its high watermark and log start.
+async fn read_partition(
+    state: &KafkaState,
+    read: &ReadRequest,
+    offsets_only: bool,
+) -> Result<(Bytes, i64, i64), ReaderError> {
+    if offsets_only {
+        let o = state
+            .reader
+            .partition_offsets(&read.topic, read.partition)
+            .await?;
+        if read.offset < o.log_start_offset || read.offset > o.high_watermark {
+            return Err(ReaderError::OffsetOutOfRange {
+                topic: read.topic.clone(),
+                partition: read.partition,
+                offset: read.offset,
+                log_start_offset: o.log_start_offset,
+                high_watermark: o.high_watermark,
+            });
+        }
+        return Ok((Bytes::new(), o.high_watermark, o.log_start_offset));
+    }
+    let result = state.reader.fetch(read).await?;
+    metrics::counter!("silt_consume_records_total", "door" => "kafka")
+        .increment(result.records.len() as u64);
+    let batch = encode_batch(&result.records).map_err(|reason| ReaderError::Internal { reason })?;
+    Ok((batch, result.high_watermark, result.log_start_offset))
+}
+
+/// Kafka's special timestamps in ListOffsets.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub(crate) fn list_offsets(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: ListOffsetsRequest,
+) -> Reply {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Reply::Later(
+        async move {
+            let mut response = ListOffsetsResponse::default();
+            for topic in &request.topics {
+                let name = topic.name.0.to_string();
+                let mut out = ListOffsetsTopicResponse::default();
+                out.name = topic.name.clone();
+                for p in &topic.partitions {
+                    let mut r = ListOffsetsPartitionResponse::default();
+                    r.partition_index = p.partition_index;
+                    r.timestamp = -1;
+                    r.offset = -1;
+                    match list_one(&state, &name, p.partition_index, p.timestamp).await {
+                        Ok(Some((offset, timestamp))) => {
+                            r.offset = offset;
+                            r.timestamp = timestamp;
+                        }
+                        Ok(None) => {}
+                        Err(code) => r.error_code = code,
+                    }
+                    out.partitions.push(r);
+                }
+                response.topics.push(out);
+            }
+            respond(&ctx, &response).ok()
+        }
+        .boxed(),
+    )
+}
+
+async fn list_one(
+    state: &KafkaState,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<Option<(i64, i64)>, i16> {
+    let offsets = state
+        .reader
+        .partition_offsets(topic, partition)
+        .await
+        .map_err(|e| reader_code(&e))?;
+    match timestamp {
+        LATEST | LATEST_TIERED => Ok(Some((offsets.high_watermark, -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
+        t if t >= 0 => state
+            .reader
+            .offset_for_timestamp(topic, partition, t)
+            .await
+            .map_err(|e| reader_code(&e)),
+        // -3 (the record with the largest timestamp) and anything else.
+        _ => Err(ResponseError::UnsupportedVersion.code()),
+    }
+}

@@ -1,0 +1,108 @@
+//! The Kafka wire-protocol front door: existing Kafka producers, consumers and admin
+//! tools (librdkafka/kcat, the Java client, kafka-python, kafkajs) work against Silt.
+//!
+//! Every request and response, and record batches, are encoded and decoded by the
+//! `kafka-protocol` crate (generated from Kafka's own message specs). Produced records go
+//! through the same [`Ingest`] as the HTTP door and fetches through the same [`Reader`],
+//! so both doors see each other's data. Idempotent producers are checked by the metadata
+//! service in the commit that assigns offsets. Any node serves any partition: the leader
+//! named in Metadata responses is only a routing hint.
+//!
+//! Depends on `silt-ingest`, `silt-reader` and `silt-metadata`; nothing depends on it but
+//! the binary.
+
+mod apis;
+mod connection;
+mod error;
+mod fetch;
+mod metadata;
+mod produce;
+mod records;
+mod topics;
+
+use std::sync::Arc;
+
+use silt_ingest::Ingest;
+use silt_metadata::MetadataStore;
+use silt_reader::Reader;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use apis::{SupportedApi, supported_apis};
+
+/// Settings of the Kafka listener.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Host and port clients are told to connect to (Metadata responses).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// This node's broker id.
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Largest request frame accepted; a larger one closes the connection.
+    pub max_frame_bytes: usize,
+    /// Create unknown topics when a client's Metadata request allows it
+    /// (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of automatically created topics, and of CreateTopics asking for -1.
+    pub default_partitions: i32,
+    /// Largest record accepted when a topic sets no `max.message.bytes`.
+    pub max_message_bytes: usize,
+    /// Requests handled at once per connection (responses still go out in order).
+    pub max_inflight_per_connection: usize,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            node_id: 0,
+            cluster_id: "silt".into(),
+            max_frame_bytes: 100 << 20,
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_message_bytes: 1 << 20,
+            max_inflight_per_connection: 32,
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Clone)]
+pub struct KafkaState {
+    pub config: Arc<KafkaConfig>,
+    pub metadata: Arc<dyn MetadataStore>,
+    pub ingest: Ingest,
+    pub reader: Reader,
+}
+
+/// Accepts Kafka connections until `shutdown` fires, then waits for open connections to
+/// finish their in-flight requests (bounded by the caller's own timeout).
+pub async fn serve(listener: TcpListener, state: KafkaState, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let state = state.clone();
+                let shutdown = shutdown.clone();
+                connections.spawn(async move {
+                    connection::run(stream, peer, state, shutdown).await;
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accepting a Kafka connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    connections.close();
+    connections.wait().await;
+    info!("Kafka listener stopped");
+}

@@ -1,0 +1,133 @@
+//! Metadata: brokers (this node), topics and their partitions; auto-creation.
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use silt_metadata::{MetadataError, Topic, TopicConfig};
+use tracing::info;
+
+use crate::KafkaState;
+use crate::apis::respond;
+use crate::connection::RequestContext;
+use crate::error::{KafkaError, metadata_code};
+
+pub(crate) fn topic_entry(state: &KafkaState, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(state.config.node_id);
+    let mut entry = MetadataResponseTopic::default();
+    entry.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
+    entry.topic_id = topic.id;
+    entry.partitions = (0..topic.partitions)
+        .map(|p| {
+            let mut partition = MetadataResponsePartition::default();
+            partition.partition_index = p;
+            partition.leader_id = node;
+            partition.leader_epoch = 0;
+            partition.replica_nodes = vec![node];
+            partition.isr_nodes = vec![node];
+            partition
+        })
+        .collect();
+    entry
+}
+
+fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
+    let mut entry = MetadataResponseTopic::default();
+    entry.name = Some(TopicName(StrBytes::from_string(name.to_string())));
+    entry.error_code = code;
+    entry
+}
+
+/// Looks a topic up, creating it when allowed and missing.
+async fn find_or_create(
+    state: &KafkaState,
+    name: &str,
+    allow_create: bool,
+) -> Result<Topic, MetadataError> {
+    match state.metadata.topic(name).await {
+        Err(MetadataError::UnknownTopic { .. })
+            if allow_create && state.config.auto_create_topics =>
+        {
+            match state
+                .metadata
+                .create_topic(
+                    name,
+                    state.config.default_partitions,
+                    TopicConfig::default(),
+                )
+                .await
+            {
+                Ok(topic) => {
+                    info!(
+                        topic = name,
+                        partitions = topic.partitions,
+                        "topic created on first use"
+                    );
+                    Ok(topic)
+                }
+                // Another client created it meanwhile.
+                Err(MetadataError::TopicExists { .. }) => state.metadata.topic(name).await,
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+pub(crate) async fn handle(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: MetadataRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = MetadataResponse::default();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(state.config.node_id);
+    broker.host = StrBytes::from_string(state.config.advertised_host.clone());
+    broker.port = i32::from(state.config.advertised_port);
+    response.brokers = vec![broker];
+    response.cluster_id = Some(StrBytes::from_string(state.config.cluster_id.clone()));
+    response.controller_id = BrokerId(state.config.node_id);
+    // v4+ lets the client say whether topics may be created; before, Kafka always allowed it.
+    let allow_create = ctx.version < 4 || request.allow_auto_topic_creation;
+    match request.topics {
+        // All topics (null, or an empty list before v1 semantics changed).
+        None => match state.metadata.topics().await {
+            Ok(topics) => response.topics = topics.iter().map(|t| topic_entry(state, t)).collect(),
+            Err(e) => response.error_code = metadata_code(&e),
+        },
+        Some(requested) => {
+            for wanted in requested {
+                let Some(name) = wanted.name else {
+                    // Lookup by topic id (v10+).
+                    let found = state
+                        .metadata
+                        .topics()
+                        .await
+                        .ok()
+                        .and_then(|all| all.into_iter().find(|t| t.id == wanted.topic_id));
+                    response.topics.push(match found {
+                        Some(topic) => topic_entry(state, &topic),
+                        None => {
+                            let mut entry = MetadataResponseTopic::default();
+                            entry.topic_id = wanted.topic_id;
+                            entry.error_code = ResponseError::UnknownTopicId.code();
+                            entry
+                        }
+                    });
+                    continue;
+                };
+                let name = name.0.to_string();
+                response
+                    .topics
+                    .push(match find_or_create(state, &name, allow_create).await {
+                        Ok(topic) => topic_entry(state, &topic),
+                        Err(e) => error_entry(&name, metadata_code(&e)),
+                    });
+            }
+        }
+    }
+    respond(ctx, &response)
+}

@@ -1,0 +1,230 @@
+//! Produce: decode batches, validate, hand them to ingest in request order, answer once
+//! durable (or not at all with acks=0).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use silt_ingest::{IngestError, PendingAppend};
+use silt_metadata::Topic;
+use silt_segment::Record;
+use tracing::{debug, warn};
+
+use crate::KafkaState;
+use crate::apis::{Reply, respond};
+use crate::connection::RequestContext;
+use crate::error::{KafkaError, ingest_code};
+use crate::records::decode_batches;
+
+/// One partition of a produce request: refused up front, or its batches in ingest.
+enum PartitionState {
+    Refused { code: i16, message: String },
+    Pending(Vec<PendingAppend>),
+}
+
+struct PartitionWork {
+    index: i32,
+    state: PartitionState,
+}
+
+fn refuse(code: ResponseError, message: impl Into<String>) -> PartitionState {
+    PartitionState::Refused {
+        code: code.code(),
+        message: message.into(),
+    }
+}
+
+/// Validates one partition's data and submits its batches. Nothing is submitted unless
+/// every batch decodes and every record fits.
+async fn submit_partition(
+    state: &KafkaState,
+    topic: Option<&Topic>,
+    name: &str,
+    index: i32,
+    data: Option<Bytes>,
+    now_ms: i64,
+) -> PartitionState {
+    let Some(topic) = topic else {
+        return refuse(
+            ResponseError::UnknownTopicOrPartition,
+            format!("unknown topic {name}"),
+        );
+    };
+    if index < 0 || index >= topic.partitions {
+        return refuse(
+            ResponseError::UnknownTopicOrPartition,
+            format!("{name} has no partition {index}"),
+        );
+    }
+    let Some(data) = data else {
+        return refuse(ResponseError::CorruptMessage, "no records");
+    };
+    let batches = match decode_batches(data, now_ms) {
+        Ok(batches) => batches,
+        Err(e) => return refuse(ResponseError::CorruptMessage, e),
+    };
+    let max = topic
+        .config
+        .max_message_bytes
+        .map_or(state.config.max_message_bytes, |m| m as usize);
+    for batch in &batches {
+        if batch.transactional || batch.control {
+            return refuse(
+                ResponseError::InvalidRecord,
+                "transactional records are not supported",
+            );
+        }
+        if let Some(big) = batch
+            .records
+            .iter()
+            .map(Record::size_estimate)
+            .find(|s| *s > max)
+        {
+            return refuse(
+                ResponseError::MessageTooLarge,
+                format!("a record of {big} bytes exceeds {max}"),
+            );
+        }
+    }
+    let mut pending = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if batch.records.is_empty() {
+            continue;
+        }
+        let count = batch.records.len() as u64;
+        let bytes: usize = batch.records.iter().map(Record::size_estimate).sum();
+        match state
+            .ingest
+            .submit(name, index, batch.records, batch.producer)
+            .await
+        {
+            Ok(p) => {
+                metrics::counter!("silt_produce_records_total", "door" => "kafka").increment(count);
+                metrics::counter!("silt_produce_bytes_total", "door" => "kafka")
+                    .increment(bytes as u64);
+                pending.push(p);
+            }
+            Err(e) => {
+                // Earlier batches of this partition may already be on their way; the client
+                // retries the request, and idempotence (if on) keeps them single.
+                return PartitionState::Refused {
+                    code: ingest_code(&e),
+                    message: e.to_string(),
+                };
+            }
+        }
+    }
+    PartitionState::Pending(pending)
+}
+
+/// Waits for a partition's batches; answers the first batch's base offset, or the first error.
+async fn finish_partition(work: PartitionWork) -> PartitionProduceResponse {
+    let mut response = PartitionProduceResponse::default();
+    response.index = work.index;
+    response.base_offset = -1;
+    response.log_append_time_ms = -1;
+    response.log_start_offset = -1;
+    match work.state {
+        PartitionState::Refused { code, message } => {
+            response.error_code = code;
+            response.error_message = Some(StrBytes::from_string(message));
+        }
+        PartitionState::Pending(pending) => {
+            let mut first_error: Option<IngestError> = None;
+            for (i, p) in pending.into_iter().enumerate() {
+                match p.wait().await {
+                    Ok(ack) if i == 0 => response.base_offset = ack.base_offset,
+                    Ok(_) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                response.error_code = ingest_code(&e);
+                response.error_message = Some(StrBytes::from_string(e.to_string()));
+                response.base_offset = -1;
+            }
+        }
+    }
+    response
+}
+
+pub(crate) async fn handle(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> Result<Reply, KafkaError> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let transactional = request.transactional_id.is_some();
+    let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
+    let mut work: Vec<(TopicName, Vec<PartitionWork>)> =
+        Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.to_string();
+        if !topics.contains_key(&name) {
+            let found = state.metadata.topic(&name).await.ok();
+            topics.insert(name.clone(), found);
+        }
+        let topic = topics.get(&name).and_then(Option::as_ref);
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for p in topic_data.partition_data {
+            let state_for = if transactional {
+                refuse(
+                    ResponseError::InvalidRecord,
+                    "transactional producers are not supported",
+                )
+            } else {
+                submit_partition(state, topic, &name, p.index, p.records, now_ms).await
+            };
+            partitions.push(PartitionWork {
+                index: p.index,
+                state: state_for,
+            });
+        }
+        work.push((topic_data.name, partitions));
+    }
+
+    if request.acks == 0 {
+        // No answer at all; still log what failed.
+        tokio::spawn(async move {
+            for (name, partitions) in work {
+                for p in partitions {
+                    let index = p.index;
+                    let r = finish_partition(p).await;
+                    if r.error_code != 0 {
+                        warn!(topic = %name.0, partition = index, code = r.error_code, "acks=0 produce failed");
+                    }
+                }
+            }
+        });
+        return Ok(Reply::Now(None));
+    }
+
+    let ctx = ctx.clone();
+    Ok(Reply::Later(
+        async move {
+            let mut response = ProduceResponse::default();
+            for (name, partitions) in work {
+                let mut topic = TopicProduceResponse::default();
+                topic.name = name;
+                for p in partitions {
+                    topic.partition_responses.push(finish_partition(p).await);
+                }
+                response.responses.push(topic);
+            }
+            match respond(&ctx, &response) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    debug!(error = %e, "encoding a produce response failed");
+                    None
+                }
+            }
+        }
+        .boxed(),
+    ))
+}

@@ -1,0 +1,181 @@
+//! Topic admin (CreateTopics, DeleteTopics) and producer ids (InitProducerId).
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use silt_metadata::{MetadataError, TopicConfig, validate_topic_name};
+use tracing::info;
+
+use crate::KafkaState;
+use crate::apis::respond;
+use crate::connection::RequestContext;
+use crate::error::{KafkaError, metadata_code};
+
+fn text(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) async fn create(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: CreateTopicsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = CreateTopicsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatableTopicResult::default();
+        result.name = topic.name.clone();
+        result.num_partitions = -1;
+        result.replication_factor = -1;
+        let partitions = if topic.num_partitions == -1 {
+            state.config.default_partitions
+        } else {
+            topic.num_partitions
+        };
+        let outcome = async {
+            if !topic.assignments.is_empty() {
+                return Err(MetadataError::InvalidRequest {
+                    reason: "manual replica assignment is not supported".into(),
+                });
+            }
+            let config = TopicConfig::from_pairs(topic.configs.iter().map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                )
+            }))?;
+            if request.validate_only {
+                validate_topic_name(&name)?;
+                if partitions < 1 {
+                    return Err(MetadataError::InvalidPartitionCount {
+                        partitions,
+                        max: i32::MAX,
+                    });
+                }
+                return match state.metadata.topic(&name).await {
+                    Ok(_) => Err(MetadataError::TopicExists {
+                        topic: name.clone(),
+                    }),
+                    Err(MetadataError::UnknownTopic { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                };
+            }
+            state
+                .metadata
+                .create_topic(&name, partitions, config)
+                .await
+                .map(Some)
+        }
+        .await;
+        match outcome {
+            Ok(created) => {
+                result.num_partitions = partitions;
+                result.replication_factor = 1;
+                if let Some(t) = created {
+                    info!(topic = %t.name, partitions = t.partitions, "topic created");
+                    result.topic_id = t.id;
+                    result.configs = Some(
+                        t.config
+                            .pairs()
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = text(k);
+                                c.value = Some(text(v));
+                                c.config_source = 1; // DYNAMIC_TOPIC_CONFIG
+                                c
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err(e) => {
+                result.error_code = metadata_code(&e);
+                result.error_message = Some(text(e.to_string()));
+            }
+        }
+        response.topics.push(result);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn delete(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: DeleteTopicsRequest,
+) -> Result<Bytes, KafkaError> {
+    // v0-5 name topics in `topic_names`; v6 in `topics` (by name or id).
+    let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    wanted.extend(
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+    let mut response = DeleteTopicsResponse::default();
+    for (name, id) in wanted {
+        let mut result = DeletableTopicResult::default();
+        result.topic_id = id;
+        let name = match name {
+            Some(name) => Some(name),
+            None => state
+                .metadata
+                .topics()
+                .await
+                .ok()
+                .and_then(|all| all.into_iter().find(|t| t.id == id))
+                .map(|t| t.name),
+        };
+        let Some(name) = name else {
+            result.error_code = ResponseError::UnknownTopicId.code();
+            response.responses.push(result);
+            continue;
+        };
+        result.name = Some(TopicName(text(name.clone())));
+        if let Err(e) = state.metadata.delete_topic(&name).await {
+            result.error_code = metadata_code(&e);
+            result.error_message = Some(text(e.to_string()));
+        } else {
+            info!(topic = %name, "topic deleted");
+        }
+        response.responses.push(result);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn init_producer_id(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: InitProducerIdRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = InitProducerIdResponse::default();
+    response.producer_id = ProducerId(-1);
+    response.producer_epoch = -1;
+    if request.transactional_id.is_some() {
+        // Transactions are not supported (yet): say so plainly rather than pretend.
+        response.error_code = ResponseError::InvalidRequest.code();
+        return respond(ctx, &response);
+    }
+    // A fresh id for new producers and for producers recovering from an error (KIP-360):
+    // either way the sequence numbers start over.
+    match state.metadata.init_producer_id().await {
+        Ok(id) => {
+            response.producer_id = ProducerId(id.producer_id);
+            response.producer_epoch = id.epoch;
+        }
+        Err(e) => response.error_code = metadata_code(&e),
+    }
+    respond(ctx, &response)
+}
