@@ -51,6 +51,7 @@ static BUCKETS: AtomicU32 = AtomicU32::new(0);
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    pub kafka_port: u16,
     pub backend: Backend,
     bucket: String,
     extra: Vec<String>,
@@ -68,6 +69,7 @@ impl Node {
         let mut node = Self {
             dir: tempfile::tempdir()?,
             port: free_port(),
+            kafka_port: free_port(),
             backend,
             bucket,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -101,6 +103,7 @@ impl Node {
             .args(&self.extra)
             // The HTTP address comes from the environment, which also proves SILT_* overrides.
             .env("SILT_HTTP__ADDR", format!("127.0.0.1:{}", self.port))
+            .env("SILT_KAFKA__ADDR", format!("127.0.0.1:{}", self.kafka_port))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::connection::{RequestContext, encode_response};
 use crate::error::KafkaError;
-use crate::{KafkaState, fetch, metadata, produce, topics};
+use crate::{KafkaState, configs, fetch, metadata, produce, topics};
 
 /// One API and the versions of it Silt answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,11 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 1),
 ];
 
 pub fn supported_apis() -> &'static [SupportedApi] {
@@ -106,11 +111,30 @@ pub(crate) async fn handle(
         ApiKey::InitProducerId => Ok(Reply::Now(Some(
             topics::init_producer_id(state, ctx, decode(ctx, &mut body)?).await?,
         ))),
+        ApiKey::DescribeConfigs => {
+            now(configs::describe(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::AlterConfigs => now(configs::alter(state, ctx, decode(ctx, &mut body)?).await),
+        ApiKey::IncrementalAlterConfigs => {
+            now(configs::incremental_alter(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::CreatePartitions => {
+            now(topics::create_partitions(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::DescribeCluster => now(metadata::describe_cluster(
+            state,
+            ctx,
+            decode(ctx, &mut body)?,
+        )),
         other => Err(KafkaError::UnsupportedVersion {
             api: format!("{other:?}"),
             version: ctx.version,
         }),
     }
+}
+
+fn now(answer: Result<Bytes, KafkaError>) -> Result<Reply, KafkaError> {
+    answer.map(|b| Reply::Now(Some(b)))
 }
 
 fn version_list() -> Vec<ApiVersion> {

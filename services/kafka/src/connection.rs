@@ -86,8 +86,18 @@ fn decode_header(frame: &mut Bytes) -> Result<RequestContext, KafkaError> {
     let header_version = api_key.request_header_version(
         version.clamp(api_key.valid_versions().min, api_key.valid_versions().max),
     );
-    let header = RequestHeader::decode(frame, header_version)
-        .map_err(|e| KafkaError::Malformed(format!("request header: {e}")))?;
+    let original = frame.clone();
+    let header = match RequestHeader::decode(frame, header_version) {
+        Ok(header) => header,
+        // A client probing with an ApiVersions version newer than ours may use either
+        // header layout; accept the older one too, so it always gets its answer.
+        Err(_) if api_key == ApiKey::ApiVersions && header_version > 1 => {
+            *frame = original;
+            RequestHeader::decode(frame, 1)
+                .map_err(|e| KafkaError::Malformed(format!("request header: {e}")))?
+        }
+        Err(e) => return Err(KafkaError::Malformed(format!("request header: {e}"))),
+    };
     Ok(RequestContext {
         api_key,
         version,

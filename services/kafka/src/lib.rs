@@ -12,6 +12,7 @@
 //! the binary.
 
 mod apis;
+mod configs;
 mod connection;
 mod error;
 mod fetch;

@@ -2,10 +2,14 @@
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use silt_metadata::{MetadataError, Topic, TopicConfig};
 use tracing::info;
@@ -75,6 +79,22 @@ async fn find_or_create(
         }
         other => other,
     }
+}
+
+pub(crate) fn describe_cluster(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    _request: DescribeClusterRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = DescribeClusterResponse::default();
+    response.cluster_id = StrBytes::from_string(state.config.cluster_id.clone());
+    response.controller_id = BrokerId(state.config.node_id);
+    let mut broker = DescribeClusterBroker::default();
+    broker.broker_id = BrokerId(state.config.node_id);
+    broker.host = StrBytes::from_string(state.config.advertised_host.clone());
+    broker.port = i32::from(state.config.advertised_port);
+    response.brokers = vec![broker];
+    respond(ctx, &response)
 }
 
 pub(crate) async fn handle(

@@ -2,13 +2,15 @@
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use silt_metadata::{MetadataError, TopicConfig, validate_topic_name};
@@ -151,6 +153,46 @@ pub(crate) async fn delete(
             info!(topic = %name, "topic deleted");
         }
         response.responses.push(result);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn create_partitions(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: CreatePartitionsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = CreatePartitionsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatePartitionsTopicResult::default();
+        result.name = topic.name;
+        let outcome = async {
+            if topic.assignments.is_some() {
+                return Err(MetadataError::InvalidRequest {
+                    reason: "manual replica assignment is not supported".into(),
+                });
+            }
+            let current = state.metadata.topic(&name).await?;
+            if request.validate_only {
+                if topic.count <= current.partitions {
+                    return Err(MetadataError::InvalidPartitionCount {
+                        partitions: topic.count,
+                        max: i32::MAX,
+                    });
+                }
+                return Ok(());
+            }
+            let grown = state.metadata.add_partitions(&name, topic.count).await?;
+            info!(topic = %name, partitions = grown.partitions, "partitions added");
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            result.error_code = metadata_code(&e);
+            result.error_message = Some(text(e.to_string()));
+        }
+        response.results.push(result);
     }
     respond(ctx, &response)
 }

@@ -62,6 +62,22 @@ impl TopicConfig {
         Ok(())
     }
 
+    /// Removes a setting (back to the default). Unknown names are an error.
+    pub fn unset(&mut self, key: &str) -> Result<()> {
+        match key {
+            "retention.ms" => self.retention_ms = None,
+            "retention.bytes" => self.retention_bytes = None,
+            "max.message.bytes" => self.max_message_bytes = None,
+            _ => {
+                return Err(MetadataError::InvalidConfig {
+                    key: key.to_string(),
+                    reason: format!("unknown topic config; known: {}", Self::KEYS.join(", ")),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The settings that are set, as Kafka-style string pairs.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();

@@ -421,6 +421,56 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
+    async fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        let json = serde_json::to_string(&config).map_err(|e| MetadataError::InvalidRequest {
+            reason: e.to_string(),
+        })?;
+        let _guard = self.write.lock().await;
+        let done = sqlx::query("UPDATE topics SET config = ? WHERE name = ?")
+            .bind(json)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::UnknownTopic {
+                topic: name.to_string(),
+            });
+        }
+        self.topic(name).await
+    }
+
+    async fn add_partitions(&self, name: &str, partitions: i32) -> Result<Topic> {
+        let _guard = self.write.lock().await;
+        let topic = self.topic(name).await?;
+        if partitions <= topic.partitions || partitions > MAX_PARTITIONS {
+            return Err(MetadataError::InvalidPartitionCount {
+                partitions,
+                max: MAX_PARTITIONS,
+            });
+        }
+        let id = topic.id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE topics SET partitions = ? WHERE id = ?")
+            .bind(partitions)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "WITH RECURSIVE p(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM p WHERE n + 1 < ?) \
+             INSERT INTO partitions (topic_id, partition) SELECT ?, n FROM p",
+        )
+        .bind(topic.partitions)
+        .bind(partitions)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Topic {
+            partitions,
+            ..topic
+        })
+    }
+
     async fn topic(&self, name: &str) -> Result<Topic> {
         self.topic_row(name)
             .await?

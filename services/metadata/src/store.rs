@@ -18,6 +18,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes a topic and its index entries. Its objects are left for garbage collection.
     async fn delete_topic(&self, name: &str) -> Result<()>;
 
+    /// Replaces a topic's config.
+    async fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic>;
+
+    /// Grows a topic to `partitions` partitions (never shrinks it).
+    async fn add_partitions(&self, name: &str, partitions: i32) -> Result<Topic>;
+
     /// The topic named `name`, or `UnknownTopic`.
     async fn topic(&self, name: &str) -> Result<Topic>;
 

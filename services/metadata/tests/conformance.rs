@@ -99,6 +99,46 @@ async fn topics_are_created_listed_and_deleted() {
             .all(|o| o.high_watermark == 0 && o.log_start_offset == 0)
     );
 
+    // Configs are replaced; partitions only grow, and new ones start empty.
+    let changed = TopicConfig::from_pairs([("max.message.bytes", "2048")]).expect("config");
+    let t2 = store
+        .set_topic_config("orders", changed.clone())
+        .await
+        .expect("altered");
+    assert_eq!(t2.config, changed);
+    assert_eq!(store.topic("orders").await.expect("found").config, changed);
+    assert_eq!(
+        store
+            .set_topic_config("nope", changed)
+            .await
+            .expect_err("missing")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let grown = store.add_partitions("orders", 5).await.expect("grown");
+    assert_eq!(grown.partitions, 5);
+    let offsets = store.partition_offsets("orders").await.expect("offsets");
+    assert_eq!(
+        offsets.iter().map(|o| o.partition).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    assert_eq!(
+        store
+            .add_partitions("orders", 5)
+            .await
+            .expect_err("not more")
+            .kind(),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        store
+            .add_partitions("orders", 2)
+            .await
+            .expect_err("shrink")
+            .kind(),
+        ErrorKind::Invalid
+    );
+
     store.delete_topic("orders").await.expect("deleted");
     assert_eq!(
         store.topic("orders").await.expect_err("gone").kind(),
