@@ -46,6 +46,19 @@ pub fn supported_apis() -> &'static [SupportedApi] {
     SUPPORTED
 }
 
+/// The supported APIs as a Markdown table (docs/kafka.md embeds it; a test keeps the two
+/// equal).
+pub fn api_table() -> String {
+    let mut out = String::from("| API | key | versions |\n|---|---|---|\n");
+    for a in SUPPORTED {
+        out.push_str(&format!(
+            "| {:?} | {} | {}–{} |\n",
+            a.key, a.key as i16, a.min, a.max
+        ));
+    }
+    out
+}
+
 fn supported(key: ApiKey) -> Option<SupportedApi> {
     SUPPORTED.iter().copied().find(|a| a.key == key)
 }
@@ -172,6 +185,20 @@ fn api_versions_unsupported(ctx: &RequestContext) -> Result<Bytes, KafkaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_docs_list_exactly_the_supported_apis() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/kafka.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/kafka.md exists");
+        let start =
+            doc.find("<!-- apis:start -->").expect("start marker") + "<!-- apis:start -->".len();
+        let end = doc.find("<!-- apis:end -->").expect("end marker");
+        assert_eq!(
+            doc[start..end].trim(),
+            api_table().trim(),
+            "docs/kafka.md is stale: replace its table with the output of `silt kafka-apis`"
+        );
+    }
 
     #[test]
     fn every_supported_range_is_one_the_codec_knows() {

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use apis::{SupportedApi, supported_apis};
+pub use apis::{SupportedApi, api_table, supported_apis};
 
 /// Settings of the Kafka listener.
 #[derive(Debug, Clone)]

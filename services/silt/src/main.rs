@@ -27,6 +27,8 @@ enum Command {
     Dev(DevArgs),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(DevArgs),
+    /// Print the Kafka APIs and versions this build supports (Markdown).
+    KafkaApis,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +122,10 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(node::run_dev(config))
+        }
+        Command::KafkaApis => {
+            print!("{}", silt_kafka::api_table());
+            Ok(())
         }
         Command::Config(args) => {
             let config = args.config()?;
