@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -331,3 +332,51 @@ def test_bad_frames_do_not_disturb_other_clients(silt):
     got = consume_kafka_python(silt.bootstrap, "steady", 1, sent)[0]
     assert [m.value for m in got] == [f"ok-{i}".encode() for i in range(sent)]
     assert "panicked" not in silt.log()
+
+
+def test_many_concurrent_connections_are_served(silt):
+    host, port = silt.bootstrap.split(":")
+    results = []
+
+    def client(n):
+        with socket.create_connection((host, int(port)), timeout=30) as s:
+            for round_ in range(3):
+                correlation = n * 10 + round_
+                s.sendall(frame(18, 0, correlation))  # ApiVersions v0
+                size = struct.unpack(">i", recv_exact(s, 4))[0]
+                body = recv_exact(s, size)
+                results.append(struct.unpack(">ih", body[:6]) == (correlation, 0))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 600 and all(results)
+
+
+def test_log_append_time_topics_are_stamped_by_the_broker(silt):
+    create_topic(silt.bootstrap, "stamped", 1, {"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    produce_all(silt.bootstrap, "stamped", [(b"k", b"v", [], 1_000, 0)])
+    after = int(time.time() * 1000)
+    msg = consume_kafka_python(silt.bootstrap, "stamped", 1, 1)[0][0]
+    assert msg.timestamp_type == 1, "LogAppendTime"
+    assert before - 5 <= msg.timestamp <= after + 5, (before, msg.timestamp, after)
+
+
+def test_kafkajs_admin_and_idempotent_producer(silt):
+    script = Path(__file__).with_name("kafkajs_roundtrip.js")
+    run = subprocess.run(["node", str(script), silt.bootstrap, "from-kafkajs", "1000"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == {"listed": True}
+    got = consume_kafka_python(silt.bootstrap, "from-kafkajs", 2, 1000)
+    msgs = [m for p in got.values() for m in p]
+    assert len(msgs) == 1000
+    for m in msgs:
+        i = int(dict(m.headers)["n"])
+        assert m.key == f"key-{i % 10}".encode()
+        assert m.value == (None if i % 5 == 0 else f"value-{i}".encode())
+        assert m.timestamp == 1_700_000_000_000 + i
+    for p, records in got.items():
+        assert [m.offset for m in records] == list(range(len(records)))

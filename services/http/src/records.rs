@@ -159,7 +159,10 @@ pub(crate) async fn produce(
     let count = body.records.len();
     let mut by_partition: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
     for (index, input) in body.records.into_iter().enumerate() {
-        let (partition, record) = to_record(index, input, now_ms)?;
+        let (partition, mut record) = to_record(index, input, now_ms)?;
+        if topic.config.log_append_time() {
+            record.timestamp_ms = now_ms;
+        }
         let size = record.size_estimate();
         if size > max_message {
             return Err(HttpError::new(

@@ -123,6 +123,11 @@ async fn one_pass(
     let mut errors = false;
     let mut response = FetchResponse::default();
     for topic in &request.topics {
+        let log_append_time = state
+            .metadata
+            .topic(topic.topic.0.as_str())
+            .await
+            .is_ok_and(|t| t.config.log_append_time());
         let mut out = FetchableTopicResponse::default();
         out.topic = topic.topic.clone();
         out.topic_id = topic.topic_id;
@@ -153,7 +158,7 @@ async fn one_pass(
                     max_records: if budget == 0 { 1 } else { 100_000 },
                     max_wait: Duration::ZERO,
                 };
-                match read_partition(state, &read, budget == 0).await {
+                match read_partition(state, &read, budget == 0, log_append_time).await {
                     Ok((records, hwm, log_start)) => {
                         data.high_watermark = hwm;
                         data.last_stable_offset = hwm;
@@ -190,6 +195,7 @@ async fn read_partition(
     state: &KafkaState,
     read: &ReadRequest,
     offsets_only: bool,
+    log_append_time: bool,
 ) -> Result<(Bytes, i64, i64), ReaderError> {
     if offsets_only {
         let o = state
@@ -210,7 +216,8 @@ async fn read_partition(
     let result = state.reader.fetch(read).await?;
     metrics::counter!("silt_consume_records_total", "door" => "kafka")
         .increment(result.records.len() as u64);
-    let batch = encode_batch(&result.records).map_err(|reason| ReaderError::Internal { reason })?;
+    let batch = encode_batch(&result.records, log_append_time)
+        .map_err(|reason| ReaderError::Internal { reason })?;
     Ok((batch, result.high_watermark, result.log_start_offset))
 }
 

@@ -22,8 +22,12 @@ use crate::records::decode_batches;
 
 /// One partition of a produce request: refused up front, or its batches in ingest.
 enum PartitionState {
-    Refused { code: i16, message: String },
-    Pending(Vec<PendingAppend>),
+    Refused {
+        code: i16,
+        message: String,
+    },
+    /// Batches in ingest, and the append time when the topic uses LogAppendTime.
+    Pending(Vec<PendingAppend>, Option<i64>),
 }
 
 struct PartitionWork {
@@ -63,10 +67,15 @@ async fn submit_partition(
     let Some(data) = data else {
         return refuse(ResponseError::CorruptMessage, "no records");
     };
-    let batches = match decode_batches(data, now_ms) {
+    let mut batches = match decode_batches(data, now_ms) {
         Ok(batches) => batches,
         Err(e) => return refuse(ResponseError::CorruptMessage, e),
     };
+    if topic.config.log_append_time() {
+        for record in batches.iter_mut().flat_map(|b| b.records.iter_mut()) {
+            record.timestamp_ms = now_ms;
+        }
+    }
     let max = topic
         .config
         .max_message_bytes
@@ -118,7 +127,7 @@ async fn submit_partition(
             }
         }
     }
-    PartitionState::Pending(pending)
+    PartitionState::Pending(pending, topic.config.log_append_time().then_some(now_ms))
 }
 
 /// Waits for a partition's batches; answers the first batch's base offset, or the first error.
@@ -133,7 +142,8 @@ async fn finish_partition(work: PartitionWork) -> PartitionProduceResponse {
             response.error_code = code;
             response.error_message = Some(StrBytes::from_string(message));
         }
-        PartitionState::Pending(pending) => {
+        PartitionState::Pending(pending, append_time) => {
+            response.log_append_time_ms = append_time.unwrap_or(-1);
             let mut first_error: Option<IngestError> = None;
             for (i, p) in pending.into_iter().enumerate() {
                 match p.wait().await {

@@ -17,7 +17,7 @@ mod watch;
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
     ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
-    ProducerIdentity, SegmentCommit, SegmentRef, Topic, TopicConfig,
+    ProducerIdentity, SegmentCommit, SegmentRef, TimestampType, Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
 pub use sqlite::SqliteStore;

@@ -15,11 +15,44 @@ pub struct TopicConfig {
     /// Largest record accepted, in bytes.
     #[serde(rename = "max.message.bytes", skip_serializing_if = "Option::is_none")]
     pub max_message_bytes: Option<i64>,
+    /// Whose clock stamps records: the producer's (CreateTime, the default) or the broker's
+    /// when it accepts them (LogAppendTime).
+    #[serde(
+        rename = "message.timestamp.type",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub message_timestamp_type: Option<TimestampType>,
+}
+
+/// Kafka's `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+impl TimestampType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateTime => "CreateTime",
+            Self::LogAppendTime => "LogAppendTime",
+        }
+    }
 }
 
 impl TopicConfig {
     /// Names of the settings a topic accepts.
-    pub const KEYS: [&'static str; 3] = ["retention.ms", "retention.bytes", "max.message.bytes"];
+    pub const KEYS: [&'static str; 4] = [
+        "retention.ms",
+        "retention.bytes",
+        "max.message.bytes",
+        "message.timestamp.type",
+    ];
+
+    /// Whether the broker's clock stamps this topic's records.
+    pub fn log_append_time(&self) -> bool {
+        self.message_timestamp_type == Some(TimestampType::LogAppendTime)
+    }
 
     /// Builds a config from Kafka-style string pairs, rejecting unknown keys and bad values.
     pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
@@ -38,6 +71,18 @@ impl TopicConfig {
             key: key.to_string(),
             reason,
         };
+        if key == "message.timestamp.type" {
+            self.message_timestamp_type = Some(match value.trim() {
+                "CreateTime" => TimestampType::CreateTime,
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                other => {
+                    return Err(invalid(format!(
+                        "'{other}' is not CreateTime or LogAppendTime"
+                    )));
+                }
+            });
+            return Ok(());
+        }
         let number = value
             .trim()
             .parse::<i64>()
@@ -68,6 +113,7 @@ impl TopicConfig {
             "retention.ms" => self.retention_ms = None,
             "retention.bytes" => self.retention_bytes = None,
             "max.message.bytes" => self.max_message_bytes = None,
+            "message.timestamp.type" => self.message_timestamp_type = None,
             _ => {
                 return Err(MetadataError::InvalidConfig {
                     key: key.to_string(),
@@ -89,6 +135,9 @@ impl TopicConfig {
         }
         if let Some(v) = self.max_message_bytes {
             out.push(("max.message.bytes", v.to_string()));
+        }
+        if let Some(v) = self.message_timestamp_type {
+            out.push(("message.timestamp.type", v.as_str().to_string()));
         }
         out
     }
@@ -224,5 +273,13 @@ mod tests {
         assert!(TopicConfig::from_pairs([("retention.ms", "-2")]).is_err());
         assert!(TopicConfig::from_pairs([("cleanup.policy", "compact")]).is_err());
         assert!(TopicConfig::from_pairs([("max.message.bytes", "0")]).is_err());
+        let t =
+            TopicConfig::from_pairs([("message.timestamp.type", "LogAppendTime")]).expect("valid");
+        assert!(t.log_append_time());
+        assert_eq!(
+            t.pairs(),
+            [("message.timestamp.type", "LogAppendTime".to_string())]
+        );
+        assert!(TopicConfig::from_pairs([("message.timestamp.type", "Now")]).is_err());
     }
 }
