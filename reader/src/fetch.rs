@@ -100,6 +100,27 @@ impl Reader {
         self.offsets(topic, partition).await
     }
 
+    /// The partition's offsets, if `offset` lies within `[log_start_offset, high_watermark]`;
+    /// `OffsetOutOfRange` otherwise.
+    pub async fn checked_offsets(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionOffsets, ReaderError> {
+        let offsets = self.offsets(topic, partition).await?;
+        if offset < offsets.log_start_offset || offset > offsets.high_watermark {
+            return Err(ReaderError::OffsetOutOfRange {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                log_start_offset: offsets.log_start_offset,
+                high_watermark: offsets.high_watermark,
+            });
+        }
+        Ok(offsets)
+    }
+
     /// Reads records of a partition from `req.offset` on, in offset order. At the high
     /// watermark it waits up to `req.max_wait` for new records. An offset outside
     /// `[log_start_offset, high_watermark]` is an error.
@@ -108,16 +129,9 @@ impl Reader {
         let deadline = Instant::now() + req.max_wait;
         // Subscribe before reading the offsets, so no commit slips between the two.
         let mut watch = self.metadata.watch(&req.topic, req.partition);
-        let mut offsets = self.offsets(&req.topic, req.partition).await?;
-        if req.offset < offsets.log_start_offset || req.offset > offsets.high_watermark {
-            return Err(ReaderError::OffsetOutOfRange {
-                topic: req.topic.clone(),
-                partition: req.partition,
-                offset: req.offset,
-                log_start_offset: offsets.log_start_offset,
-                high_watermark: offsets.high_watermark,
-            });
-        }
+        let mut offsets = self
+            .checked_offsets(&req.topic, req.partition, req.offset)
+            .await?;
         while req.offset >= offsets.high_watermark {
             let woken = tokio::time::timeout_at(deadline, watch.changed()).await;
             match woken {

@@ -200,17 +200,8 @@ async fn read_partition(
     if offsets_only {
         let o = state
             .reader
-            .partition_offsets(&read.topic, read.partition)
+            .checked_offsets(&read.topic, read.partition, read.offset)
             .await?;
-        if read.offset < o.log_start_offset || read.offset > o.high_watermark {
-            return Err(ReaderError::OffsetOutOfRange {
-                topic: read.topic.clone(),
-                partition: read.partition,
-                offset: read.offset,
-                log_start_offset: o.log_start_offset,
-                high_watermark: o.high_watermark,
-            });
-        }
         return Ok((Bytes::new(), o.high_watermark, o.log_start_offset));
     }
     let result = state.reader.fetch(read).await?;
