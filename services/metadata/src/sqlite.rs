@@ -759,6 +759,35 @@ impl MetadataStore for SqliteStore {
             .collect()
     }
 
+    async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<()> {
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        match partitions {
+            None => {
+                sqlx::query("DELETE FROM group_offsets WHERE group_id = ?")
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(partitions) => {
+                for (topic, partition) in partitions {
+                    sqlx::query("DELETE FROM group_offsets WHERE group_id = ? AND topic = ? AND partition = ?")
+                        .bind(group)
+                        .bind(topic)
+                        .bind(partition)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn groups(&self) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")

@@ -72,6 +72,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// A group's committed offsets, by topic and partition. Empty for an unknown group.
     async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>>;
 
+    /// Deletes a group's committed offsets: all of them, or those of the given partitions.
+    async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<()>;
+
     /// Ids of the groups that have committed offsets, sorted.
     async fn groups(&self) -> Result<Vec<String>>;
 
