@@ -9,7 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::connection::{RequestContext, encode_response};
 use crate::error::KafkaError;
-use crate::{KafkaState, configs, fetch, metadata, produce, topics};
+use crate::{KafkaState, configs, fetch, groups, metadata, produce, topics};
 
 /// One API and the versions of it Silt answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,17 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::FindCoordinator, 0, 4),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_apis() -> &'static [SupportedApi] {
@@ -139,6 +150,23 @@ pub(crate) async fn handle(
             ctx,
             decode(ctx, &mut body)?,
         )),
+        ApiKey::FindCoordinator => now(groups::find_coordinator(
+            state,
+            ctx,
+            decode(ctx, &mut body)?,
+        )),
+        ApiKey::JoinGroup => Ok(groups::join(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::SyncGroup => Ok(groups::sync(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::Heartbeat => now(groups::heartbeat(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::LeaveGroup => now(groups::leave(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::OffsetCommit => Ok(groups::commit(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::OffsetFetch => Ok(groups::fetch_offsets(state, ctx, decode(ctx, &mut body)?)),
+        ApiKey::ListGroups => now(groups::list(state, ctx, decode(ctx, &mut body)?).await),
+        ApiKey::DescribeGroups => now(groups::describe(state, ctx, decode(ctx, &mut body)?).await),
+        ApiKey::DeleteGroups => now(groups::delete(state, ctx, decode(ctx, &mut body)?).await),
+        ApiKey::OffsetDelete => {
+            now(groups::delete_offsets(state, ctx, decode(ctx, &mut body)?).await)
+        }
         other => Err(KafkaError::UnsupportedVersion {
             api: format!("{other:?}"),
             version: ctx.version,

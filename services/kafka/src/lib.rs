@@ -16,6 +16,7 @@ mod configs;
 mod connection;
 mod error;
 mod fetch;
+mod groups;
 mod metadata;
 mod produce;
 mod records;
@@ -23,6 +24,7 @@ mod topics;
 
 use std::sync::Arc;
 
+use silt_groups::Coordinator;
 use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
@@ -78,6 +80,7 @@ pub struct KafkaState {
     pub metadata: Arc<dyn MetadataStore>,
     pub ingest: Ingest,
     pub reader: Reader,
+    pub groups: Coordinator,
 }
 
 /// Accepts Kafka connections until `shutdown` fires, then waits for open connections to

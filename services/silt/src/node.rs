@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::ObjectStore;
+use silt_groups::{Coordinator, GroupConfig};
 use silt_http::{AppState, HttpLimits};
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
 use silt_kafka::{KafkaConfig, KafkaState};
@@ -122,6 +123,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
         Some(listener),
     );
 
+    let groups = Coordinator::start(GroupConfig::default(), metadata.clone());
     let limits = HttpLimits {
         max_message_bytes: config.http.max_message_bytes,
         max_request_bytes: config.http.max_request_bytes,
@@ -160,6 +162,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
         metadata: metadata.clone(),
         ingest: ingest.clone(),
         reader: reader.clone(),
+        groups: groups.clone(),
     };
     info!(
         http = %http.local_addr()?,
@@ -185,6 +188,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     // long polls and live tails would otherwise hold the exit.
     stop.cancel();
     ingest.shutdown().await;
+    groups.shutdown();
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = http_server.await;
         let _ = kafka_server.await;

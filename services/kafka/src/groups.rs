@@ -1,0 +1,577 @@
+//! The consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
+//! The protocol-generic work is done by `silt-groups`; this file translates.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use silt_groups::{GroupError, JoinRequest, SyncRequest};
+use silt_metadata::GroupOffset;
+
+use crate::KafkaState;
+use crate::apis::{Reply, respond};
+use crate::connection::RequestContext;
+use crate::error::KafkaError;
+
+fn text(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// The Kafka error code of a group error.
+pub(crate) fn group_code(e: &GroupError) -> i16 {
+    let error = match e {
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        GroupError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::Metadata(_) => ResponseError::CoordinatorNotAvailable,
+    };
+    error.code()
+}
+
+fn code_of(result: &Result<(), GroupError>) -> i16 {
+    result.as_ref().err().map_or(0, group_code)
+}
+
+/// Key types of FindCoordinator: 0 group, 1 transaction.
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub(crate) fn find_coordinator(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> Result<Bytes, KafkaError> {
+    let node = BrokerId(state.config.node_id);
+    let host = text(state.config.advertised_host.clone());
+    let port = i32::from(state.config.advertised_port);
+    let error =
+        (request.key_type != KEY_TYPE_GROUP).then(|| ResponseError::CoordinatorNotAvailable.code());
+    let mut response = FindCoordinatorResponse::default();
+    if ctx.version >= 4 {
+        // v4+ batches keys; any node coordinates any group.
+        for key in request.coordinator_keys {
+            let mut c = CoordinatorEntry::default();
+            c.key = key;
+            c.node_id = node;
+            c.host = host.clone();
+            c.port = port;
+            c.error_code = error.unwrap_or(0);
+            response.coordinators.push(c);
+        }
+    } else {
+        response.node_id = node;
+        response.host = host;
+        response.port = port;
+        response.error_code = error.unwrap_or(0);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) fn join(state: &KafkaState, ctx: &RequestContext, request: JoinGroupRequest) -> Reply {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Reply::Later(
+        async move {
+            let req = JoinRequest {
+                group_id: request.group_id.0.to_string(),
+                member_id: request.member_id.to_string(),
+                group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+                client_id: ctx.client_id.clone().unwrap_or_default(),
+                client_host: String::new(),
+                session_timeout: Duration::from_millis(request.session_timeout_ms.max(0) as u64),
+                // v0 has no rebalance timeout: it is the session timeout.
+                rebalance_timeout: Duration::from_millis(if ctx.version >= 1 {
+                    request.rebalance_timeout_ms.max(0) as u64
+                } else {
+                    request.session_timeout_ms.max(0) as u64
+                }),
+                protocol_type: request.protocol_type.to_string(),
+                protocols: request
+                    .protocols
+                    .iter()
+                    .map(|p| (p.name.to_string(), p.metadata.clone()))
+                    .collect(),
+                require_known_member_id: ctx.version >= 4,
+            };
+            let answer = state.groups.join(req).await;
+            let mut response = JoinGroupResponse::default();
+            response.error_code = answer.error.as_ref().map_or(0, group_code);
+            response.generation_id = answer.generation_id;
+            response.protocol_type = answer.protocol_type.map(text);
+            response.protocol_name = answer.protocol_name.map(text);
+            response.leader = text(answer.leader);
+            response.member_id = text(answer.member_id);
+            response.members = answer
+                .members
+                .into_iter()
+                .map(|(id, instance, metadata)| {
+                    let mut m = JoinGroupResponseMember::default();
+                    m.member_id = text(id);
+                    m.group_instance_id = instance.map(text);
+                    m.metadata = metadata;
+                    m
+                })
+                .collect();
+            respond(&ctx, &response).ok()
+        }
+        .boxed(),
+    )
+}
+
+pub(crate) fn sync(state: &KafkaState, ctx: &RequestContext, request: SyncGroupRequest) -> Reply {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Reply::Later(
+        async move {
+            let protocol_type = request.protocol_type.as_ref().map(|s| s.to_string());
+            let protocol_name = request.protocol_name.as_ref().map(|s| s.to_string());
+            let req = SyncRequest {
+                group_id: request.group_id.0.to_string(),
+                generation_id: request.generation_id,
+                member_id: request.member_id.to_string(),
+                group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+                protocol_type: protocol_type.clone(),
+                protocol_name: protocol_name.clone(),
+                assignments: request
+                    .assignments
+                    .iter()
+                    .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                    .collect(),
+            };
+            let mut response = SyncGroupResponse::default();
+            match state.groups.sync(req).await {
+                Ok(assignment) => {
+                    response.assignment = assignment;
+                    response.protocol_type = protocol_type.map(text);
+                    response.protocol_name = protocol_name.map(text);
+                }
+                Err(e) => response.error_code = group_code(&e),
+            }
+            respond(&ctx, &response).ok()
+        }
+        .boxed(),
+    )
+}
+
+pub(crate) fn heartbeat(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: HeartbeatRequest,
+) -> Result<Bytes, KafkaError> {
+    let result = state.groups.heartbeat(
+        request.group_id.0.as_str(),
+        request.member_id.as_str(),
+        request.group_instance_id.as_ref().map(|s| s.as_str()),
+        request.generation_id,
+    );
+    let mut response = HeartbeatResponse::default();
+    response.error_code = code_of(&result);
+    respond(ctx, &response)
+}
+
+pub(crate) fn leave(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: LeaveGroupRequest,
+) -> Result<Bytes, KafkaError> {
+    let group = request.group_id.0.to_string();
+    // v0-2 name one member; v3+ a batch (with instance ids).
+    let members: Vec<(String, Option<String>)> = if ctx.version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
+            .collect()
+    } else {
+        vec![(request.member_id.to_string(), None)]
+    };
+    let results = state.groups.leave(&group, &members);
+    let mut response = LeaveGroupResponse::default();
+    if ctx.version >= 3 {
+        response.members = members
+            .iter()
+            .zip(&results)
+            .map(|((id, instance), r)| {
+                let mut m = MemberResponse::default();
+                m.member_id = text(id.clone());
+                m.group_instance_id = instance.clone().map(text);
+                m.error_code = code_of(r);
+                m
+            })
+            .collect();
+    } else {
+        response.error_code = results.first().map_or(0, code_of);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) fn commit(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: OffsetCommitRequest,
+) -> Reply {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Reply::Later(
+        async move {
+            let now = chrono::Utc::now().timestamp_millis();
+            let group = request.group_id.0.to_string();
+            // Offsets of unknown topics or partitions are refused one by one.
+            let mut partitions_of: BTreeMap<String, Option<i32>> = BTreeMap::new();
+            for t in &request.topics {
+                let name = t.name.0.to_string();
+                if !partitions_of.contains_key(&name) {
+                    let count = state.metadata.topic(&name).await.ok().map(|t| t.partitions);
+                    partitions_of.insert(name, count);
+                }
+            }
+            let valid = |topic: &str, p: i32| {
+                partitions_of
+                    .get(topic)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|n| (0..n).contains(&p))
+            };
+            let offsets: Vec<GroupOffset> = request
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    let name = t.name.0.to_string();
+                    t.partitions
+                        .iter()
+                        .filter(|p| valid(&name, p.partition_index))
+                        .map(|p| GroupOffset {
+                            topic: name.clone(),
+                            partition: p.partition_index,
+                            offset: p.committed_offset,
+                            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                            commit_time_ms: now,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let result = state
+                .groups
+                .commit_offsets(
+                    &group,
+                    request.member_id.as_str(),
+                    request.group_instance_id.as_ref().map(|s| s.as_str()),
+                    request.generation_id_or_member_epoch,
+                    &offsets,
+                )
+                .await;
+            let mut response = OffsetCommitResponse::default();
+            for t in &request.topics {
+                let mut topic = OffsetCommitResponseTopic::default();
+                topic.name = t.name.clone();
+                for p in &t.partitions {
+                    let mut r = OffsetCommitResponsePartition::default();
+                    r.partition_index = p.partition_index;
+                    r.error_code = if !valid(t.name.0.as_str(), p.partition_index) {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        code_of(&result)
+                    };
+                    topic.partitions.push(r);
+                }
+                response.topics.push(topic);
+            }
+            respond(&ctx, &response).ok()
+        }
+        .boxed(),
+    )
+}
+
+/// Committed offsets of one group, for the requested (topic, partitions) or all.
+async fn fetch_group(
+    state: &KafkaState,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<(i32, i64, Option<String>)>)>, GroupError> {
+    let committed = state.groups.fetch_offsets(group).await?;
+    let lookup = |topic: &str, p: i32| {
+        committed
+            .iter()
+            .find(|o| o.topic == topic && o.partition == p)
+    };
+    Ok(match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let found = partitions
+                    .into_iter()
+                    .map(|p| match lookup(&topic, p) {
+                        Some(o) => (p, o.offset, o.metadata.clone()),
+                        None => (p, -1, None),
+                    })
+                    .collect();
+                (topic, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<(i32, i64, Option<String>)>> = BTreeMap::new();
+            for o in committed {
+                by_topic
+                    .entry(o.topic)
+                    .or_default()
+                    .push((o.partition, o.offset, o.metadata));
+            }
+            by_topic.into_iter().collect()
+        }
+    })
+}
+
+pub(crate) fn fetch_offsets(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: OffsetFetchRequest,
+) -> Reply {
+    let state = state.clone();
+    let ctx = ctx.clone();
+    Reply::Later(
+        async move {
+            let mut response = OffsetFetchResponse::default();
+            if ctx.version >= 8 {
+                for g in &request.groups {
+                    let wanted = g.topics.as_ref().map(|ts| {
+                        ts.iter()
+                            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                            .collect()
+                    });
+                    let mut out = OffsetFetchResponseGroup::default();
+                    out.group_id = g.group_id.clone();
+                    match fetch_group(&state, g.group_id.0.as_str(), wanted).await {
+                        Ok(topics) => {
+                            out.topics = topics
+                                .into_iter()
+                                .map(|(name, partitions)| {
+                                    let mut t = OffsetFetchResponseTopics::default();
+                                    t.name = TopicName(text(name));
+                                    t.partitions = partitions
+                                        .into_iter()
+                                        .map(|(p, offset, metadata)| {
+                                            let mut r = OffsetFetchResponsePartitions::default();
+                                            r.partition_index = p;
+                                            r.committed_offset = offset;
+                                            r.committed_leader_epoch = -1;
+                                            r.metadata = Some(text(metadata.unwrap_or_default()));
+                                            r
+                                        })
+                                        .collect();
+                                    t
+                                })
+                                .collect();
+                        }
+                        Err(e) => out.error_code = group_code(&e),
+                    }
+                    response.groups.push(out);
+                }
+            } else {
+                let wanted = request.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                match fetch_group(&state, request.group_id.0.as_str(), wanted).await {
+                    Ok(topics) => {
+                        response.topics = topics
+                            .into_iter()
+                            .map(|(name, partitions)| {
+                                let mut t = OffsetFetchResponseTopic::default();
+                                t.name = TopicName(text(name));
+                                t.partitions = partitions
+                                    .into_iter()
+                                    .map(|(p, offset, metadata)| {
+                                        let mut r = OffsetFetchResponsePartition::default();
+                                        r.partition_index = p;
+                                        r.committed_offset = offset;
+                                        r.committed_leader_epoch = -1;
+                                        r.metadata = Some(text(metadata.unwrap_or_default()));
+                                        r
+                                    })
+                                    .collect();
+                                t
+                            })
+                            .collect();
+                    }
+                    Err(e) => response.error_code = group_code(&e),
+                }
+            }
+            respond(&ctx, &response).ok()
+        }
+        .boxed(),
+    )
+}
+
+pub(crate) async fn list(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: ListGroupsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = ListGroupsResponse::default();
+    match state.groups.list().await {
+        Ok(groups) => {
+            for g in groups {
+                let name = g.state.kafka_name();
+                if !request.states_filter.is_empty()
+                    && !request
+                        .states_filter
+                        .iter()
+                        .any(|s| s.as_str().eq_ignore_ascii_case(name))
+                {
+                    continue;
+                }
+                if !request.types_filter.is_empty()
+                    && !request
+                        .types_filter
+                        .iter()
+                        .any(|t| t.as_str().eq_ignore_ascii_case("classic"))
+                {
+                    continue;
+                }
+                let mut listed = ListedGroup::default();
+                listed.group_id = GroupId(text(g.group_id));
+                listed.protocol_type = text(g.protocol_type);
+                listed.group_state = text(name);
+                listed.group_type = text("classic");
+                response.groups.push(listed);
+            }
+        }
+        Err(e) => response.error_code = group_code(&e),
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn describe(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: DescribeGroupsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = DescribeGroupsResponse::default();
+    for group_id in request.groups {
+        let mut out = DescribedGroup::default();
+        out.group_id = group_id.clone();
+        match state.groups.describe(group_id.0.as_str()).await {
+            Ok(d) => {
+                out.group_state = text(d.state.kafka_name());
+                out.protocol_type = text(d.protocol_type);
+                out.protocol_data = text(d.protocol);
+                out.members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut member = DescribedGroupMember::default();
+                        member.member_id = text(m.member_id);
+                        member.group_instance_id = m.group_instance_id.map(text);
+                        member.client_id = text(m.client_id);
+                        member.client_host = text(m.client_host);
+                        member.member_metadata = m.metadata;
+                        member.member_assignment = m.assignment;
+                        member
+                    })
+                    .collect();
+            }
+            Err(e) => out.error_code = group_code(&e),
+        }
+        response.groups.push(out);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn delete(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: DeleteGroupsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = DeleteGroupsResponse::default();
+    for group_id in request.groups_names {
+        let mut r = DeletableGroupResult::default();
+        r.error_code = code_of(&state.groups.delete(group_id.0.as_str()).await);
+        r.group_id = group_id;
+        response.results.push(r);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn delete_offsets(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: OffsetDeleteRequest,
+) -> Result<Bytes, KafkaError> {
+    let partitions: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let result = state
+        .groups
+        .delete_offsets(request.group_id.0.as_str(), &partitions)
+        .await;
+    let mut response = OffsetDeleteResponse::default();
+    response.error_code = code_of(&result);
+    if result.is_ok() {
+        response.topics = request
+            .topics
+            .iter()
+            .map(|t| {
+                let mut topic = OffsetDeleteResponseTopic::default();
+                topic.name = t.name.clone();
+                topic.partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let mut r = OffsetDeleteResponsePartition::default();
+                        r.partition_index = p.partition_index;
+                        r
+                    })
+                    .collect();
+                topic
+            })
+            .collect();
+    }
+    respond(ctx, &response)
+}
