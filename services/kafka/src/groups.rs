@@ -260,9 +260,15 @@ pub(crate) fn commit(
             let mut partitions_of: BTreeMap<String, Option<i32>> = BTreeMap::new();
             for t in &request.topics {
                 let name = t.name.0.to_string();
-                if !partitions_of.contains_key(&name) {
-                    let count = state.metadata.topic(&name).await.ok().map(|t| t.partitions);
-                    partitions_of.insert(name, count);
+                if let std::collections::btree_map::Entry::Vacant(slot) = partitions_of.entry(name)
+                {
+                    let count = state
+                        .metadata
+                        .topic(slot.key())
+                        .await
+                        .ok()
+                        .map(|t| t.partitions);
+                    slot.insert(count);
                 }
             }
             let valid = |topic: &str, p: i32| {
