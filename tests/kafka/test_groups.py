@@ -199,3 +199,31 @@ def test_kafka_python_and_kcat_group_consumers(silt):
     assert {"kp-group", "kcat-group"} <= listed
     described = admin.describe_consumer_groups(["kp-group"])["kp-group"].result(30)
     assert described.state.name == "EMPTY"
+
+
+def test_silt_groups_cli_shows_members_and_live_lag(silt):
+    make_topic(silt.bootstrap, "cli-topic", 2, 100)
+    c = consumer(silt.bootstrap, "cli-group", **{"enable.auto.commit": False, "client.id": "cli-reader"})
+    c.subscribe(["cli-topic"])
+    read = 0
+    deadline = time.time() + 30
+    while read < 100 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            read += 1
+    c.commit(asynchronous=False)
+    producer = Producer({"bootstrap.servers": silt.bootstrap})
+    for i in range(25):
+        producer.produce("cli-topic", value=b"more", partition=i % 2)
+    producer.flush(30)
+    binary = __import__("conftest").ROOT / "target/debug/silt"
+    binary = __import__("os").environ.get("E2E_SILT_BIN", str(binary))
+    listed = subprocess.run([binary, "groups", "list", "--url", silt.http], capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.split()[:2] == ["cli-group", "Stable"] for line in listed.stdout.splitlines()), listed.stdout
+    described = subprocess.run([binary, "groups", "describe", "cli-group", "--url", silt.http], capture_output=True, text=True, timeout=30)
+    assert described.returncode == 0, described.stderr
+    out = described.stdout
+    assert "state Stable" in out and "total lag 25" in out, out
+    assert "cli-reader" in out and "cli-topic[0,1]" in out, out
+    c.close()

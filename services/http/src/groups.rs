@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use silt_groups::GroupError;
 use silt_metadata::{GroupOffset, MetadataError, validate_group_id};
 use utoipa::ToSchema;
 
@@ -94,11 +95,12 @@ pub(crate) async fn commit(
 
 #[utoipa::path(get, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
     responses((status = 200, body = GroupOffsets)))]
-pub(crate) async fn fetch(
-    State(state): State<AppState>,
-    ApiPath(group): ApiPath<String>,
-) -> Result<Json<GroupOffsets>, HttpError> {
-    let committed = state.metadata.group_offsets(&group).await?;
+/// A group's committed offsets with the high watermark and lag of each partition.
+async fn offsets_with_lag(
+    state: &AppState,
+    group: &str,
+) -> Result<(Vec<OffsetOut>, i64), HttpError> {
+    let committed = state.metadata.group_offsets(group).await?;
     let mut watermarks: HashMap<String, HashMap<i32, i64>> = HashMap::new();
     let mut offsets = Vec::with_capacity(committed.len());
     for o in committed {
@@ -125,9 +127,140 @@ pub(crate) async fn fetch(
         });
     }
     let total_lag = offsets.iter().filter_map(|o| o.lag).sum();
+    Ok((offsets, total_lag))
+}
+
+#[utoipa::path(get, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
+    responses((status = 200, body = GroupOffsets)))]
+pub(crate) async fn fetch(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupOffsets>, HttpError> {
+    let (offsets, total_lag) = offsets_with_lag(&state, &group).await?;
     Ok(Json(GroupOffsets {
         group,
         offsets,
         total_lag,
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupListEntry {
+    pub group: String,
+    /// Kafka's group state: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
+    pub state: String,
+    pub protocol_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupList {
+    pub groups: Vec<GroupListEntry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignedPartitions {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    /// The partitions the member owns (decoded from the consumer protocol).
+    pub assignment: Vec<AssignedPartitions>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupDetail {
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// The assignor the members agreed on (range, roundrobin, cooperative-sticky, ...).
+    pub protocol: String,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub members: Vec<GroupMember>,
+    pub offsets: Vec<OffsetOut>,
+    pub total_lag: i64,
+}
+
+fn group_error(e: GroupError) -> HttpError {
+    match e {
+        GroupError::NonEmptyGroup => {
+            HttpError::new(StatusCode::CONFLICT, "group_not_empty", e.to_string())
+        }
+        GroupError::GroupIdNotFound => {
+            HttpError::new(StatusCode::NOT_FOUND, "unknown_group", e.to_string())
+        }
+        GroupError::InvalidGroupId => HttpError::bad_request("invalid_group_id", e.to_string()),
+        other => HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            other.to_string(),
+        ),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<GroupList>, HttpError> {
+    let groups = state.groups.list().await.map_err(group_error)?;
+    Ok(Json(GroupList {
+        groups: groups
+            .into_iter()
+            .map(|g| GroupListEntry {
+                group: g.group_id,
+                state: g.state.kafka_name().to_string(),
+                protocol_type: g.protocol_type,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/groups/{group}", params(("group" = String, Path)),
+    responses((status = 200, body = GroupDetail), (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn describe(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupDetail>, HttpError> {
+    let d = state.groups.describe(&group).await.map_err(group_error)?;
+    if d.state == silt_groups::GroupState::Dead {
+        return Err(group_error(GroupError::GroupIdNotFound));
+    }
+    let (offsets, total_lag) = offsets_with_lag(&state, &group).await?;
+    Ok(Json(GroupDetail {
+        group,
+        state: d.state.kafka_name().to_string(),
+        protocol_type: d.protocol_type,
+        protocol: d.protocol,
+        generation: d.generation,
+        leader: d.leader,
+        members: d
+            .members
+            .into_iter()
+            .map(|m| GroupMember {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                assignment: m
+                    .assigned
+                    .into_iter()
+                    .map(|(topic, partitions)| AssignedPartitions { topic, partitions })
+                    .collect(),
+            })
+            .collect(),
+        offsets,
+        total_lag,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/groups/{group}", params(("group" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<StatusCode, HttpError> {
+    state.groups.delete(&group).await.map_err(group_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }

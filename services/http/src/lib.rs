@@ -22,6 +22,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use silt_groups::Coordinator;
 use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub metadata: Arc<dyn MetadataStore>,
     pub ingest: Ingest,
     pub reader: Reader,
+    pub groups: Coordinator,
     pub limits: HttpLimits,
     pub metrics: Option<MetricsRenderer>,
     round_robin: Arc<AtomicU64>,
@@ -71,6 +73,7 @@ impl AppState {
         metadata: Arc<dyn MetadataStore>,
         ingest: Ingest,
         reader: Reader,
+        groups: Coordinator,
         limits: HttpLimits,
         metrics: Option<MetricsRenderer>,
     ) -> Self {
@@ -78,6 +81,7 @@ impl AppState {
             metadata,
             ingest,
             reader,
+            groups,
             limits,
             metrics,
             round_robin: Arc::new(AtomicU64::new(0)),
@@ -102,6 +106,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/topics/{topic}/partitions/{partition}/stream",
             get(records::stream),
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
         )
         .route(
             "/v1/groups/{group}/offsets",

@@ -19,6 +19,9 @@ use utoipa::OpenApi;
         crate::records::stream,
         crate::groups::commit,
         crate::groups::fetch,
+        crate::groups::list,
+        crate::groups::describe,
+        crate::groups::delete,
         crate::health,
         crate::metrics_text,
     )

@@ -10,6 +10,7 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use object_store::memory::InMemory;
 use serde_json::{Value, json};
+use silt_groups::{Coordinator, GroupConfig};
 use silt_http::{AppState, HttpLimits, router};
 use silt_ingest::{Ingest, IngestConfig};
 use silt_metadata::SqliteStore;
@@ -55,7 +56,8 @@ async fn api() -> Api {
         ..HttpLimits::default()
     };
     let metrics = Arc::new(|| "silt_test_metric 1\n".to_string());
-    let state = AppState::new(meta, ingest, reader, limits, Some(metrics));
+    let groups = Coordinator::start(GroupConfig::default(), meta.clone());
+    let state = AppState::new(meta, ingest, reader, groups, limits, Some(metrics));
     Api {
         _dir: dir,
         app: router(state),
@@ -405,6 +407,27 @@ async fn group_offsets_with_lag() {
     assert_eq!(body["offsets"][0]["high_watermark"], 5);
     assert_eq!(body["offsets"][1]["lag"], 0);
     assert_eq!(body["total_lag"], 3);
+    // The group is listed and described (offsets only: no members, state Empty).
+    let (s, list) = api.call(Method::GET, "/v1/groups", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        list["groups"],
+        json!([{"group": "g1", "state": "Empty", "protocol_type": "consumer"}])
+    );
+    let (s, detail) = api.call(Method::GET, "/v1/groups/g1", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(detail["state"], "Empty");
+    assert_eq!(detail["total_lag"], 3);
+    assert_eq!(detail["members"], json!([]));
+    let (s, got) = api.call(Method::GET, "/v1/groups/nobody", None).await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_group"))
+    );
+    let (s, _) = api.call(Method::DELETE, "/v1/groups/g1", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = api.call(Method::DELETE, "/v1/groups/g1", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, got) = api
         .json(
             Method::PUT,
@@ -444,6 +467,8 @@ async fn health_metrics_and_openapi() {
         "/v1/topics/{topic}/partitions/{partition}/records",
         "/v1/topics/{topic}/partitions/{partition}/stream",
         "/v1/groups/{group}/offsets",
+        "/v1/groups",
+        "/v1/groups/{group}",
         "/healthz",
         "/metrics",
     ] {

@@ -4,6 +4,7 @@
 //! embedded SQLite metadata store.
 
 mod config;
+mod groups_cli;
 mod node;
 
 use std::net::SocketAddr;
@@ -29,6 +30,22 @@ enum Command {
     Config(DevArgs),
     /// Print the Kafka APIs and versions this build supports (Markdown).
     KafkaApis,
+    /// Consumer groups of a running node (through its HTTP API).
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+        /// Base URL of the node's HTTP API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupsCommand {
+    /// Every group with its state.
+    List,
+    /// A group's state, members and their partitions, committed offsets and lag.
+    Describe { group: String },
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +139,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(node::run_dev(config))
+        }
+        Command::Groups { command, url } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(groups_cli::run(&url, command))
         }
         Command::KafkaApis => {
             print!("{}", silt_kafka::api_table());

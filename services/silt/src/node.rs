@@ -134,6 +134,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
         metadata.clone(),
         ingest.clone(),
         reader.clone(),
+        groups.clone(),
         limits,
         Some(render),
     );

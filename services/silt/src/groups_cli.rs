@@ -1,0 +1,89 @@
+//! `silt groups list|describe`: consumer groups of a running node, read from its HTTP API.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::GroupsCommand;
+
+async fn get(url: &str) -> anyhow::Result<Value> {
+    let response = reqwest::get(url)
+        .await
+        .with_context(|| format!("is silt running? GET {url}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.context("the answer is not JSON")?;
+    if !status.is_success() {
+        bail!(
+            "{}: {}",
+            status,
+            body["message"].as_str().unwrap_or("request failed")
+        );
+    }
+    Ok(body)
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) async fn run(base: &str, command: GroupsCommand) -> anyhow::Result<()> {
+    let base = base.trim_end_matches('/');
+    match command {
+        GroupsCommand::List => {
+            let body = get(&format!("{base}/v1/groups")).await?;
+            println!("{:<40} {:<22} PROTOCOL TYPE", "GROUP", "STATE");
+            for g in body["groups"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<40} {:<22} {}",
+                    text(&g["group"]),
+                    text(&g["state"]),
+                    text(&g["protocol_type"])
+                );
+            }
+        }
+        GroupsCommand::Describe { group } => {
+            let g = get(&format!("{base}/v1/groups/{group}")).await?;
+            println!(
+                "group {}  state {}  protocol {}  generation {}  total lag {}",
+                text(&g["group"]),
+                text(&g["state"]),
+                text(&g["protocol"]),
+                text(&g["generation"]),
+                text(&g["total_lag"])
+            );
+            println!("\n{:<60} {:<20} PARTITIONS", "MEMBER", "CLIENT");
+            for m in g["members"].as_array().into_iter().flatten() {
+                let parts: Vec<String> = m["assignment"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| format!("{}{}", text(&a["topic"]), a["partitions"]))
+                    .collect();
+                println!(
+                    "{:<60} {:<20} {}",
+                    text(&m["member_id"]),
+                    text(&m["client_id"]),
+                    parts.join(" ")
+                );
+            }
+            println!(
+                "\n{:<30} {:>9} {:>14} {:>14} {:>10}",
+                "TOPIC", "PARTITION", "COMMITTED", "END", "LAG"
+            );
+            for o in g["offsets"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<30} {:>9} {:>14} {:>14} {:>10}",
+                    text(&o["topic"]),
+                    text(&o["partition"]),
+                    text(&o["offset"]),
+                    text(&o["high_watermark"]),
+                    text(&o["lag"])
+                );
+            }
+        }
+    }
+    Ok(())
+}
