@@ -12,6 +12,7 @@ use silt_metadata::{GroupOffset, MetadataStore, validate_group_id};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResponse, TopicInfo};
 use crate::error::GroupError;
 use crate::state::{Group, GroupState, Outcome, Timing};
 pub use crate::state::{JoinRequest, JoinResponse, SyncRequest};
@@ -22,6 +23,10 @@ pub struct GroupConfig {
     pub initial_rebalance_delay: Duration,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
+    /// KIP-848 groups: how often members heartbeat, and when silence removes them
+    /// (Kafka's `group.consumer.heartbeat.interval.ms` / `session.timeout.ms`).
+    pub consumer_heartbeat_interval: Duration,
+    pub consumer_session_timeout: Duration,
 }
 
 impl Default for GroupConfig {
@@ -30,6 +35,8 @@ impl Default for GroupConfig {
             initial_rebalance_delay: Duration::from_secs(3),
             min_session_timeout: Duration::from_secs(6),
             max_session_timeout: Duration::from_secs(1800),
+            consumer_heartbeat_interval: Duration::from_secs(2),
+            consumer_session_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -53,12 +60,17 @@ pub struct MemberDescription {
     pub assignment: Bytes,
     /// The assignment decoded as the consumer protocol's (topic, partitions), if it is one.
     pub assigned: Vec<(String, Vec<i32>)>,
+    /// KIP-848 members: their epoch and subscription.
+    pub member_epoch: i32,
+    pub subscribed: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct GroupDescription {
     pub group_id: String,
     pub state: GroupState,
+    /// Kafka's name of the state (for KIP-848 groups: Empty, Assigning, Reconciling, Stable).
+    pub state_name: String,
     pub protocol_type: String,
     pub protocol: String,
     pub generation: i32,
@@ -68,6 +80,8 @@ pub struct GroupDescription {
 
 struct Inner {
     groups: Mutex<HashMap<String, Group>>,
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    config: GroupConfig,
     timing: Timing,
     metadata: Arc<dyn MetadataStore>,
     stop: CancellationToken,
@@ -110,6 +124,8 @@ impl Coordinator {
     pub fn start(config: GroupConfig, metadata: Arc<dyn MetadataStore>) -> Self {
         let inner = Arc::new(Inner {
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
+            config: config.clone(),
             timing: Timing {
                 initial_rebalance_delay: config.initial_rebalance_delay,
                 min_session_timeout: config.min_session_timeout,
@@ -131,9 +147,21 @@ impl Coordinator {
                     return;
                 };
                 let now = Instant::now();
-                let mut groups = inner.groups.lock().unwrap_or_else(|e| e.into_inner());
-                for group in groups.values_mut() {
-                    group.tick(now, &inner.timing);
+                {
+                    let mut groups = inner.groups.lock().unwrap_or_else(|e| e.into_inner());
+                    for group in groups.values_mut() {
+                        group.tick(now, &inner.timing);
+                    }
+                }
+                let mut consumer_groups = inner
+                    .consumer_groups
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                for group in consumer_groups.values_mut() {
+                    let expired = group.expire(now);
+                    if !expired.is_empty() {
+                        tracing::info!(group = %group.id, members = ?expired, "consumer-group members expired");
+                    }
                 }
             }
         });
@@ -167,6 +195,9 @@ impl Coordinator {
         }
         let member_id = req.member_id.clone();
         let group_id = req.group_id.clone();
+        if self.consumer_group_active(&group_id) {
+            return JoinResponse::error(GroupError::InconsistentGroupProtocol, member_id);
+        }
         let outcome = self.with_group(&group_id, true, |g| {
             g.join(req, Instant::now(), &self.inner.timing)
         });
@@ -235,6 +266,25 @@ impl Coordinator {
         offsets: &[GroupOffset],
     ) -> Result<(), GroupError> {
         validate_group_id(group_id)?;
+        let consumer = {
+            let mut groups = self
+                .inner
+                .consumer_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            groups
+                .get_mut(group_id)
+                .filter(|g| !g.members.is_empty())
+                .map(|g| g.validate_commit(member_id, generation, Instant::now()))
+        };
+        if let Some(allowed) = consumer {
+            allowed?;
+            self.inner
+                .metadata
+                .commit_group_offsets(group_id, offsets)
+                .await?;
+            return Ok(());
+        }
         let allowed = self
             .with_group(group_id, generation < 0 && member_id.is_empty(), |g| {
                 g.validate_commit(member_id, instance, generation, Instant::now())
@@ -269,6 +319,23 @@ impl Coordinator {
                 })
                 .collect()
         };
+        {
+            let groups = self
+                .inner
+                .consumer_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for g in groups.values().filter(|g| !g.members.is_empty()) {
+                out.insert(
+                    g.id.clone(),
+                    GroupSummary {
+                        group_id: g.id.clone(),
+                        protocol_type: "consumer".into(),
+                        state: GroupState::Stable,
+                    },
+                );
+            }
+        }
         for id in self.inner.metadata.groups().await? {
             out.entry(id.clone()).or_insert(GroupSummary {
                 group_id: id,
@@ -283,9 +350,13 @@ impl Coordinator {
 
     /// A group's state and members; an unknown group is described as Dead, as in Kafka.
     pub async fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
+        if let Some(d) = self.describe_consumer(group_id) {
+            return Ok(d);
+        }
         let described = self.with_group(group_id, false, |g| GroupDescription {
             group_id: g.id.clone(),
             state: g.state,
+            state_name: g.state.kafka_name().to_string(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: g.protocol.clone().unwrap_or_default(),
             generation: g.generation,
@@ -306,6 +377,8 @@ impl Coordinator {
                         .unwrap_or_default(),
                     assignment: m.assignment.clone(),
                     assigned: decode_assignment(&m.assignment),
+                    member_epoch: g.generation,
+                    subscribed: Vec::new(),
                 })
                 .collect(),
         });
@@ -318,13 +391,15 @@ impl Coordinator {
             .group_offsets(group_id)
             .await?
             .is_empty();
+        let state = if has_offsets {
+            GroupState::Empty
+        } else {
+            GroupState::Dead
+        };
         Ok(GroupDescription {
             group_id: group_id.to_string(),
-            state: if has_offsets {
-                GroupState::Empty
-            } else {
-                GroupState::Dead
-            },
+            state,
+            state_name: state.kafka_name().to_string(),
             protocol_type: if has_offsets {
                 "consumer".into()
             } else {
@@ -337,8 +412,101 @@ impl Coordinator {
         })
     }
 
+    fn consumer_group_active(&self, group_id: &str) -> bool {
+        let groups = self
+            .inner
+            .consumer_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        groups.get(group_id).is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// How often KIP-848 members should heartbeat.
+    pub fn consumer_heartbeat_interval(&self) -> Duration {
+        self.inner.config.consumer_heartbeat_interval
+    }
+
+    /// A KIP-848 ConsumerGroupHeartbeat. `topics` is the current topic list (name -> id,
+    /// partitions), from which the assignment is computed.
+    pub fn consumer_heartbeat(
+        &self,
+        req: HeartbeatRequest,
+        topics: &HashMap<String, TopicInfo>,
+    ) -> Result<HeartbeatResponse, GroupError> {
+        validate_group_id(&req.group_id)?;
+        let classic_busy = {
+            let groups = self.inner.groups.lock().unwrap_or_else(|e| e.into_inner());
+            groups
+                .get(&req.group_id)
+                .is_some_and(|g| !g.members.is_empty())
+        };
+        if classic_busy {
+            // A group is either classic or consumer, as in Kafka.
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let mut groups = self
+            .inner
+            .consumer_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let group = groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| ConsumerGroup::new(&req.group_id));
+        group.heartbeat(
+            req,
+            topics,
+            self.inner.config.consumer_session_timeout,
+            Instant::now(),
+        )
+    }
+
+    fn describe_consumer(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self
+            .inner
+            .consumer_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let g = groups.get(group_id).filter(|g| !g.members.is_empty())?;
+        Some(GroupDescription {
+            group_id: g.id.clone(),
+            state: GroupState::Stable,
+            state_name: g.state_name().to_string(),
+            protocol_type: "consumer".into(),
+            protocol: g.assignor.clone(),
+            generation: g.epoch,
+            leader: None,
+            members: g
+                .members
+                .values()
+                .map(|m| {
+                    let mut assigned: Vec<(String, Vec<i32>)> = Vec::new();
+                    for (topic, p) in &m.assigned {
+                        match assigned.last_mut() {
+                            Some((t, ps)) if t == topic => ps.push(*p),
+                            _ => assigned.push((topic.clone(), vec![*p])),
+                        }
+                    }
+                    MemberDescription {
+                        member_id: m.id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: String::new(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                        assigned,
+                        member_epoch: m.epoch,
+                        subscribed: m.subscribed.clone(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
     /// Deletes an empty group and its committed offsets.
     pub async fn delete(&self, group_id: &str) -> Result<(), GroupError> {
+        if self.consumer_group_active(group_id) {
+            return Err(GroupError::NonEmptyGroup);
+        }
         let state = self.with_group(group_id, false, |g| g.state);
         match state {
             Some(GroupState::Empty | GroupState::Dead) => {}

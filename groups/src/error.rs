@@ -28,6 +28,14 @@ pub enum GroupError {
     NonEmptyGroup,
     #[error("invalid group id")]
     InvalidGroupId,
+    #[error("the member epoch is fenced: rejoin")]
+    FencedMemberEpoch,
+    #[error("the member epoch is stale: retry with the current one")]
+    StaleMemberEpoch,
+    #[error("another member still uses this instance id")]
+    UnreleasedInstanceId,
+    #[error("the server assignor is not supported (uniform, range)")]
+    UnsupportedAssignor,
     #[error("the coordinator is shutting down")]
     CoordinatorNotAvailable,
     #[error("metadata: {0}")]

@@ -13,10 +13,15 @@
 //! durable in the metadata service. Used by the Kafka door (the protocol) and the HTTP door
 //! (describing groups). Depends on `silt-metadata`.
 
+mod consumer;
 mod coordinator;
 mod error;
 mod state;
 
+pub use consumer::{
+    HeartbeatRequest as ConsumerHeartbeat, HeartbeatResponse as ConsumerHeartbeatResponse,
+    TopicInfo, TopicPartitions,
+};
 pub use coordinator::{
     Coordinator, GroupConfig, GroupDescription, GroupSummary, JoinRequest, JoinResponse,
     MemberDescription, SyncRequest,

@@ -22,14 +22,17 @@ def make_topic(bootstrap, name, partitions, records):
 
 
 def consumer(bootstrap, group, **extra):
-    return Consumer({
+    config = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
         **extra,
-    })
+    }
+    if extra.get("group.protocol") != "consumer":
+        # With KIP-848 the coordinator sets these; clients may not.
+        config.setdefault("session.timeout.ms", 6000)
+        config.setdefault("heartbeat.interval.ms", 500)
+    return Consumer(config)
 
 
 def wait_for(predicate, timeout=30, step=0.1):
@@ -227,3 +230,38 @@ def test_silt_groups_cli_shows_members_and_live_lag(silt):
     assert "state Stable" in out and "total lag 25" in out, out
     assert "cli-reader" in out and "cli-topic[0,1]" in out, out
     c.close()
+
+
+def test_kip848_members_share_partitions_and_resume_from_commits(silt):
+    make_topic(silt.bootstrap, "g848", 6, 3000)
+    opts = {"group.protocol": "consumer"}
+    members = [Member(silt.bootstrap, "new-protocol", "g848", **opts) for _ in range(3)]
+    for m in members:
+        m.start()
+    assert wait_for(lambda: sum(len(m.records) for m in members) >= 3000), [len(m.records) for m in members]
+    # Members may join after the first one has read everything: the assignment converges
+    # through heartbeats (revoke, then hand over).
+    assert wait_for(lambda: sorted(len(m.owned()) for m in members) == [2, 2, 2], timeout=30), [m.owned() for m in members]
+    owned = [m.owned() for m in members]
+    assert sorted(p for o in owned for p in o) == list(range(6)), owned
+    everything = [r for m in members for r in m.records]
+    assert len(everything) == 3000 and len(set(everything)) == 3000
+
+    # The coordinator's view, through the HTTP API: a KIP-848 group with three members.
+    import urllib.request
+    with urllib.request.urlopen(f"{silt.http}/v1/groups/new-protocol", timeout=10) as r:
+        body = json.load(r)
+    assert body["protocol_type"] == "consumer" and body["protocol"] == "uniform"
+    assert sorted(p for m in body["members"] for a in m["assignment"] for p in a["partitions"]) == list(range(6))
+
+    # One member leaves: the other two take its partitions over, incrementally.
+    members[2].close()
+    assert wait_for(lambda: sorted(p for m in members[:2] for p in m.owned()) == list(range(6)), timeout=30)
+    for m in members[:2]:
+        m.close()
+    # Commits were made (auto commit on close): a new member resumes without re-reading.
+    late = Member(silt.bootstrap, "new-protocol", "g848", **opts)
+    late.start()
+    time.sleep(5)
+    late.close()
+    assert late.records == [], f"re-read {len(late.records)} committed records"

@@ -231,7 +231,7 @@ pub(crate) async fn describe(
     let (offsets, total_lag) = offsets_with_lag(&state, &group).await?;
     Ok(Json(GroupDetail {
         group,
-        state: d.state.kafka_name().to_string(),
+        state: d.state_name,
         protocol_type: d.protocol_type,
         protocol: d.protocol,
         generation: d.generation,

@@ -51,6 +51,8 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::DescribeGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn supported_apis() -> &'static [SupportedApi] {
@@ -166,6 +168,12 @@ pub(crate) async fn handle(
         ApiKey::DeleteGroups => now(groups::delete(state, ctx, decode(ctx, &mut body)?).await),
         ApiKey::OffsetDelete => {
             now(groups::delete_offsets(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            now(groups::consumer_heartbeat(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            now(groups::consumer_describe(state, ctx, decode(ctx, &mut body)?).await)
         }
         other => Err(KafkaError::UnsupportedVersion {
             api: format!("{other:?}"),

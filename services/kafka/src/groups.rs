@@ -2,12 +2,19 @@
 //! OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete.
 //! The protocol-generic work is done by `silt-groups`; this file translates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    DescribedGroup as ConsumerDescribedGroup, Member as DescribedMember,
+    TopicPartitions as DescribedTopicPartitions,
+};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as HeartbeatAssignment, TopicPartitions as HeartbeatTopicPartitions,
+};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
@@ -25,15 +32,19 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    BrokerId, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use silt_groups::{GroupError, JoinRequest, SyncRequest};
+use silt_groups::{
+    ConsumerHeartbeat, GroupError, JoinRequest, SyncRequest, TopicInfo, TopicPartitions,
+};
 use silt_metadata::GroupOffset;
 
 use crate::KafkaState;
@@ -60,6 +71,10 @@ pub(crate) fn group_code(e: &GroupError) -> i16 {
         GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         GroupError::Metadata(_) => ResponseError::CoordinatorNotAvailable,
+        GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+        GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
     };
     error.code()
 }
@@ -578,6 +593,157 @@ pub(crate) async fn delete_offsets(
                 topic
             })
             .collect();
+    }
+    respond(ctx, &response)
+}
+
+/// The current topics as the KIP-848 assignor needs them.
+async fn topic_infos(state: &KafkaState) -> Result<HashMap<String, TopicInfo>, GroupError> {
+    Ok(state
+        .metadata
+        .topics()
+        .await?
+        .into_iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                TopicInfo {
+                    id: t.id,
+                    partitions: t.partitions,
+                },
+            )
+        })
+        .collect())
+}
+
+pub(crate) async fn consumer_heartbeat(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: ConsumerGroupHeartbeatRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = ConsumerGroupHeartbeatResponse::default();
+    response.heartbeat_interval_ms = state.groups.consumer_heartbeat_interval().as_millis() as i32;
+    let outcome = async {
+        if request
+            .subscribed_topic_regex
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(GroupError::Metadata(
+                "subscribing by regular expression is not supported".into(),
+            ));
+        }
+        let topics = topic_infos(state).await?;
+        let by_id: HashMap<uuid::Uuid, &String> =
+            topics.iter().map(|(name, t)| (t.id, name)).collect();
+        let owned = request.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .filter_map(|tp| by_id.get(&tp.topic_id).map(|name| (name, &tp.partitions)))
+                .flat_map(|(name, ps)| ps.iter().map(move |p| ((*name).clone(), *p)))
+                .collect::<TopicPartitions>()
+        });
+        let req = ConsumerHeartbeat {
+            group_id: request.group_id.0.to_string(),
+            member_id: request.member_id.to_string(),
+            member_epoch: request.member_epoch,
+            instance_id: request.instance_id.as_ref().map(|s| s.to_string()),
+            client_id: ctx.client_id.clone().unwrap_or_default(),
+            rebalance_timeout: Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64),
+            subscribed_topics: request
+                .subscribed_topic_names
+                .as_ref()
+                .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
+            server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
+            owned,
+        };
+        let answer = state.groups.consumer_heartbeat(req, &topics)?;
+        Ok((answer, topics))
+    }
+    .await;
+    match outcome {
+        Ok((answer, topics)) => {
+            response.member_id = Some(text(answer.member_id));
+            response.member_epoch = answer.member_epoch;
+            response.assignment = answer.assignment.map(|set| {
+                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for (topic, p) in set {
+                    by_topic.entry(topic).or_default().push(p);
+                }
+                let mut assignment = HeartbeatAssignment::default();
+                assignment.topic_partitions = by_topic
+                    .into_iter()
+                    .filter_map(|(topic, partitions)| {
+                        let mut tp = HeartbeatTopicPartitions::default();
+                        tp.topic_id = topics.get(&topic)?.id;
+                        tp.partitions = partitions;
+                        Some(tp)
+                    })
+                    .collect();
+                assignment
+            });
+        }
+        Err(e) => {
+            response.error_code = match &e {
+                GroupError::Metadata(_) => ResponseError::InvalidRequest.code(),
+                other => group_code(other),
+            };
+            response.error_message = Some(text(e.to_string()));
+        }
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn consumer_describe(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: ConsumerGroupDescribeRequest,
+) -> Result<Bytes, KafkaError> {
+    let topics = topic_infos(state).await.unwrap_or_default();
+    let mut response = ConsumerGroupDescribeResponse::default();
+    for group_id in request.group_ids {
+        let mut out = ConsumerDescribedGroup::default();
+        out.group_id = group_id.clone();
+        match state.groups.describe(group_id.0.as_str()).await {
+            Ok(d)
+                if d.protocol_type == "consumer" && !d.members.is_empty() && d.leader.is_none() =>
+            {
+                out.group_state = text(d.state_name);
+                out.group_epoch = d.generation;
+                out.assignment_epoch = d.generation;
+                out.assignor_name = text(d.protocol);
+                out.members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut member = DescribedMember::default();
+                        member.member_id = text(m.member_id);
+                        member.instance_id = m.group_instance_id.map(text);
+                        member.member_epoch = m.member_epoch;
+                        member.client_id = text(m.client_id);
+                        member.subscribed_topic_names = m
+                            .subscribed
+                            .into_iter()
+                            .map(|t| TopicName(text(t)))
+                            .collect();
+                        member.assignment.topic_partitions = m
+                            .assigned
+                            .into_iter()
+                            .filter_map(|(topic, partitions)| {
+                                let mut tp = DescribedTopicPartitions::default();
+                                tp.topic_id = topics.get(&topic)?.id;
+                                tp.topic_name = TopicName(text(topic));
+                                tp.partitions = partitions;
+                                Some(tp)
+                            })
+                            .collect();
+                        member
+                    })
+                    .collect();
+            }
+            Ok(_) => out.error_code = ResponseError::GroupIdNotFound.code(),
+            Err(e) => out.error_code = group_code(&e),
+        }
+        response.groups.push(out);
     }
     respond(ctx, &response)
 }
