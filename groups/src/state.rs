@@ -748,6 +748,50 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_restarted_static_member_takes_over_and_fences_its_old_self() {
+        let t = timing();
+        let now = Instant::now();
+        let mut group = Group::new("g");
+        let mut req = join_request(&Client::default(), 0);
+        req.group_instance_id = Some("pod-0".into());
+        let Outcome::Wait(mut rx) = group.join(req.clone(), now, &t) else {
+            panic!("a static member joins without the member-id round trip");
+        };
+        group.tick(now + Duration::from_millis(400), &t);
+        let first = rx.try_recv().expect("joined");
+        assert!(first.error.is_none());
+        let old_id = first.member_id.clone();
+        // The process restarts and joins again with the same instance id.
+        let later = now + Duration::from_millis(500);
+        let Outcome::Wait(mut rx) = group.join(req, later, &t) else {
+            panic!("rejoin waits for the rebalance");
+        };
+        group.tick(later, &t);
+        let second = rx.try_recv().expect("rejoined");
+        assert!(second.error.is_none(), "{:?}", second.error);
+        assert_ne!(second.member_id, old_id);
+        assert_eq!(
+            group.members.len(),
+            1,
+            "the old identity is taken over, not duplicated"
+        );
+        // The old incarnation is fenced.
+        assert_eq!(
+            group.heartbeat(&old_id, Some("pod-0"), second.generation_id, later),
+            Err(GroupError::FencedInstanceId)
+        );
+        assert_eq!(
+            group.heartbeat(
+                &second.member_id,
+                Some("pod-0"),
+                second.generation_id,
+                later
+            ),
+            Ok(())
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
