@@ -10,6 +10,9 @@
 mod error;
 mod model;
 mod names;
+mod postgres;
+mod rows;
+mod sequence;
 mod sqlite;
 mod store;
 mod watch;
@@ -20,5 +23,6 @@ pub use model::{
     ProducerIdentity, SegmentCommit, SegmentRef, TimestampType, Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::MetadataStore;

@@ -6,9 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
@@ -16,9 +14,15 @@ use uuid::Uuid;
 use crate::error::{MetadataError, Result};
 use crate::model::{
     ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
-    ProducerIdentity, SegmentCommit, SegmentRef, Topic, TopicConfig,
+    ProducerIdentity, SegmentCommit, Topic, TopicConfig,
 };
 use crate::names::{validate_group_id, validate_topic_name};
+use crate::rows::{
+    CHUNK_COLUMNS, chunk_from_row, group_offset_from_row, now_ms, to_i64, topic_from_row,
+};
+use crate::sequence::{
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence,
+};
 use crate::store::MetadataStore;
 use crate::watch::Watchers;
 
@@ -104,10 +108,6 @@ pub struct SqliteStore {
     watchers: Watchers,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 impl SqliteStore {
     /// Opens (creating if missing) the store at `path` and runs pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
@@ -186,71 +186,6 @@ impl SqliteStore {
     }
 }
 
-fn topic_from_row(row: &SqliteRow) -> Result<Topic> {
-    let id: String = row.try_get("id")?;
-    let config: String = row.try_get("config")?;
-    Ok(Topic {
-        id: Uuid::parse_str(&id).map_err(|e| MetadataError::Corrupt {
-            reason: format!("topic id '{id}': {e}"),
-        })?,
-        name: row.try_get("name")?,
-        partitions: row.try_get("partitions")?,
-        config: serde_json::from_str(&config).map_err(|e| MetadataError::Corrupt {
-            reason: format!("topic config: {e}"),
-        })?,
-        created_at_ms: row.try_get("created_at_ms")?,
-    })
-}
-
-const CHUNK_COLUMNS: &str = "c.partition, c.base_offset, c.record_count, c.row_group, c.byte_start, \
-     c.byte_len, c.min_timestamp_ms, c.max_timestamp_ms, s.object_key, s.size, s.footer_len";
-
-fn chunk_from_row(row: &SqliteRow) -> Result<ChunkEntry> {
-    let u64_of = |name: &str| -> Result<u64> {
-        let v: i64 = row.try_get(name)?;
-        u64::try_from(v).map_err(|_| MetadataError::Corrupt {
-            reason: format!("negative {name}"),
-        })
-    };
-    Ok(ChunkEntry {
-        partition: row.try_get("partition")?,
-        base_offset: row.try_get("base_offset")?,
-        record_count: u32::try_from(u64_of("record_count")?).map_err(|_| {
-            MetadataError::Corrupt {
-                reason: "record_count out of range".into(),
-            }
-        })?,
-        segment: SegmentRef {
-            key: row.try_get("object_key")?,
-            size: u64_of("size")?,
-            footer_len: u64_of("footer_len")?,
-        },
-        row_group: u32::try_from(u64_of("row_group")?).map_err(|_| MetadataError::Corrupt {
-            reason: "row_group out of range".into(),
-        })?,
-        byte_start: u64_of("byte_start")?,
-        byte_len: u64_of("byte_len")?,
-        min_timestamp_ms: row.try_get("min_timestamp_ms")?,
-        max_timestamp_ms: row.try_get("max_timestamp_ms")?,
-    })
-}
-
-/// Batches of one producer kept per partition for duplicate detection, as in Kafka.
-const PRODUCER_BATCHES_KEPT: i64 = 5;
-
-/// Sequence numbers wrap from `i32::MAX` to 0.
-fn seq_add(seq: i32, n: i64) -> i32 {
-    ((i64::from(seq) + n).rem_euclid(i64::from(i32::MAX) + 1)) as i32
-}
-
-enum SequenceCheck {
-    /// The batch is the next one expected: commit it.
-    Next,
-    /// Already committed at this base offset.
-    Duplicate(i64),
-    Refused(MetadataError),
-}
-
 async fn check_sequence(
     tx: &mut sqlx::SqliteConnection,
     topic_id: &str,
@@ -262,20 +197,7 @@ async fn check_sequence(
             .bind(producer.producer_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let Some(current) = current else {
-        return Ok(SequenceCheck::Refused(MetadataError::UnknownProducerId {
-            producer_id: producer.producer_id,
-        }));
-    };
-    if i64::from(producer.epoch) != current {
-        return Ok(SequenceCheck::Refused(MetadataError::ProducerFenced {
-            producer_id: producer.producer_id,
-            epoch: producer.epoch,
-            current: current as i16,
-        }));
-    }
-    let last_seq = seq_add(producer.base_sequence, i64::from(chunk.record_count) - 1);
-    let recent = sqlx::query(
+    let rows = sqlx::query(
         "SELECT first_seq, last_seq, base_offset FROM producer_batches \
          WHERE producer_id = ? AND topic_id = ? AND partition = ? AND epoch = ? ORDER BY id",
     )
@@ -285,26 +207,17 @@ async fn check_sequence(
     .bind(i64::from(producer.epoch))
     .fetch_all(&mut *tx)
     .await?;
-    for row in &recent {
-        let (first, last): (i32, i32) = (row.try_get("first_seq")?, row.try_get("last_seq")?);
-        if first == producer.base_sequence && last == last_seq {
-            return Ok(SequenceCheck::Duplicate(row.try_get("base_offset")?));
-        }
-    }
-    let expected = match recent.last() {
-        Some(row) => seq_add(row.try_get("last_seq")?, 1),
-        None => 0,
-    };
-    if producer.base_sequence != expected {
-        return Ok(SequenceCheck::Refused(MetadataError::OutOfOrderSequence {
-            producer_id: producer.producer_id,
-            topic: chunk.topic.clone(),
-            partition: chunk.partition,
-            expected,
-            got: producer.base_sequence,
-        }));
-    }
-    Ok(SequenceCheck::Next)
+    let recent = rows
+        .iter()
+        .map(|r| {
+            Ok(RememberedBatch {
+                first_seq: r.try_get("first_seq")?,
+                last_seq: r.try_get("last_seq")?,
+                base_offset: r.try_get("base_offset")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(judge(chunk, producer, current, &recent))
 }
 
 async fn record_batch(
@@ -314,7 +227,7 @@ async fn record_batch(
     producer: &ProducerBatch,
     base_offset: i64,
 ) -> Result<()> {
-    let last_seq = seq_add(producer.base_sequence, i64::from(chunk.record_count) - 1);
+    let last_seq = last_sequence(chunk, producer);
     sqlx::query(
         "INSERT INTO producer_batches (producer_id, topic_id, partition, epoch, first_seq, last_seq, base_offset) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -340,12 +253,6 @@ async fn record_batch(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-fn to_i64(v: u64, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| MetadataError::InvalidRequest {
-        reason: format!("{what} {v} out of range"),
-    })
 }
 
 #[async_trait]
@@ -746,17 +653,7 @@ impl MetadataStore for SqliteStore {
         .bind(group)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GroupOffset {
-                    topic: r.try_get("topic")?,
-                    partition: r.try_get("partition")?,
-                    offset: r.try_get("committed_offset")?,
-                    metadata: r.try_get("metadata")?,
-                    commit_time_ms: r.try_get("commit_time_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(group_offset_from_row).collect()
     }
 
     async fn delete_group_offsets(

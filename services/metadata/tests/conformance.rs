@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use silt_metadata::{
-    ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, ProducerBatch,
-    SegmentCommit, SqliteStore, TopicConfig,
+    ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, PostgresStore,
+    ProducerBatch, SegmentCommit, SqliteStore, TopicConfig,
 };
 
 fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
@@ -48,16 +48,87 @@ fn segment(key: &str, chunks: Vec<ChunkCommit>) -> SegmentCommit {
     }
 }
 
-async fn open(dir: &tempfile::TempDir) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("meta.db"))
-        .await
-        .expect("opens")
+/// Where a test's stores live: a SQLite file in a temporary folder, or a fresh database
+/// on the PostgreSQL server named by `E2E_POSTGRES_URL` (scripts/test starts one; its
+/// absence fails the PostgreSQL tests rather than skipping them).
+enum Maker {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
 }
 
-#[tokio::test]
-async fn topics_are_created_listed_and_deleted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+impl Maker {
+    async fn sqlite() -> Self {
+        Self::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    async fn postgres() -> Self {
+        let admin = std::env::var("E2E_POSTGRES_URL").expect(
+            "E2E_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL",
+        );
+        let db = format!("silt_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connects");
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut conn)
+            .await
+            .expect("database created");
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(b, _)| b)
+            .to_string();
+        Self::Postgres(format!("{base}/{db}"))
+    }
+
+    /// Opens the store (again: a second call sees the first one's data).
+    async fn open(&self) -> Arc<dyn MetadataStore> {
+        match self {
+            Self::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&dir.path().join("meta.db"))
+                    .await
+                    .expect("opens"),
+            ),
+            Self::Postgres(url) => Arc::new(PostgresStore::connect(url).await.expect("connects")),
+        }
+    }
+}
+
+/// Runs each named check against both stores.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Maker::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Maker::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    topics_are_created_listed_and_deleted,
+    committing_assigns_dense_offsets_per_partition,
+    a_commit_naming_a_missing_topic_changes_nothing,
+    concurrent_commits_never_reuse_or_skip_offsets,
+    idempotent_batches_are_committed_once_and_in_sequence,
+    group_offsets_are_stored_and_replaced,
+    watchers_wake_when_the_high_watermark_moves,
+    state_survives_reopening,
+    base_offsets_are_prefix_sums,
+);
+
+async fn topics_are_created_listed_and_deleted(make: Maker) {
+    let store = make.open().await;
     let config = TopicConfig::from_pairs([("retention.ms", "60000")]).expect("config");
     let t = store
         .create_topic("orders", 3, config.clone())
@@ -160,10 +231,8 @@ async fn topics_are_created_listed_and_deleted() {
     );
 }
 
-#[tokio::test]
-async fn committing_assigns_dense_offsets_per_partition() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+async fn committing_assigns_dense_offsets_per_partition(make: Maker) {
+    let store = make.open().await;
     store
         .create_topic("a", 2, TopicConfig::default())
         .await
@@ -263,10 +332,8 @@ async fn committing_assigns_dense_offsets_per_partition() {
     );
 }
 
-#[tokio::test]
-async fn a_commit_naming_a_missing_topic_changes_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+async fn a_commit_naming_a_missing_topic_changes_nothing(make: Maker) {
+    let store = make.open().await;
     store
         .create_topic("a", 1, TopicConfig::default())
         .await
@@ -305,17 +372,22 @@ async fn a_commit_naming_a_missing_topic_changes_nothing() {
         .expect("commit");
 }
 
-#[tokio::test]
-async fn concurrent_commits_never_reuse_or_skip_offsets() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(open(&dir).await);
+/// Eight writers over two store instances (two nodes) commit to the same partitions.
+async fn concurrent_commits_never_reuse_or_skip_offsets(make: Maker) {
+    let store = make.open().await;
     store
         .create_topic("hot", 4, TopicConfig::default())
         .await
         .expect("created");
+    // Two store instances on the same database, as two nodes would have.
+    let other = make.open().await;
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let store = store.clone();
+        let store = if w % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for i in 0..25u32 {
@@ -374,10 +446,8 @@ fn batch(
     }
 }
 
-#[tokio::test]
-async fn idempotent_batches_are_committed_once_and_in_sequence() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+async fn idempotent_batches_are_committed_once_and_in_sequence(make: Maker) {
+    let store = make.open().await;
     store
         .create_topic("i", 2, TopicConfig::default())
         .await
@@ -515,10 +585,8 @@ async fn idempotent_batches_are_committed_once_and_in_sequence() {
     );
 }
 
-#[tokio::test]
-async fn group_offsets_are_stored_and_replaced() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir).await;
+async fn group_offsets_are_stored_and_replaced(make: Maker) {
+    let store = make.open().await;
     let o = |p, offset| GroupOffset {
         topic: "t".into(),
         partition: p,
@@ -571,10 +639,8 @@ async fn group_offsets_are_stored_and_replaced() {
     );
 }
 
-#[tokio::test]
-async fn watchers_wake_when_the_high_watermark_moves() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(open(&dir).await);
+async fn watchers_wake_when_the_high_watermark_moves(make: Maker) {
+    let store = make.open().await;
     store
         .create_topic("w", 2, TopicConfig::default())
         .await
@@ -602,11 +668,9 @@ async fn watchers_wake_when_the_high_watermark_moves() {
     );
 }
 
-#[tokio::test]
-async fn state_survives_reopening() {
-    let dir = tempfile::tempdir().expect("tempdir");
+async fn state_survives_reopening(make: Maker) {
     {
-        let store = open(&dir).await;
+        let store = make.open().await;
         store
             .create_topic("keep", 2, TopicConfig::default())
             .await
@@ -615,9 +679,8 @@ async fn state_survives_reopening() {
             .commit_segment(&segment("s", vec![chunk("keep", 1, 4, 0)]))
             .await
             .expect("commit");
-        store.close().await;
     }
-    let store = open(&dir).await;
+    let store = make.open().await;
     assert_eq!(
         store.partition_offsets("keep").await.expect("offsets")[1].high_watermark,
         4
@@ -632,43 +695,51 @@ async fn state_survives_reopening() {
     );
 }
 
-mod sequencing {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-        /// Any sequence of segment commits gives each partition's chunks consecutive
-        /// ranges: every base offset is the sum of the record counts committed before it.
-        #[test]
-        fn base_offsets_are_prefix_sums(commits in proptest::collection::vec(
-            proptest::collection::vec((0..3i32, 1..50u32), 1..6), 1..20)) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let store = open(&dir).await;
-                store.create_topic("p", 3, TopicConfig::default()).await.expect("created");
-                let mut next = [0i64; 3];
-                for (i, chunks) in commits.iter().enumerate() {
-                    let seg = segment(&format!("s{i}"), chunks.iter().map(|(p, n)| chunk("p", *p, *n, 0)).collect());
-                    let got = bases(store.commit_segment(&seg).await.expect("commit"));
-                    for ((p, n), base) in chunks.iter().zip(got) {
-                        assert_eq!(base, next[*p as usize]);
-                        next[*p as usize] += i64::from(*n);
-                    }
-                }
-                for p in 0..3 {
-                    let o = store.partition_offset("p", p).await.expect("offset");
-                    assert_eq!(o.high_watermark, next[p as usize]);
-                    let index = store.chunks_from("p", p, 0, 10_000).await.expect("index");
-                    let mut expect = 0;
-                    for c in index {
-                        assert_eq!(c.base_offset, expect);
-                        expect = c.end_offset();
-                    }
-                    assert_eq!(expect, next[p as usize]);
-                }
-            });
+/// Any sequence of segment commits gives each partition's chunks consecutive ranges:
+/// every base offset is the sum of the record counts committed before it. Random cases
+/// (proptest's generator, seeded per run), each on a topic of its own.
+async fn base_offsets_are_prefix_sums(make: Maker) {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let store = make.open().await;
+    let strategy =
+        proptest::collection::vec(proptest::collection::vec((0..3i32, 1..50u32), 1..6), 1..20);
+    let mut runner = TestRunner::default();
+    for case in 0..24 {
+        let commits = strategy.new_tree(&mut runner).expect("case").current();
+        let topic = format!("p{case}");
+        store
+            .create_topic(&topic, 3, TopicConfig::default())
+            .await
+            .expect("created");
+        let mut next = [0i64; 3];
+        for (i, chunks) in commits.iter().enumerate() {
+            let seg = segment(
+                &format!("{topic}-s{i}"),
+                chunks
+                    .iter()
+                    .map(|(p, n)| chunk(&topic, *p, *n, 0))
+                    .collect(),
+            );
+            let got = bases(store.commit_segment(&seg).await.expect("commit"));
+            for ((p, n), base) in chunks.iter().zip(got) {
+                assert_eq!(base, next[*p as usize], "case {commits:?}");
+                next[*p as usize] += i64::from(*n);
+            }
+        }
+        for p in 0..3 {
+            let o = store.partition_offset(&topic, p).await.expect("offset");
+            assert_eq!(o.high_watermark, next[p as usize]);
+            let index = store
+                .chunks_from(&topic, p, 0, 10_000)
+                .await
+                .expect("index");
+            let mut expect = 0;
+            for c in index {
+                assert_eq!(c.base_offset, expect);
+                expect = c.end_offset();
+            }
+            assert_eq!(expect, next[p as usize]);
         }
     }
 }

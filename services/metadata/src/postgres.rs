@@ -1,0 +1,692 @@
+//! The PostgreSQL metadata store, for several nodes sharing one metadata database (or a
+//! metadata service whose state lives there). Same trait and behaviour as the SQLite
+//! store, proven by the same conformance suite. Offsets stay dense under concurrent
+//! commits from many nodes: a commit locks its partitions' rows (in a fixed order, so two
+//! commits cannot deadlock) before it assigns offsets.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::{MetadataError, Result};
+use crate::model::{
+    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
+    ProducerIdentity, SegmentCommit, Topic, TopicConfig,
+};
+use crate::names::{validate_group_id, validate_topic_name};
+use crate::rows::{
+    CHUNK_COLUMNS, RowRead, TOPIC_COLUMNS, chunk_from_row, group_offset_from_row, i32_of, now_ms,
+    to_i64, topic_from_row,
+};
+use crate::sequence::{
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence,
+};
+use crate::sqlite::MAX_PARTITIONS;
+use crate::store::MetadataStore;
+use crate::watch::Watchers;
+
+/// Schema migrations, applied in order; `silt_schema_version` records how many ran.
+/// Integers are BIGINT and ids TEXT, as in the SQLite schema.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE topics (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    partitions BIGINT NOT NULL,
+    config TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE partitions (
+    topic_id TEXT NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+    partition BIGINT NOT NULL,
+    next_offset BIGINT NOT NULL DEFAULT 0,
+    log_start_offset BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic_id, partition)
+);
+CREATE TABLE segments (
+    id BIGSERIAL PRIMARY KEY,
+    object_key TEXT NOT NULL UNIQUE,
+    size BIGINT NOT NULL,
+    footer_len BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE chunks (
+    topic_id TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    base_offset BIGINT NOT NULL,
+    record_count BIGINT NOT NULL,
+    segment_id BIGINT NOT NULL REFERENCES segments(id),
+    row_group BIGINT NOT NULL,
+    byte_start BIGINT NOT NULL,
+    byte_len BIGINT NOT NULL,
+    min_timestamp_ms BIGINT NOT NULL,
+    max_timestamp_ms BIGINT NOT NULL,
+    PRIMARY KEY (topic_id, partition, base_offset),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE INDEX chunks_by_segment ON chunks(segment_id);
+CREATE TABLE group_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    committed_offset BIGINT NOT NULL,
+    metadata TEXT,
+    commit_time_ms BIGINT NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+);
+CREATE TABLE producers (
+    producer_id BIGSERIAL PRIMARY KEY,
+    epoch BIGINT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE producer_batches (
+    id BIGSERIAL PRIMARY KEY,
+    producer_id BIGINT NOT NULL,
+    topic_id TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    epoch BIGINT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    base_offset BIGINT NOT NULL,
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE INDEX producer_batches_by_partition ON producer_batches(producer_id, topic_id, partition, id);
+"#];
+
+/// Any constant: the advisory lock that serialises migrations of concurrent nodes.
+const MIGRATION_LOCK: i64 = 0x5117_0001;
+
+/// The [`MetadataStore`] on PostgreSQL.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    watchers: Watchers,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        let store = Self {
+            pool,
+            watchers: Watchers::default(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS silt_schema_version (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM silt_schema_version")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let version = version.unwrap_or(0);
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(MetadataError::Corrupt {
+                reason: format!("schema version {version} is newer than this build ({known})"),
+            });
+        }
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM silt_schema_version")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO silt_schema_version (version) VALUES ($1)")
+            .bind(known)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn topic_id(&self, topic: &str, partition: i32) -> Result<String> {
+        let t = self.topic(topic).await?;
+        if partition < 0 || partition >= t.partitions {
+            return Err(MetadataError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+            });
+        }
+        Ok(t.id.to_string())
+    }
+}
+
+fn offsets_from_row(row: &impl RowRead) -> Result<PartitionOffsets> {
+    Ok(PartitionOffsets {
+        partition: i32_of(row, "partition")?,
+        log_start_offset: row.int("log_start_offset")?,
+        high_watermark: row.int("next_offset")?,
+    })
+}
+
+async fn check_sequence(
+    tx: &mut PgConnection,
+    topic_id: &str,
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+) -> Result<SequenceCheck> {
+    let current: Option<i64> =
+        sqlx::query_scalar("SELECT epoch FROM producers WHERE producer_id = $1")
+            .bind(producer.producer_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let rows = sqlx::query(
+        "SELECT first_seq, last_seq, base_offset FROM producer_batches \
+         WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND epoch = $4 ORDER BY id",
+    )
+    .bind(producer.producer_id)
+    .bind(topic_id)
+    .bind(i64::from(chunk.partition))
+    .bind(i64::from(producer.epoch))
+    .fetch_all(&mut *tx)
+    .await?;
+    let recent = rows
+        .iter()
+        .map(|r| {
+            Ok(RememberedBatch {
+                first_seq: i32_of(r, "first_seq")?,
+                last_seq: i32_of(r, "last_seq")?,
+                base_offset: r.int("base_offset")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(judge(chunk, producer, current, &recent))
+}
+
+async fn record_batch(
+    tx: &mut PgConnection,
+    topic_id: &str,
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+    base_offset: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO producer_batches (producer_id, topic_id, partition, epoch, first_seq, last_seq, base_offset) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(producer.producer_id)
+    .bind(topic_id)
+    .bind(i64::from(chunk.partition))
+    .bind(i64::from(producer.epoch))
+    .bind(i64::from(producer.base_sequence))
+    .bind(i64::from(last_sequence(chunk, producer)))
+    .bind(base_offset)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM producer_batches WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND id NOT IN \
+         (SELECT id FROM producer_batches WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 \
+          ORDER BY id DESC LIMIT $4)",
+    )
+    .bind(producer.producer_id)
+    .bind(topic_id)
+    .bind(i64::from(chunk.partition))
+    .bind(PRODUCER_BATCHES_KEPT)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl MetadataStore for PostgresStore {
+    async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        config: TopicConfig,
+    ) -> Result<Topic> {
+        validate_topic_name(name)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(MetadataError::InvalidPartitionCount {
+                partitions,
+                max: MAX_PARTITIONS,
+            });
+        }
+        let topic = Topic {
+            id: Uuid::now_v7(),
+            name: name.to_string(),
+            partitions,
+            config,
+            created_at_ms: now_ms(),
+        };
+        let config_json =
+            serde_json::to_string(&topic.config).map_err(|e| MetadataError::InvalidRequest {
+                reason: e.to_string(),
+            })?;
+        let id = topic.id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO topics (id, name, partitions, config, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(i64::from(partitions))
+        .bind(config_json)
+        .bind(topic.created_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(MetadataError::TopicExists {
+                topic: name.to_string(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)",
+        )
+        .bind(&id)
+        .bind(i64::from(partitions))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(topic)
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM topics WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::UnknownTopic {
+                topic: name.to_string(),
+            });
+        }
+        self.watchers.remove_topic(name);
+        Ok(())
+    }
+
+    async fn set_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        let json = serde_json::to_string(&config).map_err(|e| MetadataError::InvalidRequest {
+            reason: e.to_string(),
+        })?;
+        let done = sqlx::query("UPDATE topics SET config = $1 WHERE name = $2")
+            .bind(json)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(MetadataError::UnknownTopic {
+                topic: name.to_string(),
+            });
+        }
+        self.topic(name).await
+    }
+
+    async fn add_partitions(&self, name: &str, partitions: i32) -> Result<Topic> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TOPIC_COLUMNS} FROM topics WHERE name = $1 FOR UPDATE"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let topic = match row {
+            Some(row) => topic_from_row(&row)?,
+            None => {
+                return Err(MetadataError::UnknownTopic {
+                    topic: name.to_string(),
+                });
+            }
+        };
+        if partitions <= topic.partitions || partitions > MAX_PARTITIONS {
+            return Err(MetadataError::InvalidPartitionCount {
+                partitions,
+                max: MAX_PARTITIONS,
+            });
+        }
+        let id = topic.id.to_string();
+        sqlx::query("UPDATE topics SET partitions = $1 WHERE id = $2")
+            .bind(i64::from(partitions))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2, $3 - 1)",
+        )
+        .bind(&id)
+        .bind(i64::from(topic.partitions))
+        .bind(i64::from(partitions))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Topic {
+            partitions,
+            ..topic
+        })
+    }
+
+    async fn topic(&self, name: &str) -> Result<Topic> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOPIC_COLUMNS} FROM topics WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => topic_from_row(&row),
+            None => Err(MetadataError::UnknownTopic {
+                topic: name.to_string(),
+            }),
+        }
+    }
+
+    async fn topics(&self) -> Result<Vec<Topic>> {
+        let rows = sqlx::query(&format!("SELECT {TOPIC_COLUMNS} FROM topics ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(topic_from_row).collect()
+    }
+
+    async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        let t = self.topic(topic).await?;
+        let rows = sqlx::query(
+            "SELECT partition, log_start_offset, next_offset FROM partitions WHERE topic_id = $1 ORDER BY partition",
+        )
+        .bind(t.id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(offsets_from_row).collect()
+    }
+
+    async fn partition_offset(&self, topic: &str, partition: i32) -> Result<PartitionOffsets> {
+        let row = sqlx::query(
+            "SELECT p.partition, p.log_start_offset, p.next_offset FROM partitions p JOIN topics t ON t.id = p.topic_id \
+             WHERE t.name = $1 AND p.partition = $2",
+        )
+        .bind(topic)
+        .bind(i64::from(partition))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => offsets_from_row(&r),
+            None => {
+                self.topic(topic).await?;
+                Err(MetadataError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                })
+            }
+        }
+    }
+
+    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<ChunkOutcome>> {
+        if segment.chunks.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a segment commit needs at least one chunk".into(),
+            });
+        }
+        if let Some(c) = segment.chunks.iter().find(|c| c.record_count == 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!("empty chunk for {}/{}", c.topic, c.partition),
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        // Resolve topic ids, then lock every partition this segment touches, in one order.
+        let mut topic_ids: HashMap<&str, String> = HashMap::new();
+        for chunk in &segment.chunks {
+            if !topic_ids.contains_key(chunk.topic.as_str()) {
+                let id: Option<String> =
+                    sqlx::query_scalar("SELECT id FROM topics WHERE name = $1")
+                        .bind(&chunk.topic)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let id = id.ok_or_else(|| MetadataError::UnknownTopic {
+                    topic: chunk.topic.clone(),
+                })?;
+                topic_ids.insert(&chunk.topic, id);
+            }
+        }
+        let touched: BTreeSet<(&String, i32)> = segment
+            .chunks
+            .iter()
+            .map(|c| (&topic_ids[c.topic.as_str()], c.partition))
+            .collect();
+        for (topic_id, partition) in &touched {
+            let locked = sqlx::query(
+                "SELECT 1 FROM partitions WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
+            )
+            .bind(*topic_id)
+            .bind(i64::from(*partition))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if locked.is_none() {
+                let chunk = segment.chunks.iter().find(|c| {
+                    &topic_ids[c.topic.as_str()] == *topic_id && c.partition == *partition
+                });
+                return Err(MetadataError::UnknownPartition {
+                    topic: chunk.map(|c| c.topic.clone()).unwrap_or_default(),
+                    partition: *partition,
+                });
+            }
+        }
+        let segment_id: i64 = sqlx::query_scalar(
+            "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&segment.key)
+        .bind(to_i64(segment.size, "size")?)
+        .bind(to_i64(segment.footer_len, "footer_len")?)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+
+        let mut outcomes = Vec::with_capacity(segment.chunks.len());
+        let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
+        for chunk in &segment.chunks {
+            let topic_id = &topic_ids[chunk.topic.as_str()];
+            if let Some(producer) = &chunk.producer {
+                match check_sequence(&mut tx, topic_id, chunk, producer).await? {
+                    SequenceCheck::Next => {}
+                    SequenceCheck::Duplicate(base_offset) => {
+                        outcomes.push(ChunkOutcome::Duplicate { base_offset });
+                        continue;
+                    }
+                    SequenceCheck::Refused(e) => {
+                        outcomes.push(ChunkOutcome::Rejected(e));
+                        continue;
+                    }
+                }
+            }
+            let count = i64::from(chunk.record_count);
+            let next: i64 = sqlx::query_scalar(
+                "UPDATE partitions SET next_offset = next_offset + $1 \
+                 WHERE topic_id = $2 AND partition = $3 RETURNING next_offset",
+            )
+            .bind(count)
+            .bind(topic_id)
+            .bind(i64::from(chunk.partition))
+            .fetch_one(&mut *tx)
+            .await?;
+            let base = next - count;
+            sqlx::query(
+                "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
+                 byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(topic_id)
+            .bind(i64::from(chunk.partition))
+            .bind(base)
+            .bind(count)
+            .bind(segment_id)
+            .bind(i64::from(chunk.row_group))
+            .bind(to_i64(chunk.byte_start, "byte_start")?)
+            .bind(to_i64(chunk.byte_len, "byte_len")?)
+            .bind(chunk.min_timestamp_ms)
+            .bind(chunk.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(producer) = &chunk.producer {
+                record_batch(&mut tx, topic_id, chunk, producer, base).await?;
+            }
+            outcomes.push(ChunkOutcome::Committed { base_offset: base });
+            high_watermarks.insert((chunk.topic.as_str(), chunk.partition), next);
+        }
+        tx.commit().await?;
+        for ((topic, partition), hwm) in high_watermarks {
+            self.watchers.publish(topic, partition, hwm);
+        }
+        Ok(outcomes)
+    }
+
+    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
+        let producer_id: i64 = sqlx::query_scalar(
+            "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
+        )
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ProducerIdentity {
+            producer_id,
+            epoch: 0,
+        })
+    }
+
+    async fn chunks_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND c.base_offset >= COALESCE( \
+               (SELECT MAX(base_offset) FROM chunks WHERE topic_id = $1 AND partition = $2 AND base_offset <= $3), 0) \
+             AND c.base_offset + c.record_count > $3 \
+             ORDER BY c.base_offset LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&topic_id)
+            .bind(i64::from(partition))
+            .bind(offset)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(chunk_from_row).collect()
+    }
+
+    async fn chunk_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN segments s ON s.id = c.segment_id \
+             JOIN partitions p ON p.topic_id = c.topic_id AND p.partition = c.partition \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND c.max_timestamp_ms >= $3 \
+             AND c.base_offset + c.record_count > p.log_start_offset \
+             ORDER BY c.base_offset LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&topic_id)
+            .bind(i64::from(partition))
+            .bind(timestamp_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
+        validate_group_id(group)?;
+        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!(
+                    "negative offset {} for {}/{}",
+                    bad.offset, bad.topic, bad.partition
+                ),
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        for o in offsets {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
+                 committed_offset = EXCLUDED.committed_offset, metadata = EXCLUDED.metadata, \
+                 commit_time_ms = EXCLUDED.commit_time_ms",
+            )
+            .bind(group)
+            .bind(&o.topic)
+            .bind(i64::from(o.partition))
+            .bind(o.offset)
+            .bind(&o.metadata)
+            .bind(o.commit_time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>> {
+        let rows = sqlx::query(
+            "SELECT topic, partition, committed_offset, metadata, commit_time_ms FROM group_offsets \
+             WHERE group_id = $1 ORDER BY topic, partition",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(group_offset_from_row).collect()
+    }
+
+    async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        match partitions {
+            None => {
+                sqlx::query("DELETE FROM group_offsets WHERE group_id = $1")
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(partitions) => {
+                for (topic, partition) in partitions {
+                    sqlx::query("DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3")
+                        .bind(group)
+                        .bind(topic)
+                        .bind(i64::from(*partition))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {
+        self.watchers.subscribe(topic, partition)
+    }
+}

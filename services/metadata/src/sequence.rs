@@ -1,0 +1,87 @@
+//! The idempotent-producer rules, shared by every store: given what the store remembers
+//! of a producer in a partition, is a batch the next one, a retry, or refused?
+
+use crate::error::MetadataError;
+use crate::model::{ChunkCommit, ProducerBatch};
+
+/// Batches of one producer kept per partition for duplicate detection, as in Kafka.
+pub(crate) const PRODUCER_BATCHES_KEPT: i64 = 5;
+
+/// Sequence numbers wrap from `i32::MAX` to 0.
+pub(crate) fn seq_add(seq: i32, n: i64) -> i32 {
+    ((i64::from(seq) + n).rem_euclid(i64::from(i32::MAX) + 1)) as i32
+}
+
+/// The last sequence number of a batch.
+pub(crate) fn last_sequence(chunk: &ChunkCommit, producer: &ProducerBatch) -> i32 {
+    seq_add(producer.base_sequence, i64::from(chunk.record_count) - 1)
+}
+
+/// A batch the store remembers: first and last sequence, and where it was committed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RememberedBatch {
+    pub(crate) first_seq: i32,
+    pub(crate) last_seq: i32,
+    pub(crate) base_offset: i64,
+}
+
+pub(crate) enum SequenceCheck {
+    /// The batch is the next one expected: commit it.
+    Next,
+    /// Already committed at this base offset.
+    Duplicate(i64),
+    Refused(MetadataError),
+}
+
+/// Judges a batch. `current_epoch` is the producer's epoch (None: unknown producer);
+/// `recent` the remembered batches of this producer and epoch in this partition, oldest
+/// first.
+pub(crate) fn judge(
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+    current_epoch: Option<i64>,
+    recent: &[RememberedBatch],
+) -> SequenceCheck {
+    let Some(current) = current_epoch else {
+        return SequenceCheck::Refused(MetadataError::UnknownProducerId {
+            producer_id: producer.producer_id,
+        });
+    };
+    if i64::from(producer.epoch) != current {
+        return SequenceCheck::Refused(MetadataError::ProducerFenced {
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
+            current: current as i16,
+        });
+    }
+    let last = last_sequence(chunk, producer);
+    if let Some(b) = recent
+        .iter()
+        .find(|b| b.first_seq == producer.base_sequence && b.last_seq == last)
+    {
+        return SequenceCheck::Duplicate(b.base_offset);
+    }
+    let expected = recent.last().map_or(0, |b| seq_add(b.last_seq, 1));
+    if producer.base_sequence != expected {
+        return SequenceCheck::Refused(MetadataError::OutOfOrderSequence {
+            producer_id: producer.producer_id,
+            topic: chunk.topic.clone(),
+            partition: chunk.partition,
+            expected,
+            got: producer.base_sequence,
+        });
+    }
+    SequenceCheck::Next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        assert_eq!(seq_add(i32::MAX, 1), 0);
+        assert_eq!(seq_add(i32::MAX - 1, 3), 1);
+        assert_eq!(seq_add(5, 0), 5);
+    }
+}
