@@ -228,7 +228,9 @@ impl ConsumerGroup {
         let keep: TopicPartitions = owned.intersection(&target).cloned().collect();
         let must_revoke = owned.difference(&target).next().is_some();
         let next = if must_revoke {
-            // Give up first; the epoch moves on once the member has done so.
+            // Give up first; the epoch moves on once the member has done so. Until it
+            // confirms, it still holds everything it owns: nobody else may get those.
+            member.assigned = owned;
             keep
         } else {
             member.epoch = assignment_epoch;
@@ -236,9 +238,10 @@ impl ConsumerGroup {
                 .iter()
                 .filter(|tp| !held_elsewhere.contains(*tp))
                 .cloned();
-            keep.into_iter().chain(free).collect()
+            let next: TopicPartitions = keep.into_iter().chain(free).collect();
+            member.assigned = next.clone();
+            next
         };
-        member.assigned = next.clone();
         let changed = member.told.as_ref() != Some(&next);
         if changed {
             member.told = Some(next.clone());
@@ -511,15 +514,21 @@ mod tests {
                 let mut g = ConsumerGroup::new("g");
                 let mut epochs: Vec<Option<i32>> = vec![None; 4];
                 let mut owned: Vec<TopicPartitions> = vec![TopicPartitions::new(); 4];
+                let mut revoking: Vec<Option<TopicPartitions>> = vec![None; 4];
                 for op in ops {
                     match op {
                         Op::Join(n) => {
                             let r = join(&mut g, &format!("m{n}"), now);
                             epochs[n] = Some(r.member_epoch);
                             owned[n] = r.assignment.unwrap_or_default();
+                            revoking[n] = None;
                         }
                         Op::Beat(n) => {
                             let Some(e) = epochs[n] else { continue };
+                            // A revocation takes effect only now, when the member reports it.
+                            if let Some(smaller) = revoking[n].take() {
+                                owned[n] = smaller;
+                            }
                             let req = HeartbeatRequest {
                                 group_id: "g".into(),
                                 member_id: format!("m{n}"),
@@ -535,12 +544,19 @@ mod tests {
                                 Ok(r) => {
                                     epochs[n] = Some(r.member_epoch);
                                     if let Some(a) = r.assignment {
-                                        owned[n] = a;
+                                        if a.is_subset(&owned[n]) && a != owned[n] {
+                                            // Told to give some up: it keeps consuming them
+                                            // until it has finished and says so.
+                                            revoking[n] = Some(a);
+                                        } else {
+                                            owned[n] = a;
+                                        }
                                     }
                                 }
                                 Err(_) => {
                                     epochs[n] = None;
                                     owned[n].clear();
+                                    revoking[n] = None;
                                 }
                             }
                         }
@@ -551,6 +567,7 @@ mod tests {
                                 let _ = g.heartbeat(r, &topics(), Duration::from_secs(10), now);
                             }
                             owned[n].clear();
+                            revoking[n] = None;
                         }
                         Op::Expire(ms) => {
                             now += Duration::from_millis(ms);
@@ -558,6 +575,7 @@ mod tests {
                                 let n: usize = id[1..].parse().expect("index");
                                 epochs[n] = None;
                                 owned[n].clear();
+                                revoking[n] = None;
                             }
                         }
                     }

@@ -306,6 +306,9 @@ def test_bad_frames_do_not_disturb_other_clients(silt):
         frame(0, 99, 1),                                      # unsupported Produce version
         frame(0, 9, 1, b"\xff" * 40),                         # malformed Produce body
         frame(3, 12, 1, bytes(rng.getrandbits(8) for _ in range(64))),  # random Metadata body
+        frame(3, 1, 1, struct.pack(">i", 0x7FFFFFFF)),          # Metadata claiming 2^31-1 topics
+        frame(19, 2, 1, struct.pack(">i", 0x7FFFFFF0) + b"\x00" * 16),  # CreateTopics, forged count
+        frame(0, 8, 1, struct.pack(">hii", -1, 1, 30000) + struct.pack(">i", 0x7FFFFFFF)),  # Produce, forged topic count
     ] + [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300))) for _ in range(30)]
     for attack in attacks:
         with socket.create_connection((host, int(port)), timeout=5) as s:

@@ -120,8 +120,20 @@ pub(crate) async fn run(
     );
     let writer = tokio::spawn(async move {
         let mut write = BufWriter::new(write);
-        while let Some(reply) = queue_rx.recv().await {
-            let Ok(answer) = reply.await else { break };
+        while let Some(mut reply) = queue_rx.recv().await {
+            let answer = match reply.try_recv() {
+                Ok(answer) => answer,
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    // The next answer is still being worked on (a long poll, say): send
+                    // what is written so far instead of holding it back.
+                    if write.flush().await.is_err() {
+                        break;
+                    }
+                    let Ok(answer) = reply.await else { break };
+                    answer
+                }
+                Err(oneshot::error::TryRecvError::Closed) => break,
+            };
             if let Some(bytes) = answer
                 && write.write_all(&bytes).await.is_err()
             {

@@ -65,7 +65,8 @@ async fn fetch(state: &KafkaState, request: &FetchRequest) -> FetchResponse {
         .collect();
     loop {
         let (response, bytes, errors) = one_pass(state, request, &wanted).await;
-        if bytes >= min_bytes.max(1) || errors || Instant::now() >= deadline {
+        // min_bytes 0 answers at once, as in Kafka.
+        if bytes >= min_bytes || errors || Instant::now() >= deadline {
             return response;
         }
         wait_for_any(state, &wanted, deadline).await;
@@ -81,16 +82,25 @@ async fn wait_for_any(state: &KafkaState, wanted: &[Wanted], deadline: Instant) 
     let mut waits: FuturesUnordered<_> = wanted
         .iter()
         .map(|w| {
-            let request = ReadRequest {
-                topic: w.topic.clone(),
-                partition: w.partition,
-                offset: w.offset,
-                max_bytes: 1,
-                max_records: 1,
-                max_wait: deadline.saturating_duration_since(Instant::now()),
-            };
+            let (topic, partition, offset) = (w.topic.clone(), w.partition, w.offset);
             let reader = state.reader.clone();
-            async move { reader.fetch(&request).await }
+            async move {
+                // Wait for records beyond what is there now: data below the high watermark
+                // was already seen (and was not enough for min_bytes).
+                let high_watermark = reader
+                    .partition_offsets(&topic, partition)
+                    .await?
+                    .high_watermark;
+                let request = ReadRequest {
+                    topic,
+                    partition,
+                    offset: offset.max(high_watermark),
+                    max_bytes: 1,
+                    max_records: 1,
+                    max_wait: deadline.saturating_duration_since(Instant::now()),
+                };
+                reader.fetch(&request).await
+            }
         })
         .collect();
     let timeout = tokio::time::sleep_until(deadline);

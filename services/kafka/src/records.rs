@@ -24,6 +24,7 @@ pub(crate) struct IncomingBatch {
 
 /// Decodes every batch in a partition's `records` field (any compression codec).
 pub(crate) fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>, String> {
+    check_batch_headers(&data)?;
     let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| e.to_string())?;
     let mut batches = Vec::with_capacity(sets.len());
     for set in sets {
@@ -69,6 +70,55 @@ pub(crate) fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<Incomin
     Ok(batches)
 }
 
+/// Byte positions in a v2 record batch header, and its size.
+const MAGIC: usize = 16;
+const RECORD_COUNT: usize = 57;
+const HEADER: usize = 61;
+/// The smallest encoding of one record (length, attributes, timestamp and offset deltas,
+/// key and value lengths, header count: one byte each).
+const MIN_RECORD: usize = 7;
+/// Most records a compressed batch may claim.
+const MAX_COMPRESSED_RECORDS: usize = 1_000_000;
+
+/// Checks the batch headers before the codec sees them: the codec reserves memory for the
+/// record count a batch claims, so a forged count must not reach it.
+fn check_batch_headers(data: &[u8]) -> Result<(), String> {
+    let mut start = 0;
+    while start < data.len() {
+        let header = data
+            .get(start..start + HEADER)
+            .ok_or("truncated record batch header")?;
+        let int = |at: usize| {
+            i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+        };
+        let length = usize::try_from(int(BATCH_LENGTH)).map_err(|_| "negative batch length")?;
+        let end = start + BATCH_LENGTH + 4 + length;
+        if end > data.len() || end < start + HEADER {
+            return Err("record batch length outside the request".into());
+        }
+        if header[MAGIC] != 2 {
+            return Err(format!(
+                "record batch magic {} is not supported (only 2)",
+                header[MAGIC]
+            ));
+        }
+        let count = usize::try_from(int(RECORD_COUNT)).map_err(|_| "negative record count")?;
+        let compressed = header[ATTRIBUTES + 1] & 0x07 != 0;
+        let limit = if compressed {
+            MAX_COMPRESSED_RECORDS
+        } else {
+            (end - start - HEADER) / MIN_RECORD
+        };
+        if count > limit {
+            return Err(format!(
+                "record batch claims {count} records, more than its bytes can hold"
+            ));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 /// Encodes records (consecutive offsets) as one uncompressed v2 record batch, marked
 /// LogAppendTime when the topic's broker clock stamped them.
 pub(crate) fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Result<Bytes, String> {
@@ -110,9 +160,16 @@ pub(crate) fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Res
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut buf, kafka.iter(), &options).map_err(|e| e.to_string())?;
     if log_append_time {
+        // Clients take a LogAppendTime batch's max timestamp for all of its records, so
+        // records appended at different times go in different batches.
+        for same_time in kafka.chunk_by(|a, b| a.timestamp == b.timestamp) {
+            RecordBatchEncoder::encode(&mut buf, same_time.iter(), &options)
+                .map_err(|e| e.to_string())?;
+        }
         mark_log_append_time(&mut buf)?;
+    } else {
+        RecordBatchEncoder::encode(&mut buf, kafka.iter(), &options).map_err(|e| e.to_string())?;
     }
     Ok(buf.freeze())
 }
@@ -184,7 +241,9 @@ mod tests {
 
     #[test]
     fn log_append_time_batches_carry_the_flag_and_a_valid_crc() {
-        let encoded = encode_batch(&[read(7, "a"), read(8, "b")], true).expect("encodes");
+        let (a, mut b) = (read(7, "a"), read(8, "b"));
+        b.record.timestamp_ms = a.record.timestamp_ms;
+        let encoded = encode_batch(&[a, b], true).expect("encodes");
         assert_eq!(
             encoded[ATTRIBUTES + 1] & LOG_APPEND_TIME_BIT,
             LOG_APPEND_TIME_BIT
@@ -199,6 +258,26 @@ mod tests {
                 .iter()
                 .all(|r| r.timestamp_type == TimestampType::LogAppend)
         );
+    }
+
+    #[test]
+    fn a_forged_record_count_is_refused_before_decoding() {
+        let mut forged = encode_batch(&[read(0, "x")], false)
+            .expect("encodes")
+            .to_vec();
+        forged[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        let err = decode_batches(Bytes::from(forged), 0).expect_err("refused");
+        assert!(err.contains("more than its bytes can hold"), "{err}");
+    }
+
+    #[test]
+    fn log_append_time_records_of_different_times_get_their_own_batches() {
+        let mut records = vec![read(0, "a"), read(1, "b"), read(2, "c")];
+        records[1].record.timestamp_ms = records[0].record.timestamp_ms;
+        let encoded = encode_batch(&records, true).expect("encodes");
+        let batches = decode_batches(encoded, 0).expect("decodes");
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].records.len(), 2);
     }
 
     #[test]

@@ -15,6 +15,15 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 
+/// jemalloc maps large allocations lazily (MAP_NORESERVE where the kernel overcommits).
+/// That matters for robustness, not just speed: the Kafka codec sizes vectors from counts
+/// in the request before reading their elements, so a forged count asks for a huge
+/// buffer. The system allocator would abort the process on it; with jemalloc the
+/// reservation succeeds untouched, decoding fails on the short request, and only that
+/// connection is closed (a test sends exactly such a request).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "silt", version, about = "Event streaming on object storage")]
 struct Cli {
