@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::error::GroupError;
@@ -20,7 +21,7 @@ pub struct TopicInfo {
 pub type TopicPartitions = BTreeSet<(String, i32)>;
 
 /// A ConsumerGroupHeartbeat as the coordinator sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeartbeatRequest {
     pub group_id: String,
     pub member_id: String,
@@ -35,7 +36,7 @@ pub struct HeartbeatRequest {
     pub owned: Option<TopicPartitions>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
     pub member_id: String,
     pub member_epoch: i32,

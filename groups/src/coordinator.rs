@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::Decodable;
+use serde::{Deserialize, Serialize};
 use silt_metadata::{GroupOffset, MetadataStore, validate_group_id};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,7 @@ impl Default for GroupConfig {
 }
 
 /// One line of ListGroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSummary {
     pub group_id: String,
     pub protocol_type: String,
@@ -50,7 +51,7 @@ pub struct GroupSummary {
 }
 
 /// A member as DescribeGroups shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberDescription {
     pub member_id: String,
     pub group_instance_id: Option<String>,
@@ -65,7 +66,7 @@ pub struct MemberDescription {
     pub subscribed: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupDescription {
     pub group_id: String,
     pub state: GroupState,
@@ -424,6 +425,29 @@ impl Coordinator {
     /// How often KIP-848 members should heartbeat.
     pub fn consumer_heartbeat_interval(&self) -> Duration {
         self.inner.config.consumer_heartbeat_interval
+    }
+
+    /// A KIP-848 ConsumerGroupHeartbeat, assigned over the topics the metadata service
+    /// has now.
+    pub async fn consumer_heartbeat_current(
+        &self,
+        req: HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, GroupError> {
+        let topics: HashMap<String, TopicInfo> = self
+            .inner
+            .metadata
+            .topics()
+            .await?
+            .into_iter()
+            .map(|t| {
+                let info = TopicInfo {
+                    id: t.id,
+                    partitions: t.partitions,
+                };
+                (t.name, info)
+            })
+            .collect();
+        self.consumer_heartbeat(req, &topics)
     }
 
     /// A KIP-848 ConsumerGroupHeartbeat. `topics` is the current topic list (name -> id,

@@ -1,8 +1,9 @@
+use serde::{Deserialize, Serialize};
 use silt_metadata::MetadataError;
 use thiserror::Error;
 
 /// Why a group request was refused; each maps to the Kafka error of the same name.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupError {
     #[error("the member id is unknown to the group")]
     UnknownMemberId,

@@ -16,6 +16,7 @@
 mod consumer;
 mod coordinator;
 mod error;
+mod service;
 mod state;
 
 pub use consumer::{
@@ -27,4 +28,5 @@ pub use coordinator::{
     MemberDescription, SyncRequest,
 };
 pub use error::GroupError;
+pub use service::GroupService;
 pub use state::GroupState;

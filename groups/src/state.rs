@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::GroupError;
 
 /// Kafka's group states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupState {
     Empty,
     PreparingRebalance,
@@ -44,7 +45,7 @@ pub struct Timing {
 }
 
 /// A JoinGroup as the coordinator sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinRequest {
     pub group_id: String,
     pub member_id: String,
@@ -61,7 +62,7 @@ pub struct JoinRequest {
 }
 
 /// The answer to a JoinGroup.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JoinResponse {
     pub error: Option<GroupError>,
     pub generation_id: i32,
@@ -74,7 +75,7 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    pub(crate) fn error(error: GroupError, member_id: String) -> Self {
+    pub fn error(error: GroupError, member_id: String) -> Self {
         Self {
             error: Some(error),
             generation_id: -1,
@@ -85,7 +86,7 @@ impl JoinResponse {
 }
 
 /// A SyncGroup as the coordinator sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncRequest {
     pub group_id: String,
     pub generation_id: i32,

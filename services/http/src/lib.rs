@@ -22,7 +22,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use silt_groups::Coordinator;
+use silt_groups::GroupService;
 use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
@@ -62,7 +62,7 @@ pub struct AppState {
     pub metadata: Arc<dyn MetadataStore>,
     pub ingest: Ingest,
     pub reader: Reader,
-    pub groups: Coordinator,
+    pub groups: Arc<dyn GroupService>,
     pub limits: HttpLimits,
     pub metrics: Option<MetricsRenderer>,
     round_robin: Arc<AtomicU64>,
@@ -73,7 +73,7 @@ impl AppState {
         metadata: Arc<dyn MetadataStore>,
         ingest: Ingest,
         reader: Reader,
-        groups: Coordinator,
+        groups: Arc<dyn GroupService>,
         limits: HttpLimits,
         metrics: Option<MetricsRenderer>,
     ) -> Self {

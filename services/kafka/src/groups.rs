@@ -203,23 +203,26 @@ pub(crate) fn sync(state: &KafkaState, ctx: &RequestContext, request: SyncGroupR
     )
 }
 
-pub(crate) fn heartbeat(
+pub(crate) async fn heartbeat(
     state: &KafkaState,
     ctx: &RequestContext,
     request: HeartbeatRequest,
 ) -> Result<Bytes, KafkaError> {
-    let result = state.groups.heartbeat(
-        request.group_id.0.as_str(),
-        request.member_id.as_str(),
-        request.group_instance_id.as_ref().map(|s| s.as_str()),
-        request.generation_id,
-    );
+    let result = state
+        .groups
+        .heartbeat(
+            request.group_id.0.as_str(),
+            request.member_id.as_str(),
+            request.group_instance_id.as_ref().map(|s| s.as_str()),
+            request.generation_id,
+        )
+        .await;
     let mut response = HeartbeatResponse::default();
     response.error_code = code_of(&result);
     respond(ctx, &response)
 }
 
-pub(crate) fn leave(
+pub(crate) async fn leave(
     state: &KafkaState,
     ctx: &RequestContext,
     request: LeaveGroupRequest,
@@ -240,7 +243,7 @@ pub(crate) fn leave(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let results = state.groups.leave(&group, &members);
+    let results = state.groups.leave(&group, &members).await;
     let mut response = LeaveGroupResponse::default();
     if ctx.version >= 3 {
         response.members = members
@@ -656,7 +659,7 @@ pub(crate) async fn consumer_heartbeat(
             server_assignor: request.server_assignor.as_ref().map(|s| s.to_string()),
             owned,
         };
-        let answer = state.groups.consumer_heartbeat(req, &topics)?;
+        let answer = state.groups.consumer_heartbeat(req).await?;
         Ok((answer, topics))
     }
     .await;

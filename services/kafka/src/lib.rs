@@ -24,7 +24,7 @@ mod topics;
 
 use std::sync::Arc;
 
-use silt_groups::Coordinator;
+use silt_groups::GroupService;
 use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
@@ -80,7 +80,7 @@ pub struct KafkaState {
     pub metadata: Arc<dyn MetadataStore>,
     pub ingest: Ingest,
     pub reader: Reader,
-    pub groups: Coordinator,
+    pub groups: Arc<dyn GroupService>,
 }
 
 /// Accepts Kafka connections until `shutdown` fires, then waits for open connections to

@@ -1,8 +1,11 @@
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Coarse error classes for callers at the service boundary: whether to retry, fix the
 /// request, or give up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// Transient: the store could not be reached or was busy. Retry.
     Unavailable,
@@ -16,7 +19,10 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Debug, Error)]
+/// Every error crosses the network as itself (the metadata-service client returns the
+/// variant the store returned), except the two that wrap a database driver error: those
+/// travel as [`MetadataError::Service`] with their kind and message.
+#[derive(Debug, Error, Serialize, Deserialize)]
 pub enum MetadataError {
     #[error("topic '{topic}' already exists")]
     TopicExists { topic: String },
@@ -25,9 +31,12 @@ pub enum MetadataError {
     #[error("topic '{topic}' has no partition {partition}")]
     UnknownPartition { topic: String, partition: i32 },
     #[error("invalid topic name '{name}': {reason}")]
-    InvalidTopicName { name: String, reason: &'static str },
+    InvalidTopicName {
+        name: String,
+        reason: Cow<'static, str>,
+    },
     #[error("invalid group id: {reason}")]
-    InvalidGroupId { reason: &'static str },
+    InvalidGroupId { reason: Cow<'static, str> },
     #[error("invalid partition count {partitions}: must be between 1 and {max}")]
     InvalidPartitionCount { partitions: i32, max: i32 },
     #[error("invalid config '{key}': {reason}")]
@@ -53,17 +62,25 @@ pub enum MetadataError {
     #[error("unknown producer id {producer_id}")]
     UnknownProducerId { producer_id: i64 },
     #[error("metadata store unavailable: {source}")]
+    #[serde(skip)]
     Unavailable {
         #[source]
         source: sqlx::Error,
     },
     #[error("metadata store error: {source}")]
+    #[serde(skip)]
     Database {
         #[source]
         source: sqlx::Error,
     },
     #[error("metadata is corrupt: {reason}")]
     Corrupt { reason: String },
+    /// This metadata process lost (or never held) the lease: another one is active.
+    #[error("this metadata process is not the active one (epoch {epoch})")]
+    NotActive { epoch: i64 },
+    /// The metadata service failed or could not be reached; `kind` says whether to retry.
+    #[error("metadata service: {message}")]
+    Service { kind: ErrorKind, message: String },
 }
 
 impl MetadataError {
@@ -81,6 +98,25 @@ impl MetadataError {
             Self::ProducerFenced { .. } => ErrorKind::Conflict,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Database { .. } | Self::Corrupt { .. } => ErrorKind::Internal,
+            Self::NotActive { .. } => ErrorKind::Unavailable,
+            Self::Service { kind, .. } => *kind,
+        }
+    }
+
+    /// Whether retrying the same request may succeed.
+    pub fn is_retriable(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
+    }
+
+    /// The error as it can cross the network: driver errors become
+    /// [`MetadataError::Service`] with their kind and message, the rest stay as they are.
+    pub fn into_portable(self) -> Self {
+        match self {
+            Self::Unavailable { .. } | Self::Database { .. } => Self::Service {
+                kind: self.kind(),
+                message: self.to_string(),
+            },
+            other => other,
         }
     }
 }

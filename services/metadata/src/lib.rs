@@ -19,10 +19,11 @@ mod watch;
 
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
-    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
+    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerBatch,
     ProducerIdentity, SegmentCommit, SegmentRef, TimestampType, Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
-pub use postgres::PostgresStore;
+pub use postgres::{PgLease, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use store::MetadataStore;
+pub use watch::{WatchEvent, Watchers};

@@ -144,7 +144,7 @@ impl TopicConfig {
 }
 
 /// A topic as the metadata service knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topic {
     /// Stable for the topic's whole life; a topic re-created under the same name gets a new id.
     pub id: Uuid,
@@ -155,7 +155,7 @@ pub struct Topic {
 }
 
 /// The offset range of one partition: records live at `log_start_offset..high_watermark`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionOffsets {
     pub partition: i32,
     pub log_start_offset: i64,
@@ -164,7 +164,7 @@ pub struct PartitionOffsets {
 }
 
 /// One chunk of a segment to commit: the records of one (topic, partition) pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkCommit {
     pub topic: String,
     pub partition: i32,
@@ -181,7 +181,7 @@ pub struct ChunkCommit {
 
 /// Identity and first sequence number of an idempotent producer's batch. The batch's
 /// records carry sequences `base_sequence..base_sequence + record_count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProducerBatch {
     pub producer_id: i64,
     pub epoch: i16,
@@ -189,7 +189,7 @@ pub struct ProducerBatch {
 }
 
 /// What a commit did with one chunk.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum ChunkOutcome {
     /// Committed: its records got `base_offset..base_offset + record_count`.
     Committed { base_offset: i64 },
@@ -201,14 +201,14 @@ pub enum ChunkOutcome {
 }
 
 /// A producer id and epoch handed out to an idempotent producer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerIdentity {
     pub producer_id: i64,
     pub epoch: i16,
 }
 
 /// A segment object that ingest has written and now commits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentCommit {
     /// Object key under the store's prefix.
     pub key: String,
@@ -218,7 +218,7 @@ pub struct SegmentCommit {
 }
 
 /// The object a chunk lives in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SegmentRef {
     pub key: String,
     pub size: u64,
@@ -227,7 +227,7 @@ pub struct SegmentRef {
 
 /// One entry of the segment index: offsets `base_offset..base_offset + record_count` of a
 /// partition live in row group `row_group` of `segment`, at `byte_start..+byte_len`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkEntry {
     pub partition: i32,
     pub base_offset: i64,
@@ -247,8 +247,33 @@ impl ChunkEntry {
     }
 }
 
+/// A Silt node as the cluster knows it: where Kafka clients and HTTP callers reach it,
+/// and what it does. Nodes announce themselves by heartbeat and leave the list when they
+/// stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's Kafka broker id.
+    pub node_id: i32,
+    /// Advertised Kafka address.
+    pub kafka_host: String,
+    pub kafka_port: u16,
+    /// Base URL of the node's HTTP API.
+    pub http_url: String,
+    /// Roles the node runs (ingest, reader, compactor).
+    pub roles: Vec<String>,
+    /// Availability zone or rack, if known (Kafka's `broker.rack`).
+    pub rack: Option<String>,
+}
+
+impl NodeInfo {
+    /// Whether the node runs `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
 /// A consumer group's committed position in one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupOffset {
     pub topic: String,
     pub partition: i32,

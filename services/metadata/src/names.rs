@@ -6,9 +6,9 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
 /// and neither `.` nor `..`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let invalid = |reason| MetadataError::InvalidTopicName {
+    let invalid = |reason: &'static str| MetadataError::InvalidTopicName {
         name: name.chars().take(300).collect(),
-        reason,
+        reason: reason.into(),
     };
     if name.is_empty() {
         return Err(invalid("must not be empty"));
@@ -34,12 +34,12 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 pub fn validate_group_id(group: &str) -> Result<()> {
     if group.is_empty() {
         return Err(MetadataError::InvalidGroupId {
-            reason: "must not be empty",
+            reason: "must not be empty".into(),
         });
     }
     if group.len() > 255 {
         return Err(MetadataError::InvalidGroupId {
-            reason: "longer than 255 bytes",
+            reason: "longer than 255 bytes".into(),
         });
     }
     Ok(())

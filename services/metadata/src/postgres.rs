@@ -5,16 +5,17 @@
 //! commits cannot deadlock) before it assigns offsets.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::error::{MetadataError, Result};
 use crate::model::{
-    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
+    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerBatch,
     ProducerIdentity, SegmentCommit, Topic, TopicConfig,
 };
 use crate::names::{validate_group_id, validate_topic_name};
@@ -23,15 +24,16 @@ use crate::rows::{
     to_i64, topic_from_row,
 };
 use crate::sequence::{
-    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence,
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence, not_in_segment,
 };
 use crate::sqlite::MAX_PARTITIONS;
 use crate::store::MetadataStore;
-use crate::watch::Watchers;
+use crate::watch::{WatchEvent, Watchers};
 
 /// Schema migrations, applied in order; `silt_schema_version` records how many ran.
 /// Integers are BIGINT and ids TEXT, as in the SQLite schema.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE topics (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -94,16 +96,65 @@ CREATE TABLE producer_batches (
     FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
 );
 CREATE INDEX producer_batches_by_partition ON producer_batches(producer_id, topic_id, partition, id);
-"#];
+"#,
+    // 2: live nodes (renewed by heartbeat) and the metadata-service lease epoch (fencing)
+    r#"
+CREATE TABLE nodes (
+    node_id BIGINT PRIMARY KEY,
+    info TEXT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE TABLE silt_lease (
+    id INT PRIMARY KEY,
+    epoch BIGINT NOT NULL,
+    holder TEXT NOT NULL,
+    acquired_at_ms BIGINT NOT NULL
+);
+INSERT INTO silt_lease (id, epoch, holder, acquired_at_ms) VALUES (1, 0, '', 0);
+"#,
+];
 
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
 const MIGRATION_LOCK: i64 = 0x5117_0001;
+
+/// Any constant: the advisory lock whose holder is the active metadata process.
+const LEASE_LOCK: i64 = 0x5117_0002;
+
+/// No fencing: the store is used directly, not by a lease-holding metadata service.
+const NO_FENCE: i64 = i64::MIN;
 
 /// The [`MetadataStore`] on PostgreSQL.
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: PgPool,
     watchers: Watchers,
+    /// The lease epoch every write checks, or [`NO_FENCE`].
+    fence: AtomicI64,
+}
+
+/// The metadata-service lease, held as long as its connection lives.
+#[derive(Debug)]
+pub struct PgLease {
+    conn: PgConnection,
+    epoch: i64,
+}
+
+impl PgLease {
+    /// The epoch this holder fences writes with.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Checks the lease connection is alive (the lock goes with it).
+    pub async fn check(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Gives the lease up.
+    pub async fn release(self) {
+        let _ = sqlx::Connection::close(self.conn).await;
+    }
 }
 
 impl PostgresStore {
@@ -117,6 +168,7 @@ impl PostgresStore {
         let store = Self {
             pool,
             watchers: Watchers::default(),
+            fence: AtomicI64::new(NO_FENCE),
         };
         store.migrate().await?;
         Ok(store)
@@ -155,6 +207,55 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Makes every write of this store check the lease epoch (see [`PgLease`]): once
+    /// another metadata process has taken the lease, writes fail with `NotActive`.
+    pub fn fence_with(&self, epoch: i64) {
+        self.fence.store(epoch, Ordering::SeqCst);
+    }
+
+    /// Starts a write transaction. With a fence set, it first share-locks the lease row and
+    /// checks its epoch: a new lease holder bumps the epoch with an update that waits for
+    /// every such transaction to end, so no write of a deposed holder lands after that.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        let fence = self.fence.load(Ordering::SeqCst);
+        if fence != NO_FENCE {
+            let epoch: i64 =
+                sqlx::query_scalar("SELECT epoch FROM silt_lease WHERE id = 1 FOR SHARE")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if epoch != fence {
+                return Err(MetadataError::NotActive { epoch });
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Tries to take the metadata-service lease: a PostgreSQL session advisory lock held
+    /// on a connection of its own. On success the lease epoch is bumped (fencing the
+    /// previous holder's writes) and this store's writes are fenced with the new epoch.
+    /// `None` when another process holds it.
+    pub async fn try_lease(&self, url: &str, holder: &str) -> Result<Option<PgLease>> {
+        let mut conn = <PgConnection as sqlx::Connection>::connect(url).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEASE_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if !locked {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(None);
+        }
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE silt_lease SET epoch = epoch + 1, holder = $1, acquired_at_ms = $2 WHERE id = 1 RETURNING epoch",
+        )
+        .bind(holder)
+        .bind(now_ms())
+        .fetch_one(&mut conn)
+        .await?;
+        self.fence_with(epoch);
+        Ok(Some(PgLease { conn, epoch }))
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -177,6 +278,40 @@ fn offsets_from_row(row: &impl RowRead) -> Result<PartitionOffsets> {
         log_start_offset: row.int("log_start_offset")?,
         high_watermark: row.int("next_offset")?,
     })
+}
+
+/// A segment committed before (a retried commit whose answer was lost): answers each
+/// chunk as the first commit did, changing nothing.
+async fn replay_commit(
+    tx: &mut PgConnection,
+    segment_id: i64,
+    segment: &SegmentCommit,
+    topic_ids: &HashMap<&str, String>,
+) -> Result<Vec<ChunkOutcome>> {
+    let mut outcomes = Vec::with_capacity(segment.chunks.len());
+    for chunk in &segment.chunks {
+        let topic_id = &topic_ids[chunk.topic.as_str()];
+        let base: Option<i64> = sqlx::query_scalar(
+            "SELECT base_offset FROM chunks WHERE segment_id = $1 AND topic_id = $2 AND partition = $3 AND row_group = $4",
+        )
+        .bind(segment_id)
+        .bind(topic_id)
+        .bind(i64::from(chunk.partition))
+        .bind(i64::from(chunk.row_group))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match (base, &chunk.producer) {
+            (Some(base_offset), _) => ChunkOutcome::Committed { base_offset },
+            (None, Some(producer)) => match check_sequence(tx, topic_id, chunk, producer).await? {
+                SequenceCheck::Duplicate(base_offset) => ChunkOutcome::Duplicate { base_offset },
+                SequenceCheck::Refused(e) => ChunkOutcome::Rejected(e),
+                SequenceCheck::Next => ChunkOutcome::Rejected(not_in_segment(chunk)),
+            },
+            (None, None) => ChunkOutcome::Rejected(not_in_segment(chunk)),
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 async fn check_sequence(
@@ -274,7 +409,7 @@ impl MetadataStore for PostgresStore {
                 reason: e.to_string(),
             })?;
         let id = topic.id.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO topics (id, name, partitions, config, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (name) DO NOTHING",
@@ -303,15 +438,17 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM topics WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(MetadataError::UnknownTopic {
                 topic: name.to_string(),
             });
         }
+        tx.commit().await?;
         self.watchers.remove_topic(name);
         Ok(())
     }
@@ -320,21 +457,23 @@ impl MetadataStore for PostgresStore {
         let json = serde_json::to_string(&config).map_err(|e| MetadataError::InvalidRequest {
             reason: e.to_string(),
         })?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE topics SET config = $1 WHERE name = $2")
             .bind(json)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(MetadataError::UnknownTopic {
                 topic: name.to_string(),
             });
         }
+        tx.commit().await?;
         self.topic(name).await
     }
 
     async fn add_partitions(&self, name: &str, partitions: i32) -> Result<Topic> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "SELECT {TOPIC_COLUMNS} FROM topics WHERE name = $1 FOR UPDATE"
         ))
@@ -441,7 +580,7 @@ impl MetadataStore for PostgresStore {
                 reason: format!("empty chunk for {}/{}", c.topic, c.partition),
             });
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Resolve topic ids, then lock every partition this segment touches, in one order.
         let mut topic_ids: HashMap<&str, String> = HashMap::new();
         for chunk in &segment.chunks {
@@ -479,6 +618,16 @@ impl MetadataStore for PostgresStore {
                     partition: *partition,
                 });
             }
+        }
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM segments WHERE object_key = $1")
+                .bind(&segment.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(segment_id) = existing {
+            let outcomes = replay_commit(&mut tx, segment_id, segment, &topic_ids).await?;
+            tx.commit().await?;
+            return Ok(outcomes);
         }
         let segment_id: i64 = sqlx::query_scalar(
             "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -548,12 +697,14 @@ impl MetadataStore for PostgresStore {
     }
 
     async fn init_producer_id(&self) -> Result<ProducerIdentity> {
+        let mut tx = self.begin_write().await?;
         let producer_id: i64 = sqlx::query_scalar(
             "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
         )
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(ProducerIdentity {
             producer_id,
             epoch: 0,
@@ -618,7 +769,7 @@ impl MetadataStore for PostgresStore {
                 ),
             });
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for o in offsets {
             sqlx::query(
                 "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
@@ -655,7 +806,7 @@ impl MetadataStore for PostgresStore {
         group: &str,
         partitions: Option<&[(String, i32)]>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         match partitions {
             None => {
                 sqlx::query("DELETE FROM group_offsets WHERE group_id = $1")
@@ -684,6 +835,55 @@ impl MetadataStore for PostgresStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {
+        let info = serde_json::to_string(node).map_err(|e| MetadataError::InvalidRequest {
+            reason: format!("node info: {e}"),
+        })?;
+        let expires = now_ms() + ttl.as_millis() as i64;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO nodes (node_id, info, expires_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (node_id) DO UPDATE SET info = excluded.info, expires_at_ms = excluded.expires_at_ms",
+        )
+        .bind(i64::from(node.node_id))
+        .bind(info)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_node(&self, node_id: i32) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+            .bind(i64::from(node_id))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn live_nodes(&self) -> Result<Vec<NodeInfo>> {
+        let infos: Vec<String> =
+            sqlx::query_scalar("SELECT info FROM nodes WHERE expires_at_ms > $1 ORDER BY node_id")
+                .bind(now_ms())
+                .fetch_all(&self.pool)
+                .await?;
+        infos
+            .iter()
+            .map(|info| {
+                serde_json::from_str(info).map_err(|e| MetadataError::Corrupt {
+                    reason: format!("node info: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {
+        self.watchers.feed()
     }
 
     fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {

@@ -33,6 +33,16 @@ pub(crate) enum SequenceCheck {
     Refused(MetadataError),
 }
 
+/// A retried commit of a segment that was committed without this chunk.
+pub(crate) fn not_in_segment(chunk: &ChunkCommit) -> MetadataError {
+    MetadataError::InvalidRequest {
+        reason: format!(
+            "segment was already committed without its chunk for {}/{}",
+            chunk.topic, chunk.partition
+        ),
+    }
+}
+
 /// Judges a batch. `current_epoch` is the producer's epoch (None: unknown producer);
 /// `recent` the remembered batches of this producer and epoch in this partition, oldest
 /// first.

@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, broadcast, watch};
 use uuid::Uuid;
 
 use crate::error::{MetadataError, Result};
 use crate::model::{
-    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerBatch,
+    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerBatch,
     ProducerIdentity, SegmentCommit, Topic, TopicConfig,
 };
 use crate::names::{validate_group_id, validate_topic_name};
@@ -21,10 +21,10 @@ use crate::rows::{
     CHUNK_COLUMNS, chunk_from_row, group_offset_from_row, now_ms, to_i64, topic_from_row,
 };
 use crate::sequence::{
-    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence,
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence, not_in_segment,
 };
 use crate::store::MetadataStore;
-use crate::watch::Watchers;
+use crate::watch::{WatchEvent, Watchers};
 
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: i32 = 100_000;
@@ -96,6 +96,14 @@ CREATE TABLE producer_batches (
     FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
 );
 CREATE INDEX producer_batches_by_partition ON producer_batches(producer_id, topic_id, partition, id);
+"#,
+    // 2: live nodes (renewed by heartbeat)
+    r#"
+CREATE TABLE nodes (
+    node_id INTEGER PRIMARY KEY,
+    info TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -184,6 +192,48 @@ impl SqliteStore {
         }
         Ok(t.id.to_string())
     }
+}
+
+/// A segment committed before (a retried commit whose answer was lost): answers each
+/// chunk as the first commit did, changing nothing.
+async fn replay_commit(
+    tx: &mut sqlx::SqliteConnection,
+    segment_id: i64,
+    segment: &SegmentCommit,
+) -> Result<Vec<ChunkOutcome>> {
+    let mut outcomes = Vec::with_capacity(segment.chunks.len());
+    for chunk in &segment.chunks {
+        let topic_id: Option<String> = sqlx::query_scalar("SELECT id FROM topics WHERE name = ?")
+            .bind(&chunk.topic)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(topic_id) = topic_id else {
+            outcomes.push(ChunkOutcome::Rejected(MetadataError::UnknownTopic {
+                topic: chunk.topic.clone(),
+            }));
+            continue;
+        };
+        let base: Option<i64> = sqlx::query_scalar(
+            "SELECT base_offset FROM chunks WHERE segment_id = ? AND topic_id = ? AND partition = ? AND row_group = ?",
+        )
+        .bind(segment_id)
+        .bind(&topic_id)
+        .bind(chunk.partition)
+        .bind(i64::from(chunk.row_group))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match (base, &chunk.producer) {
+            (Some(base_offset), _) => ChunkOutcome::Committed { base_offset },
+            (None, Some(producer)) => match check_sequence(tx, &topic_id, chunk, producer).await? {
+                SequenceCheck::Duplicate(base_offset) => ChunkOutcome::Duplicate { base_offset },
+                SequenceCheck::Refused(e) => ChunkOutcome::Rejected(e),
+                SequenceCheck::Next => ChunkOutcome::Rejected(not_in_segment(chunk)),
+            },
+            (None, None) => ChunkOutcome::Rejected(not_in_segment(chunk)),
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 async fn check_sequence(
@@ -448,15 +498,25 @@ impl MetadataStore for SqliteStore {
         }
         let _guard = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
-        let segment_id: i64 = sqlx::query_scalar(
-            "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES (?, ?, ?, ?) RETURNING id",
+        // Write first, so the transaction takes the write lock at once (a read first could
+        // not upgrade while another connection writes).
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (object_key) DO NOTHING RETURNING id",
         )
         .bind(&segment.key)
         .bind(to_i64(segment.size, "size")?)
         .bind(to_i64(segment.footer_len, "footer_len")?)
         .bind(now_ms())
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(segment_id) = inserted else {
+            let existing: i64 = sqlx::query_scalar("SELECT id FROM segments WHERE object_key = ?")
+                .bind(&segment.key)
+                .fetch_one(&mut *tx)
+                .await?;
+            return replay_commit(&mut tx, existing, segment).await;
+        };
 
         let mut topic_ids: HashMap<&str, String> = HashMap::new();
         let mut outcomes = Vec::with_capacity(segment.chunks.len());
@@ -691,6 +751,53 @@ impl MetadataStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {
+        let info = serde_json::to_string(node).map_err(|e| MetadataError::InvalidRequest {
+            reason: format!("node info: {e}"),
+        })?;
+        let expires = now_ms() + ttl.as_millis() as i64;
+        let _guard = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO nodes (node_id, info, expires_at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (node_id) DO UPDATE SET info = excluded.info, expires_at_ms = excluded.expires_at_ms",
+        )
+        .bind(i64::from(node.node_id))
+        .bind(info)
+        .bind(expires)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_node(&self, node_id: i32) -> Result<()> {
+        let _guard = self.write.lock().await;
+        sqlx::query("DELETE FROM nodes WHERE node_id = ?")
+            .bind(i64::from(node_id))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn live_nodes(&self) -> Result<Vec<NodeInfo>> {
+        let infos: Vec<String> =
+            sqlx::query_scalar("SELECT info FROM nodes WHERE expires_at_ms > ? ORDER BY node_id")
+                .bind(now_ms())
+                .fetch_all(&self.pool)
+                .await?;
+        infos
+            .iter()
+            .map(|info| {
+                serde_json::from_str(info).map_err(|e| MetadataError::Corrupt {
+                    reason: format!("node info: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {
+        self.watchers.feed()
     }
 
     fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {

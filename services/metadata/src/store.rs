@@ -1,11 +1,14 @@
 use async_trait::async_trait;
-use tokio::sync::watch;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
 
 use crate::error::Result;
 use crate::model::{
-    ChunkEntry, ChunkOutcome, GroupOffset, PartitionOffsets, ProducerIdentity, SegmentCommit,
-    Topic, TopicConfig,
+    ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerIdentity,
+    SegmentCommit, Topic, TopicConfig,
 };
+use crate::watch::WatchEvent;
 
 /// The metadata service API, used by every role: in-process over the embedded SQLite
 /// store, or (later) through a network client to a shared service.
@@ -81,6 +84,20 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Ids of the groups that have committed offsets, sorted.
     async fn groups(&self) -> Result<Vec<String>>;
+
+    /// Announces (or renews) a live node; it stays in [`MetadataStore::live_nodes`] for
+    /// `ttl` unless renewed.
+    async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()>;
+
+    /// Removes a node from the live list at once (it is shutting down).
+    async fn remove_node(&self, node_id: i32) -> Result<()>;
+
+    /// Nodes whose last heartbeat has not expired, by node id.
+    async fn live_nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    /// Every high-watermark change and topic deletion from now on (what the metadata
+    /// service streams to remote readers).
+    fn watch_feed(&self) -> broadcast::Receiver<WatchEvent>;
 
     /// A receiver that changes whenever the high watermark of `topic`/`partition` moves.
     /// Subscribe first, then read the offsets, then wait: no commit is missed in between.

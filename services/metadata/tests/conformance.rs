@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use silt_metadata::{
-    ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, PostgresStore,
-    ProducerBatch, SegmentCommit, SqliteStore, TopicConfig,
+    ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, NodeInfo,
+    PostgresStore, ProducerBatch, SegmentCommit, SqliteStore, TopicConfig, WatchEvent,
 };
 
 fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
@@ -125,6 +125,9 @@ conformance!(
     watchers_wake_when_the_high_watermark_moves,
     state_survives_reopening,
     base_offsets_are_prefix_sums,
+    a_retried_commit_is_answered_as_the_first_and_changes_nothing,
+    nodes_are_live_until_their_heartbeat_expires,
+    the_feed_reports_every_change,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -742,4 +745,170 @@ async fn base_offsets_are_prefix_sums(make: Maker) {
             assert_eq!(expect, next[p as usize]);
         }
     }
+}
+
+/// Outcomes as comparable values.
+fn outcome_view(outcomes: &[ChunkOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            ChunkOutcome::Committed { base_offset } => format!("committed {base_offset}"),
+            ChunkOutcome::Duplicate { base_offset } => format!("duplicate {base_offset}"),
+            ChunkOutcome::Rejected(e) => format!("rejected {:?}", e.kind()),
+        })
+        .collect()
+}
+
+/// A commit whose answer was lost is retried with the same object key: the retry gets the
+/// first answer and nothing is committed twice.
+async fn a_retried_commit_is_answered_as_the_first_and_changes_nothing(make: Maker) {
+    let store = make.open().await;
+    store
+        .create_topic("r", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    let p = store.init_producer_id().await.expect("id");
+    let commit = segment(
+        "retried",
+        vec![
+            chunk("r", 0, 3, 0),
+            batch("r", 1, 4, p.producer_id, p.epoch, 0),
+            // A gap: refused the first time, and again on the retry.
+            batch("r", 0, 2, p.producer_id, p.epoch, 9),
+        ],
+    );
+    let first = outcome_view(&store.commit_segment(&commit).await.expect("commit"));
+    assert_eq!(first[..2], ["committed 0", "committed 0"]);
+    assert!(first[2].starts_with("rejected"), "{first:?}");
+    let again = outcome_view(&store.commit_segment(&commit).await.expect("retry"));
+    assert_eq!(again, first);
+    for (partition, hwm) in [(0, 3), (1, 4)] {
+        let o = store
+            .partition_offset("r", partition)
+            .await
+            .expect("offsets");
+        assert_eq!(o.high_watermark, hwm, "partition {partition}");
+        let chunks = store
+            .chunks_from("r", partition, 0, 10)
+            .await
+            .expect("chunks");
+        assert_eq!(chunks.len(), 1, "partition {partition}: one index entry");
+    }
+    // The producer's next batch still follows its first one.
+    let next = store
+        .commit_segment(&segment(
+            "after",
+            vec![batch("r", 1, 1, p.producer_id, p.epoch, 4)],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(bases(next), [4]);
+}
+
+fn node(id: i32) -> NodeInfo {
+    NodeInfo {
+        node_id: id,
+        kafka_host: "127.0.0.1".into(),
+        kafka_port: 9000 + id as u16,
+        http_url: format!("http://127.0.0.1:{}", 8000 + id),
+        roles: vec!["ingest".into(), "reader".into()],
+        rack: None,
+    }
+}
+
+async fn nodes_are_live_until_their_heartbeat_expires(make: Maker) {
+    let store = make.open().await;
+    assert!(store.live_nodes().await.expect("nodes").is_empty());
+    store
+        .heartbeat_node(&node(2), Duration::from_millis(800))
+        .await
+        .expect("heartbeat");
+    store
+        .heartbeat_node(&node(1), Duration::from_secs(60))
+        .await
+        .expect("heartbeat");
+    let ids = |nodes: Vec<NodeInfo>| nodes.into_iter().map(|n| n.node_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.live_nodes().await.expect("nodes")), [1, 2]);
+    // A renewal replaces the node's details.
+    let mut moved = node(1);
+    moved.kafka_port = 19_001;
+    store
+        .heartbeat_node(&moved, Duration::from_secs(60))
+        .await
+        .expect("heartbeat");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let live = store.live_nodes().await.expect("nodes");
+    assert_eq!(live, [moved]);
+    store.remove_node(1).await.expect("removed");
+    assert!(store.live_nodes().await.expect("nodes").is_empty());
+}
+
+async fn the_feed_reports_every_change(make: Maker) {
+    let store = make.open().await;
+    store
+        .create_topic("f", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    let mut feed = store.watch_feed();
+    store
+        .commit_segment(&segment(
+            "f1",
+            vec![chunk("f", 0, 2, 0), chunk("f", 1, 5, 0)],
+        ))
+        .await
+        .expect("commit");
+    store.delete_topic("f").await.expect("deleted");
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("an event in time")
+            .expect("feed open");
+        events.push(event);
+    }
+    let moved = |partition, high_watermark| WatchEvent::Moved {
+        topic: "f".into(),
+        partition,
+        high_watermark,
+    };
+    assert!(events[..2].contains(&moved(0, 2)), "{events:?}");
+    assert!(events[..2].contains(&moved(1, 5)), "{events:?}");
+    assert_eq!(events[2], WatchEvent::TopicDeleted { topic: "f".into() });
+}
+
+/// The metadata-service lease: one holder at a time; a new holder fences the old one's
+/// writes, even through a store instance that still believes it is active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lease_has_one_holder_and_fences_the_last() {
+    let make = Maker::postgres().await;
+    let Maker::Postgres(url) = &make else {
+        unreachable!()
+    };
+    let a = PostgresStore::connect(url).await.expect("connects");
+    let b = PostgresStore::connect(url).await.expect("connects");
+    let lease_a = a.try_lease(url, "a").await.expect("tries").expect("free");
+    assert!(
+        b.try_lease(url, "b").await.expect("tries").is_none(),
+        "held by a"
+    );
+    a.create_topic("x", 1, TopicConfig::default())
+        .await
+        .expect("a is active");
+    lease_a.release().await;
+    let lease_b = b
+        .try_lease(url, "b")
+        .await
+        .expect("tries")
+        .expect("released");
+    assert!(lease_b.epoch() > 0);
+    let err = a
+        .create_topic("y", 1, TopicConfig::default())
+        .await
+        .expect_err("a is fenced");
+    assert!(matches!(err, MetadataError::NotActive { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    b.create_topic("y", 1, TopicConfig::default())
+        .await
+        .expect("b is active");
+    lease_b.release().await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::ObjectStore;
-use silt_groups::{Coordinator, GroupConfig};
+use silt_groups::{Coordinator, GroupConfig, GroupService};
 use silt_http::{AppState, HttpLimits};
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
 use silt_kafka::{KafkaConfig, KafkaState};
@@ -123,7 +123,8 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
         Some(listener),
     );
 
-    let groups = Coordinator::start(GroupConfig::default(), metadata.clone());
+    let coordinator = Coordinator::start(GroupConfig::default(), metadata.clone());
+    let groups: Arc<dyn GroupService> = Arc::new(coordinator.clone());
     let limits = HttpLimits {
         max_message_bytes: config.http.max_message_bytes,
         max_request_bytes: config.http.max_request_bytes,
@@ -189,7 +190,7 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     // long polls and live tails would otherwise hold the exit.
     stop.cancel();
     ingest.shutdown().await;
-    groups.shutdown();
+    coordinator.shutdown();
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = http_server.await;
         let _ = kafka_server.await;
