@@ -1,14 +1,18 @@
-//! Behaviour every metadata store must show, run against the embedded SQLite store.
-//! The checks take `&dyn MetadataStore` so other stores run the same suite.
+//! Behaviour every metadata store must show. Each check runs against the embedded SQLite
+//! store, against PostgreSQL, and through the network client to a metadata service (on
+//! SQLite): the three must be indistinguishable.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use silt_groups::GroupConfig;
 use silt_metadata::{
     ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, NodeInfo,
     PostgresStore, ProducerBatch, SegmentCommit, SqliteStore, TopicConfig, WatchEvent,
 };
+use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
+use tokio_util::sync::CancellationToken;
 
 fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
     ChunkCommit {
@@ -54,11 +58,21 @@ fn segment(key: &str, chunks: Vec<ChunkCommit>) -> SegmentCommit {
 enum Maker {
     Sqlite(tempfile::TempDir),
     Postgres(String),
+    /// A metadata service on a SQLite store, started by the first `open`; every `open`
+    /// returns a new client of it.
+    Remote(tempfile::TempDir, tokio::sync::OnceCell<String>),
 }
 
 impl Maker {
     async fn sqlite() -> Self {
         Self::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    async fn remote() -> Self {
+        Self::Remote(
+            tempfile::tempdir().expect("tempdir"),
+            tokio::sync::OnceCell::new(),
+        )
     }
 
     async fn postgres() -> Self {
@@ -89,6 +103,30 @@ impl Maker {
                     .expect("opens"),
             ),
             Self::Postgres(url) => Arc::new(PostgresStore::connect(url).await.expect("connects")),
+            Self::Remote(dir, server) => {
+                let url = server
+                    .get_or_init(|| async {
+                        let store = SqliteStore::open(&dir.path().join("meta.db"))
+                            .await
+                            .expect("opens");
+                        let service = MetadataService::new(Arc::new(store), GroupConfig::default());
+                        service.activate(0);
+                        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                            .await
+                            .expect("binds");
+                        let url = format!("http://{}", listener.local_addr().expect("addr"));
+                        tokio::spawn(serve(listener, service, CancellationToken::new()));
+                        url
+                    })
+                    .await;
+                let client =
+                    MetadataClient::connect(ClientConfig::new(vec![url.clone()])).expect("client");
+                client
+                    .wait_connected(Duration::from_secs(10))
+                    .await
+                    .expect("connected");
+                Arc::new(client)
+            }
         }
     }
 }
@@ -109,6 +147,14 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Maker::postgres().await).await;
+                }
+            )*
+        }
+        mod remote {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Maker::remote().await).await;
                 }
             )*
         }

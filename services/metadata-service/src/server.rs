@@ -1,0 +1,353 @@
+//! The metadata service: the store's API and the group coordinator over HTTP/2, served
+//! only while this process is the active one.
+
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::{get, post};
+use bytes::BytesMut;
+use silt_groups::{Coordinator, GroupConfig, GroupService};
+use silt_metadata::{ChunkOutcome, MetadataError, MetadataStore};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::codec::{Encoder, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::wire::{
+    Answer, FEED_PATH, FeedFrame, HEALTH_PATH, RPC_PATH, Request, Response, decode, encode,
+};
+
+/// Largest request body accepted (a segment commit of many chunks stays far below).
+const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+struct Active {
+    epoch: i64,
+    groups: Coordinator,
+}
+
+/// One metadata process: a store, and — while it holds the lease — a group coordinator.
+pub struct MetadataService {
+    store: Arc<dyn MetadataStore>,
+    group_config: GroupConfig,
+    active: RwLock<Option<Arc<Active>>>,
+    /// The active epoch, for feed streams to end when it changes.
+    epoch_tx: watch::Sender<Option<i64>>,
+}
+
+impl std::fmt::Debug for MetadataService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataService")
+            .field("active_epoch", &self.active_epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataService {
+    /// A service on `store`, standing by until [`MetadataService::activate`].
+    pub fn new(store: Arc<dyn MetadataStore>, group_config: GroupConfig) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            group_config,
+            active: RwLock::new(None),
+            epoch_tx: watch::channel(None).0,
+        })
+    }
+
+    /// Starts serving with lease epoch `epoch`: a fresh group coordinator (members rejoin,
+    /// as after a Kafka coordinator failover; committed offsets are in the store).
+    pub fn activate(&self, epoch: i64) {
+        let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = active.take() {
+            old.groups.shutdown();
+        }
+        let groups = Coordinator::start(self.group_config.clone(), self.store.clone());
+        *active = Some(Arc::new(Active { epoch, groups }));
+        self.epoch_tx.send_replace(Some(epoch));
+        info!(epoch, "metadata service is active");
+    }
+
+    /// Stops serving at once (the lease is lost or the process stops).
+    pub fn deactivate(&self) {
+        let mut active = self.active.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = active.take() {
+            old.groups.shutdown();
+            warn!(epoch = old.epoch, "metadata service is no longer active");
+        }
+        self.epoch_tx.send_replace(None);
+    }
+
+    /// The epoch this process serves with, if it is the active one.
+    pub fn active_epoch(&self) -> Option<i64> {
+        self.current().map(|a| a.epoch)
+    }
+
+    fn current(&self) -> Option<Arc<Active>> {
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The HTTP routes: requests, the change feed and health.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route(RPC_PATH, post(rpc))
+            .route(FEED_PATH, get(feed))
+            .route(HEALTH_PATH, get(health))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+            .with_state(self.clone())
+    }
+
+    async fn handle(&self, active: &Active, request: Request) -> Answer {
+        let store = &self.store;
+        let groups = &active.groups;
+        Ok(match request {
+            Request::CreateTopic {
+                name,
+                partitions,
+                config,
+            } => Response::Topic(store.create_topic(&name, partitions, config).await?),
+            Request::DeleteTopic { name } => {
+                store.delete_topic(&name).await?;
+                Response::Done
+            }
+            Request::SetTopicConfig { name, config } => {
+                Response::Topic(store.set_topic_config(&name, config).await?)
+            }
+            Request::AddPartitions { name, partitions } => {
+                Response::Topic(store.add_partitions(&name, partitions).await?)
+            }
+            Request::Topic { name } => Response::Topic(store.topic(&name).await?),
+            Request::Topics => Response::Topics(store.topics().await?),
+            Request::PartitionOffsets { topic } => {
+                Response::Offsets(store.partition_offsets(&topic).await?)
+            }
+            Request::PartitionOffset { topic, partition } => {
+                Response::Offset(store.partition_offset(&topic, partition).await?)
+            }
+            Request::CommitSegment(segment) => Response::Outcomes(
+                store
+                    .commit_segment(&segment)
+                    .await?
+                    .into_iter()
+                    .map(|o| match o {
+                        ChunkOutcome::Rejected(e) => ChunkOutcome::Rejected(e.into_portable()),
+                        other => other,
+                    })
+                    .collect(),
+            ),
+            Request::InitProducerId => Response::Producer(store.init_producer_id().await?),
+            Request::ChunksFrom {
+                topic,
+                partition,
+                offset,
+                limit,
+            } => Response::Chunks(store.chunks_from(&topic, partition, offset, limit).await?),
+            Request::ChunkForTimestamp {
+                topic,
+                partition,
+                timestamp_ms,
+            } => Response::Chunk(
+                store
+                    .chunk_for_timestamp(&topic, partition, timestamp_ms)
+                    .await?,
+            ),
+            Request::CommitGroupOffsets { group, offsets } => {
+                store.commit_group_offsets(&group, &offsets).await?;
+                Response::Done
+            }
+            Request::GroupOffsets { group } => {
+                Response::GroupOffsets(store.group_offsets(&group).await?)
+            }
+            Request::DeleteGroupOffsets { group, partitions } => {
+                store
+                    .delete_group_offsets(&group, partitions.as_deref())
+                    .await?;
+                Response::Done
+            }
+            Request::Groups => Response::Groups(store.groups().await?),
+            Request::HeartbeatNode { node, ttl_ms } => {
+                store
+                    .heartbeat_node(&node, Duration::from_millis(ttl_ms))
+                    .await?;
+                Response::Done
+            }
+            Request::RemoveNode { node_id } => {
+                store.remove_node(node_id).await?;
+                Response::Done
+            }
+            Request::LiveNodes => Response::Nodes(store.live_nodes().await?),
+            Request::Join(req) => Response::Join(groups.join(req).await),
+            Request::Sync(req) => Response::Sync(groups.sync(req).await),
+            Request::Heartbeat {
+                group_id,
+                member_id,
+                instance,
+                generation,
+            } => Response::GroupDone(
+                GroupService::heartbeat(
+                    groups,
+                    &group_id,
+                    &member_id,
+                    instance.as_deref(),
+                    generation,
+                )
+                .await,
+            ),
+            Request::Leave { group_id, members } => {
+                Response::Left(GroupService::leave(groups, &group_id, &members).await)
+            }
+            Request::CommitOffsets {
+                group_id,
+                member_id,
+                instance,
+                generation,
+                offsets,
+            } => Response::GroupDone(
+                groups
+                    .commit_offsets(
+                        &group_id,
+                        &member_id,
+                        instance.as_deref(),
+                        generation,
+                        &offsets,
+                    )
+                    .await,
+            ),
+            Request::FetchOffsets { group_id } => {
+                Response::FetchedOffsets(groups.fetch_offsets(&group_id).await)
+            }
+            Request::ListGroups => Response::GroupList(groups.list().await),
+            Request::DescribeGroup { group_id } => {
+                Response::Described(groups.describe(&group_id).await)
+            }
+            Request::DeleteGroup { group_id } => {
+                Response::GroupDone(groups.delete(&group_id).await)
+            }
+            Request::DeleteOffsets {
+                group_id,
+                partitions,
+            } => Response::GroupDone(groups.delete_offsets(&group_id, &partitions).await),
+            Request::ConsumerHeartbeat(req) => {
+                Response::ConsumerHeartbeat(GroupService::consumer_heartbeat(groups, req).await)
+            }
+        })
+    }
+}
+
+fn standby() -> HttpResponse {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this metadata process is standing by: another one is active",
+    )
+        .into_response()
+}
+
+async fn rpc(State(service): State<Arc<MetadataService>>, body: Bytes) -> HttpResponse {
+    let Some(active) = service.current() else {
+        return standby();
+    };
+    let request: Request = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let answer = service.handle(&active, request).await;
+    if let Err(MetadataError::NotActive { epoch }) = &answer {
+        // Another process took the lease (and fenced our writes): stop at once.
+        warn!(
+            ours = active.epoch,
+            theirs = epoch,
+            "fenced by a newer lease holder"
+        );
+        service.deactivate();
+        return standby();
+    }
+    let answer = answer.map_err(MetadataError::into_portable);
+    match encode(&answer) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/msgpack")], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn frame(value: &FeedFrame) -> Option<Bytes> {
+    let payload = encode(value).ok()?;
+    let mut out = BytesMut::new();
+    LengthDelimitedCodec::new()
+        .encode(Bytes::from(payload), &mut out)
+        .ok()?;
+    Some(out.freeze())
+}
+
+async fn feed(State(service): State<Arc<MetadataService>>) -> HttpResponse {
+    let Some(active) = service.current() else {
+        return standby();
+    };
+    let mut events = service.store.watch_feed();
+    let mut epoch = service.epoch_tx.subscribe();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(1024);
+    tokio::spawn(async move {
+        let ours = active.epoch;
+        drop(active);
+        let Some(hello) = frame(&FeedFrame::Hello { epoch: ours }) else {
+            return;
+        };
+        if tx.send(Ok(hello)).await.is_err() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let next = tokio::select! {
+                event = events.recv() => match event {
+                    Ok(e) => FeedFrame::Event(e),
+                    Err(broadcast::error::RecvError::Lagged(_)) => FeedFrame::Resync,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => FeedFrame::Tick,
+                changed = epoch.changed() => {
+                    if changed.is_err() || *epoch.borrow() != Some(ours) {
+                        return; // no longer active: the client moves on
+                    }
+                    continue;
+                }
+            };
+            let Some(bytes) = frame(&next) else { return };
+            if tx.send(Ok(bytes)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+async fn health(State(service): State<Arc<MetadataService>>) -> HttpResponse {
+    let epoch = service.active_epoch();
+    let body = serde_json::json!({ "active": epoch.is_some(), "epoch": epoch });
+    let status = if epoch.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Serves `service` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `stop`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<MetadataService>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, service.router())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
