@@ -147,11 +147,9 @@ pub(crate) async fn handle(
         ApiKey::CreatePartitions => {
             now(topics::create_partitions(state, ctx, decode(ctx, &mut body)?).await)
         }
-        ApiKey::DescribeCluster => now(metadata::describe_cluster(
-            state,
-            ctx,
-            decode(ctx, &mut body)?,
-        )),
+        ApiKey::DescribeCluster => {
+            now(metadata::describe_cluster(state, ctx, decode(ctx, &mut body)?).await)
+        }
         ApiKey::FindCoordinator => now(groups::find_coordinator(
             state,
             ctx,

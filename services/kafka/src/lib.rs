@@ -12,6 +12,7 @@
 //! the binary.
 
 mod apis;
+mod cluster;
 mod configs;
 mod connection;
 mod error;
@@ -34,6 +35,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use apis::{SupportedApi, api_table, supported_apis};
+pub use cluster::NodeCache;
 
 /// Settings of the Kafka listener.
 #[derive(Debug, Clone)]
@@ -43,6 +45,10 @@ pub struct KafkaConfig {
     pub advertised_port: u16,
     /// This node's broker id.
     pub node_id: i32,
+    /// Roles this node runs (listed with it to other nodes).
+    pub roles: Vec<String>,
+    /// Availability zone or rack (Kafka's `broker.rack`).
+    pub rack: Option<String>,
     pub cluster_id: String,
     /// Largest request frame accepted; a larger one closes the connection.
     pub max_frame_bytes: usize,
@@ -63,6 +69,8 @@ impl Default for KafkaConfig {
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
             node_id: 0,
+            roles: vec!["ingest".into(), "reader".into()],
+            rack: None,
             cluster_id: "silt".into(),
             max_frame_bytes: 100 << 20,
             auto_create_topics: true,
@@ -81,6 +89,8 @@ pub struct KafkaState {
     pub ingest: Ingest,
     pub reader: Reader,
     pub groups: Arc<dyn GroupService>,
+    /// Live nodes, cached briefly.
+    pub nodes: Arc<NodeCache>,
 }
 
 /// Accepts Kafka connections until `shutdown` fires, then waits for open connections to

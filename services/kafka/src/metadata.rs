@@ -1,4 +1,4 @@
-//! Metadata: brokers (this node), topics and their partitions; auto-creation.
+//! Metadata: brokers (the live nodes), topics and their partitions; auto-creation.
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -16,16 +16,17 @@ use tracing::info;
 
 use crate::KafkaState;
 use crate::apis::respond;
+use crate::cluster::{Cluster, cluster};
 use crate::connection::RequestContext;
 use crate::error::{KafkaError, metadata_code};
 
-pub(crate) fn topic_entry(state: &KafkaState, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(state.config.node_id);
+pub(crate) fn topic_entry(cluster: &Cluster, topic: &Topic) -> MetadataResponseTopic {
     let mut entry = MetadataResponseTopic::default();
     entry.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     entry.topic_id = topic.id;
     entry.partitions = (0..topic.partitions)
         .map(|p| {
+            let node = BrokerId(cluster.leader(topic, p));
             let mut partition = MetadataResponsePartition::default();
             partition.partition_index = p;
             partition.leader_id = node;
@@ -81,19 +82,27 @@ async fn find_or_create(
     }
 }
 
-pub(crate) fn describe_cluster(
+pub(crate) async fn describe_cluster(
     state: &KafkaState,
     ctx: &RequestContext,
     _request: DescribeClusterRequest,
 ) -> Result<Bytes, KafkaError> {
+    let cluster = cluster(state).await;
     let mut response = DescribeClusterResponse::default();
     response.cluster_id = StrBytes::from_string(state.config.cluster_id.clone());
     response.controller_id = BrokerId(state.config.node_id);
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = BrokerId(state.config.node_id);
-    broker.host = StrBytes::from_string(state.config.advertised_host.clone());
-    broker.port = i32::from(state.config.advertised_port);
-    response.brokers = vec![broker];
+    response.brokers = cluster
+        .brokers
+        .iter()
+        .map(|n| {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = BrokerId(n.node_id);
+            broker.host = StrBytes::from_string(n.kafka_host.clone());
+            broker.port = i32::from(n.kafka_port);
+            broker.rack = n.rack.clone().map(StrBytes::from_string);
+            broker
+        })
+        .collect();
     respond(ctx, &response)
 }
 
@@ -102,12 +111,20 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     request: MetadataRequest,
 ) -> Result<Bytes, KafkaError> {
+    let cluster = cluster(state).await;
     let mut response = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = BrokerId(state.config.node_id);
-    broker.host = StrBytes::from_string(state.config.advertised_host.clone());
-    broker.port = i32::from(state.config.advertised_port);
-    response.brokers = vec![broker];
+    response.brokers = cluster
+        .brokers
+        .iter()
+        .map(|n| {
+            let mut broker = MetadataResponseBroker::default();
+            broker.node_id = BrokerId(n.node_id);
+            broker.host = StrBytes::from_string(n.kafka_host.clone());
+            broker.port = i32::from(n.kafka_port);
+            broker.rack = n.rack.clone().map(StrBytes::from_string);
+            broker
+        })
+        .collect();
     response.cluster_id = Some(StrBytes::from_string(state.config.cluster_id.clone()));
     response.controller_id = BrokerId(state.config.node_id);
     // v4+ lets the client say whether topics may be created; before, Kafka always allowed it.
@@ -115,7 +132,9 @@ pub(crate) async fn handle(
     match request.topics {
         // All topics (null, or an empty list before v1 semantics changed).
         None => match state.metadata.topics().await {
-            Ok(topics) => response.topics = topics.iter().map(|t| topic_entry(state, t)).collect(),
+            Ok(topics) => {
+                response.topics = topics.iter().map(|t| topic_entry(&cluster, t)).collect()
+            }
             Err(e) => response.error_code = metadata_code(&e),
         },
         Some(requested) => {
@@ -129,7 +148,7 @@ pub(crate) async fn handle(
                         .ok()
                         .and_then(|all| all.into_iter().find(|t| t.id == wanted.topic_id));
                     response.topics.push(match found {
-                        Some(topic) => topic_entry(state, &topic),
+                        Some(topic) => topic_entry(&cluster, &topic),
                         None => {
                             let mut entry = MetadataResponseTopic::default();
                             entry.topic_id = wanted.topic_id;
@@ -143,7 +162,7 @@ pub(crate) async fn handle(
                 response
                     .topics
                     .push(match find_or_create(state, &name, allow_create).await {
-                        Ok(topic) => topic_entry(state, &topic),
+                        Ok(topic) => topic_entry(&cluster, &topic),
                         Err(e) => error_entry(&name, metadata_code(&e)),
                     });
             }

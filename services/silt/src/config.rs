@@ -23,6 +23,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ingest: IngestSettings,
     pub cache: CacheSettings,
+    pub node: NodeSettings,
+    pub metadata: MetadataSettings,
     pub log: LogConfig,
 }
 
@@ -35,6 +37,8 @@ impl Default for Config {
             storage: StorageConfig::default(),
             ingest: IngestSettings::default(),
             cache: CacheSettings::default(),
+            node: NodeSettings::default(),
+            metadata: MetadataSettings::default(),
             log: LogConfig::default(),
         }
     }
@@ -80,7 +84,6 @@ pub struct KafkaSettings {
     /// Largest request accepted (Kafka's `socket.request.max.bytes`).
     pub max_frame_bytes: usize,
     pub cluster_id: String,
-    pub node_id: i32,
 }
 
 impl Default for KafkaSettings {
@@ -92,7 +95,6 @@ impl Default for KafkaSettings {
             default_partitions: 1,
             max_frame_bytes: 100 << 20,
             cluster_id: "silt-dev".into(),
-            node_id: 0,
         }
     }
 }
@@ -175,6 +177,73 @@ impl Default for CacheSettings {
     }
 }
 
+/// The roles a node can run.
+pub const ROLES: [&str; 4] = ["metadata", "ingest", "reader", "compactor"];
+
+/// Who this node is in a cluster (`silt serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSettings {
+    /// Broker id in Kafka metadata; unique per live node. Generated at start when unset
+    /// (`silt dev` uses 0).
+    pub id: Option<i32>,
+    /// Roles `silt serve` runs: any of metadata, ingest, reader, compactor.
+    pub roles: Vec<String>,
+    /// Availability zone or rack, shown to Kafka clients as `broker.rack`.
+    pub rack: Option<String>,
+    /// How often the node renews its entry in the live-node list.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long an entry lives without renewal: a node that stops heartbeating leaves the
+    /// list (and Kafka metadata) after this long.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_ttl: Duration,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self {
+            id: None,
+            roles: vec!["ingest".into(), "reader".into()],
+            rack: None,
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The metadata service: where the metadata role keeps its state and listens, and where
+/// other roles find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetadataSettings {
+    /// Listener of the metadata role.
+    pub addr: SocketAddr,
+    /// Store of the metadata role: `sqlite:PATH` or a `postgres://` URL. Default: the
+    /// SQLite file in `data_dir`.
+    pub store: Option<String>,
+    /// Base URLs of the metadata processes (active and standbys), for the other roles.
+    /// Default: this node's own metadata listener.
+    pub urls: Vec<String>,
+}
+
+impl Default for MetadataSettings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9093)),
+            store: None,
+            urls: Vec::new(),
+        }
+    }
+}
+
+/// Where the metadata role keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataStoreKind {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -244,6 +313,28 @@ impl Config {
         if self.kafka.max_frame_bytes < 1024 {
             bail!("kafka.max_frame_bytes must be at least 1024");
         }
+        for role in &self.node.roles {
+            if !ROLES.contains(&role.as_str()) {
+                bail!(
+                    "node.roles: unknown role '{role}'; known: {}",
+                    ROLES.join(", ")
+                );
+            }
+        }
+        if self.node.id.is_some_and(|id| id < 0) {
+            bail!("node.id must be 0 or more");
+        }
+        if self.node.heartbeat_interval.is_zero()
+            || self.node.heartbeat_ttl < self.node.heartbeat_interval * 2
+        {
+            bail!("node.heartbeat_ttl must be at least twice node.heartbeat_interval (> 0)");
+        }
+        self.metadata_store()?;
+        for url in &self.metadata.urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("metadata.urls: '{url}' is not an http:// URL");
+            }
+        }
         let s3 = &self.storage.s3;
         if s3.bucket.is_empty() && (s3.endpoint.is_some() || s3.create_bucket) {
             bail!("storage.s3.bucket is required when storage.s3.endpoint or create_bucket is set");
@@ -256,6 +347,41 @@ impl Config {
 
     pub fn metadata_path(&self) -> PathBuf {
         self.data_dir.join("metadata.db")
+    }
+
+    /// The metadata role's store, parsed from `metadata.store`.
+    pub fn metadata_store(&self) -> anyhow::Result<MetadataStoreKind> {
+        match self.metadata.store.as_deref() {
+            None => Ok(MetadataStoreKind::Sqlite(self.metadata_path())),
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                Ok(MetadataStoreKind::Postgres(s.to_string()))
+            }
+            Some(s) => match s.strip_prefix("sqlite:") {
+                Some(path) if !path.is_empty() => {
+                    Ok(MetadataStoreKind::Sqlite(PathBuf::from(path)))
+                }
+                _ => bail!("metadata.store must be sqlite:PATH or a postgres:// URL, not '{s}'"),
+            },
+        }
+    }
+
+    /// Where the other roles reach the metadata service.
+    pub fn metadata_urls(&self) -> Vec<String> {
+        if self.metadata.urls.is_empty() {
+            let addr = self.metadata.addr;
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            vec![format!("http://{host}:{}", addr.port())]
+        } else {
+            self.metadata
+                .urls
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect()
+        }
     }
 
     pub fn objects_dir(&self) -> PathBuf {

@@ -1,7 +1,7 @@
 //! The `silt` binary: command line, configuration and role wiring.
 //!
 //! `silt dev` runs every role in one process on a local folder (or an S3 bucket) with the
-//! embedded SQLite metadata store.
+//! embedded SQLite metadata store; `silt serve --roles ...` runs a node of a cluster.
 
 mod config;
 mod groups_cli;
@@ -35,6 +35,9 @@ struct Cli {
 enum Command {
     /// Run every role in one process: embedded metadata, local folder or S3 storage.
     Dev(DevArgs),
+    /// Run a cluster node: the roles named by --roles, metadata through the metadata
+    /// service (this node's own with the metadata role, or --metadata-url).
+    Serve(ServeArgs),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(DevArgs),
     /// Print the Kafka APIs and versions this build supports (Markdown).
@@ -99,8 +102,64 @@ struct DevArgs {
     create_bucket: bool,
 }
 
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    node: DevArgs,
+    /// Roles to run, comma-separated: metadata, ingest, reader, compactor.
+    #[arg(long, value_delimiter = ',')]
+    roles: Option<Vec<String>>,
+    /// This node's broker id (generated when absent).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// Availability zone or rack (Kafka's broker.rack).
+    #[arg(long)]
+    rack: Option<String>,
+    /// Listener of the metadata role.
+    #[arg(long)]
+    metadata_addr: Option<SocketAddr>,
+    /// Store of the metadata role: sqlite:PATH or a postgres:// URL.
+    #[arg(long)]
+    metadata_store: Option<String>,
+    /// Metadata service URL(s) for the other roles; repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    metadata_url: Vec<String>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = self.node.config_unchecked()?;
+        if let Some(r) = &self.roles {
+            c.node.roles = r.iter().map(|r| r.trim().to_string()).collect();
+        }
+        if let Some(id) = self.node_id {
+            c.node.id = Some(id);
+        }
+        if let Some(rack) = &self.rack {
+            c.node.rack = Some(rack.clone());
+        }
+        if let Some(a) = self.metadata_addr {
+            c.metadata.addr = a;
+        }
+        if let Some(s) = &self.metadata_store {
+            c.metadata.store = Some(s.clone());
+        }
+        if !self.metadata_url.is_empty() {
+            c.metadata.urls = self.metadata_url.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
 impl DevArgs {
     fn config(&self) -> anyhow::Result<Config> {
+        let c = self.config_unchecked()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn config_unchecked(&self) -> anyhow::Result<Config> {
         let mut c = Config::load(self.config.as_deref())?;
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();
@@ -133,7 +192,6 @@ impl DevArgs {
         s3.path_style |= self.s3_path_style;
         s3.allow_http |= self.s3_allow_http;
         s3.create_bucket |= self.create_bucket;
-        c.validate()?;
         Ok(c)
     }
 }
@@ -147,7 +205,15 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(node::run_dev(config))
+            runtime.block_on(node::run(config, node::Mode::Dev))
+        }
+        Command::Serve(args) => {
+            let config = args.config()?;
+            node::init_tracing(&config.log.filter);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(node::run(config, node::Mode::Serve))
         }
         Command::Groups { command, url } => {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -9,15 +9,17 @@ use object_store::ObjectStore;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
 use silt_http::{AppState, HttpLimits};
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
-use silt_kafka::{KafkaConfig, KafkaState};
-use silt_metadata::{MetadataStore, SqliteStore};
+use silt_kafka::{KafkaConfig, KafkaState, NodeCache};
+use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, SqliteStore};
+use silt_metadata_service::lease::{self, LeaseTiming};
+use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService};
 use silt_reader::{Reader, ReaderConfig};
 use silt_storage::{InstrumentedStore, StoreSettings, build_store};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use crate::config::{Config, MetadataStoreKind};
 
 pub fn init_tracing(filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
@@ -86,102 +88,295 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs every role in this process until SIGTERM or Ctrl-C, then stops accepting
+/// What the ingest and reader roles need of the metadata service.
+type DataRoles = (Arc<dyn MetadataStore>, Arc<dyn GroupService>);
+
+/// How the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `silt dev`: every role, metadata in-process on SQLite.
+    Dev,
+    /// `silt serve`: the configured roles; metadata through the metadata service.
+    Serve,
+}
+
+/// A metadata role running in this process.
+struct MetadataRole {
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    lease: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl MetadataRole {
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Some(lease) = self.lease {
+            let _ = lease.await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
+async fn start_metadata_role(config: &Config, node_id: i32) -> anyhow::Result<MetadataRole> {
+    let stop = CancellationToken::new();
+    let group_config = GroupConfig::default();
+    let (service, lease) = match config.metadata_store()? {
+        MetadataStoreKind::Sqlite(path) => {
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("opening metadata at {}", path.display()))?;
+            let service = MetadataService::new(Arc::new(store), group_config);
+            // One process owns a SQLite store: it is always the active one.
+            service.activate(0);
+            (service, None)
+        }
+        MetadataStoreKind::Postgres(url) => {
+            let store = Arc::new(
+                PostgresStore::connect(&url)
+                    .await
+                    .context("connecting to the PostgreSQL metadata store")?,
+            );
+            let service = MetadataService::new(store.clone(), group_config);
+            let holder = format!("node {node_id} at {}", config.metadata.addr);
+            let lease = tokio::spawn(lease::run(
+                service.clone(),
+                store,
+                url,
+                holder,
+                LeaseTiming::default(),
+                stop.clone(),
+            ));
+            (service, Some(lease))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.metadata.addr)
+        .await
+        .with_context(|| format!("binding the metadata service to {}", config.metadata.addr))?;
+    info!(addr = %listener.local_addr()?, "metadata service listening");
+    let server = tokio::spawn(silt_metadata_service::serve(
+        listener,
+        service,
+        stop.clone(),
+    ));
+    Ok(MetadataRole {
+        stop,
+        server,
+        lease,
+    })
+}
+
+/// Renews this node's entry in the live-node list until `stop`, then removes it.
+fn spawn_heartbeat(
+    metadata: Arc<dyn MetadataStore>,
+    node: NodeInfo,
+    interval: Duration,
+    ttl: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            match metadata.heartbeat_node(&node, ttl).await {
+                Ok(()) if failing => {
+                    info!("node heartbeat renewed again");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    warn!(error = %e, "node heartbeat failed; retrying");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), metadata.remove_node(node.node_id)).await;
+    })
+}
+
+fn http_url(config: &Config, kafka_host: &str) -> String {
+    let addr = config.http.addr;
+    let host = if addr.ip().is_unspecified() {
+        kafka_host.to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Runs the roles of `mode` in this process until SIGTERM or Ctrl-C, then stops accepting
 /// requests, flushes and commits buffered records, and exits.
-pub async fn run_dev(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    let roles: Vec<String> = match mode {
+        Mode::Dev => vec!["metadata".into(), "ingest".into(), "reader".into()],
+        Mode::Serve => config.node.roles.clone(),
+    };
+    let has = |role: &str| roles.iter().any(|r| r == role);
+    if mode == Mode::Serve && has("compactor") {
+        anyhow::bail!("the compactor role is not available in this build yet");
+    }
+    if roles.is_empty() {
+        anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
+    }
+    let node_id = config.node.id.unwrap_or_else(|| match mode {
+        Mode::Dev => 0,
+        Mode::Serve => fastrand::i32(1..1_000_000_000),
+    });
 
-    let raw_store = build_store(&store_settings(&config)).await?;
-    let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(raw_store));
-    let sqlite = Arc::new(
-        SqliteStore::open(&config.metadata_path())
-            .await
-            .with_context(|| format!("opening metadata at {}", config.metadata_path().display()))?,
-    );
-    let metadata: Arc<dyn MetadataStore> = sqlite.clone();
-
-    let reader_config = ReaderConfig {
-        memory_cache_bytes: config.cache.memory_bytes,
-        disk_cache_bytes: config.cache.disk_bytes,
-        cache_dir: config.cache_dir(),
-        ..ReaderConfig::default()
+    // Metadata: in-process (dev), or a service (this process's, another's) via the client.
+    let mut metadata_role = None;
+    let mut sqlite = None;
+    let mut client = None;
+    let mut coordinator = None;
+    let data_roles: Option<DataRoles> = match mode {
+        Mode::Dev => {
+            let store = Arc::new(
+                SqliteStore::open(&config.metadata_path())
+                    .await
+                    .with_context(|| {
+                        format!("opening metadata at {}", config.metadata_path().display())
+                    })?,
+            );
+            sqlite = Some(store.clone());
+            let metadata: Arc<dyn MetadataStore> = store;
+            let local = Coordinator::start(GroupConfig::default(), metadata.clone());
+            coordinator = Some(local.clone());
+            Some((metadata, Arc::new(local)))
+        }
+        Mode::Serve => {
+            if has("metadata") {
+                metadata_role = Some(start_metadata_role(&config, node_id).await?);
+            }
+            if has("ingest") || has("reader") {
+                let urls = config.metadata_urls();
+                let c = MetadataClient::connect(ClientConfig::new(urls.clone()))?;
+                info!(urls = ?urls, "waiting for the metadata service");
+                c.wait_connected(Duration::from_secs(60)).await?;
+                client = Some(c.clone());
+                Some((Arc::new(c.clone()), Arc::new(c)))
+            } else {
+                None
+            }
+        }
     };
-    let reader = Reader::build(reader_config, store.clone(), metadata.clone()).await?;
-    let ingest_config = IngestConfig {
-        linger: config.ingest.linger,
-        max_segment_bytes: config.ingest.max_segment_bytes,
-        max_buffered_bytes: config.ingest.max_buffered_bytes,
-        max_inflight_segments: config.ingest.max_inflight_segments,
-    };
-    let listener: Arc<dyn SegmentListener> = Arc::new(CacheOnWrite(reader.clone()));
-    let ingest = Ingest::start(
-        ingest_config,
-        store.clone(),
-        metadata.clone(),
-        Some(listener),
-    );
-
-    let coordinator = Coordinator::start(GroupConfig::default(), metadata.clone());
-    let groups: Arc<dyn GroupService> = Arc::new(coordinator.clone());
-    let limits = HttpLimits {
-        max_message_bytes: config.http.max_message_bytes,
-        max_request_bytes: config.http.max_request_bytes,
-        max_wait_ms: config.http.max_wait.as_millis() as u64,
-    };
-    let render = Arc::new(move || metrics.render());
-    let state = AppState::new(
-        metadata.clone(),
-        ingest.clone(),
-        reader.clone(),
-        groups.clone(),
-        limits,
-        Some(render),
-    );
-    let app = silt_http::router(state);
-    let http = tokio::net::TcpListener::bind(config.http.addr)
-        .await
-        .with_context(|| format!("binding HTTP to {}", config.http.addr))?;
-
-    let kafka_listener = tokio::net::TcpListener::bind(config.kafka.addr)
-        .await
-        .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
-    let (advertised_host, advertised_port) = config.kafka.advertised()?;
-    let kafka_config = KafkaConfig {
-        advertised_host,
-        advertised_port,
-        node_id: config.kafka.node_id,
-        cluster_id: config.kafka.cluster_id.clone(),
-        max_frame_bytes: config.kafka.max_frame_bytes,
-        auto_create_topics: config.kafka.auto_create_topics,
-        default_partitions: config.kafka.default_partitions,
-        max_message_bytes: config.http.max_message_bytes,
-        ..KafkaConfig::default()
-    };
-    let kafka_state = KafkaState {
-        config: Arc::new(kafka_config),
-        metadata: metadata.clone(),
-        ingest: ingest.clone(),
-        reader: reader.clone(),
-        groups: groups.clone(),
-    };
-    info!(
-        http = %http.local_addr()?,
-        kafka = %kafka_listener.local_addr()?,
-        data_dir = %config.data_dir.display(),
-        store = %store,
-        "silt dev is ready"
-    );
 
     let stop = CancellationToken::new();
-    let http_stop = stop.clone();
-    let http_server = tokio::spawn(async move {
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+    let mut doors = Vec::new();
+    let mut data_path = None;
+    if let Some((metadata, groups)) = data_roles {
+        let raw_store = build_store(&store_settings(&config)).await?;
+        let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(raw_store));
+        let reader_config = ReaderConfig {
+            memory_cache_bytes: config.cache.memory_bytes,
+            disk_cache_bytes: config.cache.disk_bytes,
+            cache_dir: config.cache_dir(),
+            ..ReaderConfig::default()
+        };
+        let reader = Reader::build(reader_config, store.clone(), metadata.clone()).await?;
+        let ingest_config = IngestConfig {
+            linger: config.ingest.linger,
+            max_segment_bytes: config.ingest.max_segment_bytes,
+            max_buffered_bytes: config.ingest.max_buffered_bytes,
+            max_inflight_segments: config.ingest.max_inflight_segments,
+        };
+        let listener: Arc<dyn SegmentListener> = Arc::new(CacheOnWrite(reader.clone()));
+        let ingest = Ingest::start(
+            ingest_config,
+            store.clone(),
+            metadata.clone(),
+            Some(listener),
+        );
+        let limits = HttpLimits {
+            max_message_bytes: config.http.max_message_bytes,
+            max_request_bytes: config.http.max_request_bytes,
+            max_wait_ms: config.http.max_wait.as_millis() as u64,
+        };
+        let render = Arc::new(move || metrics.render());
+        let state = AppState::new(
+            metadata.clone(),
+            ingest.clone(),
+            reader.clone(),
+            groups.clone(),
+            limits,
+            Some(render),
+        );
+        let app = silt_http::router(state);
+        let http = tokio::net::TcpListener::bind(config.http.addr)
             .await
-    });
-    let kafka_server = tokio::spawn(silt_kafka::serve(kafka_listener, kafka_state, stop.clone()));
+            .with_context(|| format!("binding HTTP to {}", config.http.addr))?;
+        let kafka_listener = tokio::net::TcpListener::bind(config.kafka.addr)
+            .await
+            .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
+        let (advertised_host, advertised_port) = config.kafka.advertised()?;
+        let node_roles: Vec<String> = roles.iter().filter(|r| *r != "metadata").cloned().collect();
+        let node = NodeInfo {
+            node_id,
+            kafka_host: advertised_host.clone(),
+            kafka_port: advertised_port,
+            http_url: http_url(&config, &advertised_host),
+            roles: node_roles.clone(),
+            rack: config.node.rack.clone(),
+        };
+        let kafka_config = KafkaConfig {
+            advertised_host,
+            advertised_port,
+            node_id,
+            roles: node_roles,
+            rack: config.node.rack.clone(),
+            cluster_id: config.kafka.cluster_id.clone(),
+            max_frame_bytes: config.kafka.max_frame_bytes,
+            auto_create_topics: config.kafka.auto_create_topics,
+            default_partitions: config.kafka.default_partitions,
+            max_message_bytes: config.http.max_message_bytes,
+            ..KafkaConfig::default()
+        };
+        let kafka_state = KafkaState {
+            config: Arc::new(kafka_config),
+            metadata: metadata.clone(),
+            ingest: ingest.clone(),
+            reader: reader.clone(),
+            groups,
+            nodes: Arc::new(NodeCache::default()),
+        };
+        info!(
+            node_id,
+            roles = ?roles,
+            http = %http.local_addr()?,
+            kafka = %kafka_listener.local_addr()?,
+            data_dir = %config.data_dir.display(),
+            store = %store,
+            "silt is ready"
+        );
+        let http_stop = stop.clone();
+        doors.push(tokio::spawn(async move {
+            let _ = axum::serve(http, app)
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await;
+        }));
+        doors.push(tokio::spawn(silt_kafka::serve(
+            kafka_listener,
+            kafka_state,
+            stop.clone(),
+        )));
+        let heartbeat_stop = CancellationToken::new();
+        let heartbeat = spawn_heartbeat(
+            metadata,
+            node,
+            config.node.heartbeat_interval,
+            config.node.heartbeat_ttl,
+            heartbeat_stop.clone(),
+        );
+        data_path = Some((ingest, reader, heartbeat, heartbeat_stop));
+    } else {
+        info!(node_id, roles = ?roles, "silt is ready");
+    }
 
     shutdown_signal().await;
     info!("shutting down: flushing buffered records, then closing connections");
@@ -189,18 +384,33 @@ pub async fn run_dev(config: Config) -> anyhow::Result<()> {
     // get their answers), then give open connections a moment to drain, not forever:
     // long polls and live tails would otherwise hold the exit.
     stop.cancel();
-    ingest.shutdown().await;
-    coordinator.shutdown();
-    let drained = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = http_server.await;
-        let _ = kafka_server.await;
-    })
-    .await;
-    if drained.is_err() {
-        info!("connections still open after 5s; closing them");
+    if let Some((ingest, reader, heartbeat, heartbeat_stop)) = data_path {
+        ingest.shutdown().await;
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            for door in doors {
+                let _ = door.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            info!("connections still open after 5s; closing them");
+        }
+        reader.close().await;
     }
-    reader.close().await;
-    sqlite.close().await;
+    if let Some(c) = coordinator {
+        c.shutdown();
+    }
+    if let Some(c) = client {
+        c.shutdown();
+    }
+    if let Some(role) = metadata_role {
+        role.stop().await;
+    }
+    if let Some(s) = sqlite {
+        s.close().await;
+    }
     info!("stopped");
     Ok(())
 }
