@@ -184,10 +184,26 @@ impl MetadataClient {
             let why = match sent {
                 Ok(response) if response.status().is_success() => match response.bytes().await {
                     Ok(bytes) => {
-                        return decode::<Answer>(&bytes).map_err(|e| MetadataError::Service {
-                            kind: ErrorKind::Internal,
-                            message: e.to_string(),
-                        })?;
+                        let answer =
+                            decode::<Answer>(&bytes).map_err(|e| MetadataError::Service {
+                                kind: ErrorKind::Internal,
+                                message: e.to_string(),
+                            })?;
+                        match answer {
+                            // The store was briefly unreachable (PostgreSQL restarting):
+                            // try again, as long as trying twice is harmless.
+                            Err(e) if idempotent && e.is_retriable() => {
+                                let why = format!("{endpoint}: {e}");
+                                if Instant::now() + backoff > deadline {
+                                    return Err(e);
+                                }
+                                debug!(reason = %why, "metadata request retried");
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(1));
+                                continue;
+                            }
+                            answer => return answer,
+                        }
                     }
                     Err(e) if idempotent => format!("{endpoint}: {e}"),
                     Err(e) => {

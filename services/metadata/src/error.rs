@@ -123,16 +123,33 @@ impl MetadataError {
 
 impl From<sqlx::Error> for MetadataError {
     fn from(source: sqlx::Error) -> Self {
-        match &source {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable { source }
+        let transient = match &source {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                // PostgreSQL: connection exceptions (08xxx), the server shutting down or
+                // starting (57P01-57P03), serialization failures and deadlocks (40001,
+                // 40P01), too many connections (53300). SQLite: locked or busy.
+                code.starts_with("08")
+                    || matches!(
+                        code,
+                        "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "53300"
+                    )
+                    || db.message().contains("locked")
+                    || db.message().contains("busy")
             }
-            sqlx::Error::Database(db)
-                if db.message().contains("locked") || db.message().contains("busy") =>
-            {
-                Self::Unavailable { source }
-            }
-            _ => Self::Database { source },
+            _ => false,
+        };
+        if transient {
+            Self::Unavailable { source }
+        } else {
+            Self::Database { source }
         }
     }
 }
