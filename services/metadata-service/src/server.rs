@@ -347,6 +347,12 @@ pub async fn serve(
     service: Arc<MetadataService>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small request/answer frames: without TCP_NODELAY, Nagle's algorithm and delayed
+    // ACKs hold some of them for ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, service.router())
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await

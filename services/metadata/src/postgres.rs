@@ -348,6 +348,70 @@ async fn check_sequence(
     Ok(judge(chunk, producer, current, &recent))
 }
 
+/// Index entries of one commit, as columns for one multi-row insert.
+#[derive(Default)]
+struct ChunkRows {
+    topic_id: Vec<String>,
+    partition: Vec<i64>,
+    base_offset: Vec<i64>,
+    record_count: Vec<i64>,
+    segment_id: Vec<i64>,
+    row_group: Vec<i64>,
+    byte_start: Vec<i64>,
+    byte_len: Vec<i64>,
+    min_timestamp_ms: Vec<i64>,
+    max_timestamp_ms: Vec<i64>,
+}
+
+impl ChunkRows {
+    fn is_empty(&self) -> bool {
+        self.topic_id.is_empty()
+    }
+
+    fn push(
+        &mut self,
+        topic_id: &str,
+        chunk: &ChunkCommit,
+        base: i64,
+        segment_id: i64,
+    ) -> Result<()> {
+        self.topic_id.push(topic_id.to_string());
+        self.partition.push(i64::from(chunk.partition));
+        self.base_offset.push(base);
+        self.record_count.push(i64::from(chunk.record_count));
+        self.segment_id.push(segment_id);
+        self.row_group.push(i64::from(chunk.row_group));
+        self.byte_start
+            .push(to_i64(chunk.byte_start, "byte_start")?);
+        self.byte_len.push(to_i64(chunk.byte_len, "byte_len")?);
+        self.min_timestamp_ms.push(chunk.min_timestamp_ms);
+        self.max_timestamp_ms.push(chunk.max_timestamp_ms);
+        Ok(())
+    }
+
+    async fn insert(self, tx: &mut PgConnection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
+             byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+             $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])",
+        )
+        .bind(self.topic_id)
+        .bind(self.partition)
+        .bind(self.base_offset)
+        .bind(self.record_count)
+        .bind(self.segment_id)
+        .bind(self.row_group)
+        .bind(self.byte_start)
+        .bind(self.byte_len)
+        .bind(self.min_timestamp_ms)
+        .bind(self.max_timestamp_ms)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
 async fn record_batch(
     tx: &mut PgConnection,
     topic_id: &str,
@@ -581,43 +645,61 @@ impl MetadataStore for PostgresStore {
             });
         }
         let mut tx = self.begin_write().await?;
-        // Resolve topic ids, then lock every partition this segment touches, in one order.
-        let mut topic_ids: HashMap<&str, String> = HashMap::new();
-        for chunk in &segment.chunks {
-            if !topic_ids.contains_key(chunk.topic.as_str()) {
-                let id: Option<String> =
-                    sqlx::query_scalar("SELECT id FROM topics WHERE name = $1")
-                        .bind(&chunk.topic)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let id = id.ok_or_else(|| MetadataError::UnknownTopic {
-                    topic: chunk.topic.clone(),
-                })?;
-                topic_ids.insert(&chunk.topic, id);
-            }
+        // A few set-based statements whatever the chunk count: resolve topic ids, lock
+        // every touched partition (in one order, so concurrent commits never deadlock) and
+        // read its next offset, then write all offsets and index entries at once.
+        let names: Vec<&str> = {
+            let set: BTreeSet<&str> = segment.chunks.iter().map(|c| c.topic.as_str()).collect();
+            set.into_iter().collect()
+        };
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, id FROM topics WHERE name = ANY($1)")
+                .bind(&names)
+                .fetch_all(&mut *tx)
+                .await?;
+        let topic_ids: HashMap<&str, String> = names
+            .iter()
+            .filter_map(|n| {
+                rows.iter()
+                    .find(|(name, _)| name == n)
+                    .map(|(_, id)| (*n, id.clone()))
+            })
+            .collect();
+        if let Some(missing) = names.iter().find(|n| !topic_ids.contains_key(**n)) {
+            return Err(MetadataError::UnknownTopic {
+                topic: (*missing).to_string(),
+            });
         }
-        let touched: BTreeSet<(&String, i32)> = segment
+        let touched: BTreeSet<(&str, i32)> = segment
             .chunks
             .iter()
-            .map(|c| (&topic_ids[c.topic.as_str()], c.partition))
+            .map(|c| (topic_ids[c.topic.as_str()].as_str(), c.partition))
             .collect();
-        for (topic_id, partition) in &touched {
-            let locked = sqlx::query(
-                "SELECT 1 FROM partitions WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
-            )
-            .bind(*topic_id)
-            .bind(i64::from(*partition))
-            .fetch_optional(&mut *tx)
-            .await?;
-            if locked.is_none() {
-                let chunk = segment.chunks.iter().find(|c| {
-                    &topic_ids[c.topic.as_str()] == *topic_id && c.partition == *partition
-                });
-                return Err(MetadataError::UnknownPartition {
-                    topic: chunk.map(|c| c.topic.clone()).unwrap_or_default(),
-                    partition: *partition,
-                });
-            }
+        let (lock_topics, lock_partitions): (Vec<&str>, Vec<i64>) =
+            touched.iter().map(|(t, p)| (*t, i64::from(*p))).unzip();
+        let locked: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT p.topic_id, p.partition, p.next_offset FROM partitions p \
+             JOIN UNNEST($1::text[], $2::bigint[]) AS w(topic_id, partition) \
+               ON p.topic_id = w.topic_id AND p.partition = w.partition \
+             ORDER BY p.topic_id, p.partition FOR UPDATE OF p",
+        )
+        .bind(&lock_topics)
+        .bind(&lock_partitions)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut next: HashMap<(String, i32), i64> = locked
+            .into_iter()
+            .map(|(t, p, n)| ((t, p as i32), n))
+            .collect();
+        if let Some(chunk) = segment
+            .chunks
+            .iter()
+            .find(|c| !next.contains_key(&(topic_ids[c.topic.as_str()].clone(), c.partition)))
+        {
+            return Err(MetadataError::UnknownPartition {
+                topic: chunk.topic.clone(),
+                partition: chunk.partition,
+            });
         }
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM segments WHERE object_key = $1")
@@ -640,6 +722,7 @@ impl MetadataStore for PostgresStore {
         .await?;
 
         let mut outcomes = Vec::with_capacity(segment.chunks.len());
+        let mut rows = ChunkRows::default();
         let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
         for chunk in &segment.chunks {
             let topic_id = &topic_ids[chunk.topic.as_str()];
@@ -656,38 +739,46 @@ impl MetadataStore for PostgresStore {
                     }
                 }
             }
-            let count = i64::from(chunk.record_count);
-            let next: i64 = sqlx::query_scalar(
-                "UPDATE partitions SET next_offset = next_offset + $1 \
-                 WHERE topic_id = $2 AND partition = $3 RETURNING next_offset",
-            )
-            .bind(count)
-            .bind(topic_id)
-            .bind(i64::from(chunk.partition))
-            .fetch_one(&mut *tx)
-            .await?;
-            let base = next - count;
-            sqlx::query(
-                "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
-                 byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(topic_id)
-            .bind(i64::from(chunk.partition))
-            .bind(base)
-            .bind(count)
-            .bind(segment_id)
-            .bind(i64::from(chunk.row_group))
-            .bind(to_i64(chunk.byte_start, "byte_start")?)
-            .bind(to_i64(chunk.byte_len, "byte_len")?)
-            .bind(chunk.min_timestamp_ms)
-            .bind(chunk.max_timestamp_ms)
-            .execute(&mut *tx)
-            .await?;
+            let offset = next
+                .get_mut(&(topic_id.clone(), chunk.partition))
+                .ok_or_else(|| MetadataError::Corrupt {
+                    reason: "a locked partition vanished".into(),
+                })?;
+            let base = *offset;
+            *offset += i64::from(chunk.record_count);
+            rows.push(topic_id, chunk, base, segment_id)?;
             if let Some(producer) = &chunk.producer {
+                // Recorded at once: a later batch of the same producer in this segment is
+                // checked against it.
                 record_batch(&mut tx, topic_id, chunk, producer, base).await?;
             }
             outcomes.push(ChunkOutcome::Committed { base_offset: base });
-            high_watermarks.insert((chunk.topic.as_str(), chunk.partition), next);
+            high_watermarks.insert((chunk.topic.as_str(), chunk.partition), *offset);
+        }
+        if !rows.is_empty() {
+            let (topics, partitions, offsets): (Vec<&str>, Vec<i64>, Vec<i64>) = next
+                .iter()
+                .map(|((t, p), n)| (t.as_str(), i64::from(*p), *n))
+                .fold(
+                    (Vec::new(), Vec::new(), Vec::new()),
+                    |mut acc, (t, p, n)| {
+                        acc.0.push(t);
+                        acc.1.push(p);
+                        acc.2.push(n);
+                        acc
+                    },
+                );
+            sqlx::query(
+                "UPDATE partitions p SET next_offset = w.next_offset \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS w(topic_id, partition, next_offset) \
+                 WHERE p.topic_id = w.topic_id AND p.partition = w.partition",
+            )
+            .bind(&topics)
+            .bind(&partitions)
+            .bind(&offsets)
+            .execute(&mut *tx)
+            .await?;
+            rows.insert(&mut tx).await?;
         }
         tx.commit().await?;
         for ((topic, partition), hwm) in high_watermarks {
