@@ -537,6 +537,99 @@ impl MetadataStore for MetadataClient {
         }
     }
 
+    async fn raw_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_ms: i64,
+        limit: u32,
+    ) -> silt_metadata::Result<Vec<ChunkEntry>> {
+        let request = Request::RawChunks {
+            topic: topic.into(),
+            partition,
+            before_ms,
+            limit,
+        };
+        match self.call(request).await? {
+            Response::Chunks(c) => Ok(c),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn replace_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        replaced: &[ChunkEntry],
+        new: &[ChunkEntry],
+    ) -> silt_metadata::Result<()> {
+        let request = Request::ReplaceChunks {
+            topic: topic.into(),
+            partition,
+            replaced: replaced.to_vec(),
+            new: new.to_vec(),
+        };
+        match self.call(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> silt_metadata::Result<PartitionOffsets> {
+        let request = Request::AdvanceLogStart {
+            topic: topic.into(),
+            partition,
+            offset,
+        };
+        match self.call(request).await? {
+            Response::Offset(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn unreferenced_segments(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> silt_metadata::Result<Vec<String>> {
+        match self
+            .call(Request::UnreferencedSegments { before_ms, limit })
+            .await?
+        {
+            Response::Keys(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn forget_segments(&self, keys: &[String]) -> silt_metadata::Result<()> {
+        match self
+            .call(Request::ForgetSegments {
+                keys: keys.to_vec(),
+            })
+            .await?
+        {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn known_segments(&self, keys: &[String]) -> silt_metadata::Result<Vec<String>> {
+        match self
+            .call(Request::KnownSegments {
+                keys: keys.to_vec(),
+            })
+            .await?
+        {
+            Response::Keys(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> silt_metadata::Result<()> {
         match self
             .call(Request::HeartbeatNode {

@@ -172,6 +172,40 @@ impl MetadataService {
                 Response::Done
             }
             Request::Groups => Response::Groups(store.groups().await?),
+            Request::RawChunks {
+                topic,
+                partition,
+                before_ms,
+                limit,
+            } => Response::Chunks(
+                store
+                    .raw_chunks(&topic, partition, before_ms, limit)
+                    .await?,
+            ),
+            Request::ReplaceChunks {
+                topic,
+                partition,
+                replaced,
+                new,
+            } => {
+                store
+                    .replace_chunks(&topic, partition, &replaced, &new)
+                    .await?;
+                Response::Done
+            }
+            Request::AdvanceLogStart {
+                topic,
+                partition,
+                offset,
+            } => Response::Offset(store.advance_log_start(&topic, partition, offset).await?),
+            Request::UnreferencedSegments { before_ms, limit } => {
+                Response::Keys(store.unreferenced_segments(before_ms, limit).await?)
+            }
+            Request::ForgetSegments { keys } => {
+                store.forget_segments(&keys).await?;
+                Response::Done
+            }
+            Request::KnownSegments { keys } => Response::Keys(store.known_segments(&keys).await?),
             Request::HeartbeatNode { node, ttl_ms } => {
                 store
                     .heartbeat_node(&node, Duration::from_millis(ttl_ms))

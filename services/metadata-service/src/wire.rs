@@ -75,6 +75,33 @@ pub enum Request {
         partitions: Option<Vec<(String, i32)>>,
     },
     Groups,
+    RawChunks {
+        topic: String,
+        partition: i32,
+        before_ms: i64,
+        limit: u32,
+    },
+    ReplaceChunks {
+        topic: String,
+        partition: i32,
+        replaced: Vec<ChunkEntry>,
+        new: Vec<ChunkEntry>,
+    },
+    AdvanceLogStart {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    UnreferencedSegments {
+        before_ms: i64,
+        limit: u32,
+    },
+    ForgetSegments {
+        keys: Vec<String>,
+    },
+    KnownSegments {
+        keys: Vec<String>,
+    },
     HeartbeatNode {
         node: NodeInfo,
         ttl_ms: u64,
@@ -139,6 +166,11 @@ impl Request {
             | Self::DeleteGroupOffsets { .. }
             | Self::Groups
             | Self::SetTopicConfig { .. }
+            | Self::RawChunks { .. }
+            | Self::AdvanceLogStart { .. }
+            | Self::UnreferencedSegments { .. }
+            | Self::ForgetSegments { .. }
+            | Self::KnownSegments { .. }
             | Self::HeartbeatNode { .. }
             | Self::RemoveNode { .. }
             | Self::LiveNodes
@@ -148,6 +180,7 @@ impl Request {
             Self::CreateTopic { .. }
             | Self::DeleteTopic { .. }
             | Self::AddPartitions { .. }
+            | Self::ReplaceChunks { .. }
             | Self::Join(_)
             | Self::Sync(_)
             | Self::Heartbeat { .. }
@@ -191,6 +224,7 @@ pub enum Response {
     Chunk(Option<ChunkEntry>),
     GroupOffsets(Vec<GroupOffset>),
     Groups(Vec<String>),
+    Keys(Vec<String>),
     Nodes(Vec<NodeInfo>),
     Join(JoinResponse),
     Sync(Result<Bytes, GroupError>),

@@ -174,6 +174,7 @@ conformance!(
     a_retried_commit_is_answered_as_the_first_and_changes_nothing,
     nodes_are_live_until_their_heartbeat_expires,
     the_feed_reports_every_change,
+    compaction_swaps_entries_and_gc_finds_unreferenced_segments,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -849,6 +850,166 @@ async fn a_retried_commit_is_answered_as_the_first_and_changes_nothing(make: Mak
         .await
         .expect("commit");
     assert_eq!(bases(next), [4]);
+}
+
+async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker) {
+    let store = make.open().await;
+    store
+        .create_topic("c", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    store
+        .commit_segment(&segment(
+            "s1",
+            vec![chunk("c", 0, 3, 10), chunk("c", 1, 1, 10)],
+        ))
+        .await
+        .expect("commit");
+    store
+        .commit_segment(&segment("s2", vec![chunk("c", 0, 2, 20)]))
+        .await
+        .expect("commit");
+    let far = i64::MAX / 2;
+    let raw = store.raw_chunks("c", 0, far, 100).await.expect("raw");
+    assert_eq!(
+        raw.iter().map(|c| c.base_offset).collect::<Vec<_>>(),
+        [0, 3]
+    );
+    assert!(
+        store
+            .raw_chunks("c", 0, 0, 100)
+            .await
+            .expect("raw")
+            .is_empty(),
+        "too young"
+    );
+
+    let lake = silt_metadata::SegmentRef {
+        key: "lake/c/partition=0/0-4.parquet".into(),
+        size: 500,
+        footer_len: 100,
+    };
+    let entry = |base, count, row_group| silt_metadata::ChunkEntry {
+        partition: 0,
+        base_offset: base,
+        record_count: count,
+        segment: lake.clone(),
+        row_group,
+        byte_start: 4,
+        byte_len: 200,
+        min_timestamp_ms: 10,
+        max_timestamp_ms: 30,
+    };
+    let new = [entry(0, 4, 0), entry(4, 1, 1)];
+    // A swap that does not cover the replaced offsets is refused.
+    assert!(store.replace_chunks("c", 0, &raw, &new[..1]).await.is_err());
+    store
+        .replace_chunks("c", 0, &raw, &new)
+        .await
+        .expect("swap");
+    let now = store.chunks_from("c", 0, 0, 10).await.expect("chunks");
+    assert_eq!(now, new, "readers now find the lake entries");
+    assert!(
+        store
+            .raw_chunks("c", 0, far, 100)
+            .await
+            .expect("raw")
+            .is_empty()
+    );
+    let again = store.replace_chunks("c", 0, &raw, &new).await;
+    assert!(
+        matches!(again, Err(MetadataError::Stale { .. })),
+        "a second swap of the same entries is stale: {again:?}"
+    );
+
+    // s2 is no longer referenced; s1 still is (partition 1). Unreferenced objects are
+    // only handed out once their grace period has passed.
+    assert!(
+        store
+            .unreferenced_segments(0, 10)
+            .await
+            .expect("gc")
+            .is_empty()
+    );
+    assert_eq!(
+        store.unreferenced_segments(far, 10).await.expect("gc"),
+        ["s2"]
+    );
+
+    // Retention of partition 1 drops its only entry: s1 is unreferenced too.
+    let o = store.advance_log_start("c", 1, 1).await.expect("advanced");
+    assert_eq!((o.log_start_offset, o.high_watermark), (1, 1));
+    assert!(
+        store
+            .chunks_from("c", 1, 0, 10)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
+    let mut gone = store.unreferenced_segments(far, 10).await.expect("gc");
+    gone.sort();
+    assert_eq!(gone, ["s1", "s2"]);
+    let keys = [
+        "s1".to_string(),
+        "s2".to_string(),
+        "nope".to_string(),
+        lake.key.clone(),
+    ];
+    let mut known = store.known_segments(&keys).await.expect("known");
+    known.sort();
+    assert_eq!(
+        known,
+        [lake.key.clone(), "s1".to_string(), "s2".to_string()]
+    );
+    store.forget_segments(&gone).await.expect("forgotten");
+    assert_eq!(
+        store.known_segments(&keys).await.expect("known"),
+        [lake.key.clone()]
+    );
+    // A referenced segment is never forgotten.
+    store
+        .forget_segments(std::slice::from_ref(&lake.key))
+        .await
+        .expect("refused quietly");
+    assert_eq!(
+        store.known_segments(&keys).await.expect("known"),
+        [lake.key.clone()]
+    );
+
+    // The log start moves forward only, within [log start, high watermark].
+    let o = store.advance_log_start("c", 0, 2).await.expect("advanced");
+    assert_eq!(o.log_start_offset, 2);
+    assert_eq!(
+        store
+            .chunks_from("c", 0, 2, 10)
+            .await
+            .expect("chunks")
+            .len(),
+        2
+    );
+    assert_eq!(
+        store
+            .advance_log_start("c", 0, 1)
+            .await
+            .expect("kept")
+            .log_start_offset,
+        2
+    );
+    assert_eq!(
+        store
+            .advance_log_start("c", 0, 99)
+            .await
+            .expect("clamped")
+            .log_start_offset,
+        5
+    );
+    assert!(
+        store
+            .chunks_from("c", 0, 5, 10)
+            .await
+            .expect("chunks")
+            .is_empty()
+    );
 }
 
 fn node(id: i32) -> NodeInfo {

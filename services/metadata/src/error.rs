@@ -75,6 +75,10 @@ pub enum MetadataError {
     },
     #[error("metadata is corrupt: {reason}")]
     Corrupt { reason: String },
+    /// The state changed under a multi-step operation (a compaction raced retention):
+    /// nothing was done; start again from fresh state.
+    #[error("stale request: {reason}")]
+    Stale { reason: String },
     /// This metadata process lost (or never held) the lease: another one is active.
     #[error("this metadata process is not the active one (epoch {epoch})")]
     NotActive { epoch: i64 },
@@ -99,6 +103,7 @@ impl MetadataError {
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Database { .. } | Self::Corrupt { .. } => ErrorKind::Internal,
             Self::NotActive { .. } => ErrorKind::Unavailable,
+            Self::Stale { .. } => ErrorKind::Conflict,
             Self::Service { kind, .. } => *kind,
         }
     }

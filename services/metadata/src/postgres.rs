@@ -24,7 +24,8 @@ use crate::rows::{
     to_i64, topic_from_row,
 };
 use crate::sequence::{
-    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence, not_in_segment,
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, check_swap, judge, last_sequence,
+    not_in_segment, same_entries,
 };
 use crate::sqlite::MAX_PARTITIONS;
 use crate::store::MetadataStore;
@@ -111,6 +112,12 @@ CREATE TABLE silt_lease (
     acquired_at_ms BIGINT NOT NULL
 );
 INSERT INTO silt_lease (id, epoch, holder, acquired_at_ms) VALUES (1, 0, '', 0);
+"#,
+    // 3: compaction: lake objects, and when a segment stopped being referenced (GC)
+    r#"
+ALTER TABLE segments ADD COLUMN kind TEXT NOT NULL DEFAULT 'raw';
+ALTER TABLE segments ADD COLUMN unreferenced_at_ms BIGINT;
+CREATE INDEX segments_unreferenced ON segments(unreferenced_at_ms);
 "#,
 ];
 
@@ -923,6 +930,192 @@ impl MetadataStore for PostgresStore {
     async fn groups(&self) -> Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn raw_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS}, s.created_at_ms AS segment_created_ms FROM chunks c \
+             JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND s.kind = 'raw' \
+             ORDER BY c.base_offset LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&topic_id)
+            .bind(i64::from(partition))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            if row.int("segment_created_ms")? >= before_ms {
+                break;
+            }
+            out.push(chunk_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    async fn replace_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        replaced: &[ChunkEntry],
+        new: &[ChunkEntry],
+    ) -> Result<()> {
+        let (start, end) = check_swap(replaced, new)?;
+        let topic_id = self.topic_id(topic, partition).await?;
+        let mut tx = self.begin_write().await?;
+        // The partition row lock orders this swap with commits and retention.
+        sqlx::query("SELECT 1 FROM partitions WHERE topic_id = $1 AND partition = $2 FOR UPDATE")
+            .bind(&topic_id)
+            .bind(i64::from(partition))
+            .execute(&mut *tx)
+            .await?;
+        let current: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT c.base_offset, c.record_count, s.object_key FROM chunks c \
+             JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND c.base_offset >= $3 AND c.base_offset < $4 \
+             ORDER BY c.base_offset",
+        )
+        .bind(&topic_id)
+        .bind(i64::from(partition))
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !same_entries(&current, replaced) {
+            return Err(MetadataError::Stale {
+                reason: format!("the index of {topic}/{partition} changed during compaction"),
+            });
+        }
+        sqlx::query(
+            "DELETE FROM chunks WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset < $4",
+        )
+        .bind(&topic_id)
+        .bind(i64::from(partition))
+        .bind(start)
+        .bind(end)
+        .execute(&mut *tx)
+        .await?;
+        let lake = &new[0].segment;
+        let segment_id: i64 = sqlx::query_scalar(
+            "INSERT INTO segments (object_key, size, footer_len, created_at_ms, kind) VALUES ($1, $2, $3, $4, 'lake') \
+             ON CONFLICT (object_key) DO UPDATE SET size = excluded.size, footer_len = excluded.footer_len, \
+             unreferenced_at_ms = NULL RETURNING id",
+        )
+        .bind(&lake.key)
+        .bind(to_i64(lake.size, "size")?)
+        .bind(to_i64(lake.footer_len, "footer_len")?)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut rows = ChunkRows::default();
+        for entry in new {
+            let chunk = ChunkCommit {
+                topic: topic.to_string(),
+                partition,
+                record_count: entry.record_count,
+                row_group: entry.row_group,
+                byte_start: entry.byte_start,
+                byte_len: entry.byte_len,
+                min_timestamp_ms: entry.min_timestamp_ms,
+                max_timestamp_ms: entry.max_timestamp_ms,
+                producer: None,
+            };
+            rows.push(&topic_id, &chunk, entry.base_offset, segment_id)?;
+        }
+        rows.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionOffsets> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let mut tx = self.begin_write().await?;
+        let (log_start, next): (i64, i64) = sqlx::query_as(
+            "SELECT log_start_offset, next_offset FROM partitions WHERE topic_id = $1 AND partition = $2 FOR UPDATE",
+        )
+        .bind(&topic_id)
+        .bind(i64::from(partition))
+        .fetch_one(&mut *tx)
+        .await?;
+        let start = offset.clamp(log_start, next);
+        sqlx::query(
+            "UPDATE partitions SET log_start_offset = $1 WHERE topic_id = $2 AND partition = $3",
+        )
+        .bind(start)
+        .bind(&topic_id)
+        .bind(i64::from(partition))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM chunks WHERE topic_id = $1 AND partition = $2 AND base_offset + record_count <= $3",
+        )
+        .bind(&topic_id)
+        .bind(i64::from(partition))
+        .bind(start)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PartitionOffsets {
+            partition,
+            log_start_offset: start,
+            high_watermark: next,
+        })
+    }
+
+    async fn unreferenced_segments(&self, before_ms: i64, limit: u32) -> Result<Vec<String>> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE segments SET unreferenced_at_ms = $1 WHERE unreferenced_at_ms IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.segment_id = segments.id)",
+        )
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(sqlx::query_scalar(
+            "SELECT object_key FROM segments WHERE unreferenced_at_ms IS NOT NULL AND unreferenced_at_ms < $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn forget_segments(&self, keys: &[String]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM segments WHERE object_key = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.segment_id = segments.id)",
+        )
+        .bind(keys)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn known_segments(&self, keys: &[String]) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT object_key FROM segments WHERE object_key = ANY($1)")
+                .bind(keys)
                 .fetch_all(&self.pool)
                 .await?,
         )

@@ -2,7 +2,7 @@
 //! of a producer in a partition, is a batch the next one, a retry, or refused?
 
 use crate::error::MetadataError;
-use crate::model::{ChunkCommit, ProducerBatch};
+use crate::model::{ChunkCommit, ChunkEntry, ProducerBatch};
 
 /// Batches of one producer kept per partition for duplicate detection, as in Kafka.
 pub(crate) const PRODUCER_BATCHES_KEPT: i64 = 5;
@@ -94,4 +94,51 @@ mod tests {
         assert_eq!(seq_add(i32::MAX - 1, 3), 1);
         assert_eq!(seq_add(5, 0), 5);
     }
+}
+
+/// Checks the shape of a compaction swap: both sides non-empty, the new entries one object
+/// covering exactly the replaced offsets, contiguously. Returns the offset range.
+pub(crate) fn check_swap(
+    replaced: &[ChunkEntry],
+    new: &[ChunkEntry],
+) -> Result<(i64, i64), MetadataError> {
+    let invalid = |reason: &str| MetadataError::InvalidRequest {
+        reason: format!("compaction swap: {reason}"),
+    };
+    let (Some(first), Some(last)) = (replaced.first(), replaced.last()) else {
+        return Err(invalid("nothing to replace"));
+    };
+    let (start, end) = (first.base_offset, last.end_offset());
+    let Some(lake) = new.first() else {
+        return Err(invalid("no new entries"));
+    };
+    let mut next = start;
+    for entry in new {
+        if entry.segment != lake.segment {
+            return Err(invalid("new entries span several objects"));
+        }
+        if entry.base_offset != next || entry.record_count == 0 {
+            return Err(invalid("new entries are not contiguous"));
+        }
+        next = entry.end_offset();
+    }
+    if next != end {
+        return Err(invalid("new entries do not cover the replaced offsets"));
+    }
+    let mut expect = start;
+    for entry in replaced {
+        if entry.base_offset != expect {
+            return Err(invalid("replaced entries are not contiguous"));
+        }
+        expect = entry.end_offset();
+    }
+    Ok((start, end))
+}
+
+/// Whether the entries now in the index are exactly those the compactor read.
+pub(crate) fn same_entries(current: &[(i64, i64, String)], replaced: &[ChunkEntry]) -> bool {
+    current.len() == replaced.len()
+        && current.iter().zip(replaced).all(|((base, count, key), r)| {
+            *base == r.base_offset && *count == i64::from(r.record_count) && *key == r.segment.key
+        })
 }

@@ -18,10 +18,11 @@ use crate::model::{
 };
 use crate::names::{validate_group_id, validate_topic_name};
 use crate::rows::{
-    CHUNK_COLUMNS, chunk_from_row, group_offset_from_row, now_ms, to_i64, topic_from_row,
+    CHUNK_COLUMNS, RowRead, chunk_from_row, group_offset_from_row, now_ms, to_i64, topic_from_row,
 };
 use crate::sequence::{
-    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence, not_in_segment,
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, check_swap, judge, last_sequence,
+    not_in_segment, same_entries,
 };
 use crate::store::MetadataStore;
 use crate::watch::{WatchEvent, Watchers};
@@ -104,6 +105,12 @@ CREATE TABLE nodes (
     info TEXT NOT NULL,
     expires_at_ms INTEGER NOT NULL
 );
+"#,
+    // 3: compaction: lake objects, and when a segment stopped being referenced (GC)
+    r#"
+ALTER TABLE segments ADD COLUMN kind TEXT NOT NULL DEFAULT 'raw';
+ALTER TABLE segments ADD COLUMN unreferenced_at_ms INTEGER;
+CREATE INDEX segments_unreferenced ON segments(unreferenced_at_ms);
 "#,
 ];
 
@@ -751,6 +758,203 @@ impl MetadataStore for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn raw_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS}, s.created_at_ms AS segment_created_ms FROM chunks c \
+             JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = ?1 AND c.partition = ?2 AND s.kind = 'raw' \
+             ORDER BY c.base_offset LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&topic_id)
+            .bind(partition)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            if row.int("segment_created_ms")? >= before_ms {
+                break;
+            }
+            out.push(chunk_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    async fn replace_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        replaced: &[ChunkEntry],
+        new: &[ChunkEntry],
+    ) -> Result<()> {
+        let (start, end) = check_swap(replaced, new)?;
+        let topic_id = self.topic_id(topic, partition).await?;
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let current: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT c.base_offset, c.record_count, s.object_key FROM chunks c \
+             JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = ? AND c.partition = ? AND c.base_offset >= ? AND c.base_offset < ? \
+             ORDER BY c.base_offset",
+        )
+        .bind(&topic_id)
+        .bind(partition)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !same_entries(&current, replaced) {
+            return Err(MetadataError::Stale {
+                reason: format!("the index of {topic}/{partition} changed during compaction"),
+            });
+        }
+        sqlx::query(
+            "DELETE FROM chunks WHERE topic_id = ? AND partition = ? AND base_offset >= ? AND base_offset < ?",
+        )
+        .bind(&topic_id)
+        .bind(partition)
+        .bind(start)
+        .bind(end)
+        .execute(&mut *tx)
+        .await?;
+        let lake = &new[0].segment;
+        sqlx::query(
+            "INSERT INTO segments (object_key, size, footer_len, created_at_ms, kind) VALUES (?, ?, ?, ?, 'lake') \
+             ON CONFLICT (object_key) DO UPDATE SET size = excluded.size, footer_len = excluded.footer_len, \
+             unreferenced_at_ms = NULL",
+        )
+        .bind(&lake.key)
+        .bind(to_i64(lake.size, "size")?)
+        .bind(to_i64(lake.footer_len, "footer_len")?)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let segment_id: i64 = sqlx::query_scalar("SELECT id FROM segments WHERE object_key = ?")
+            .bind(&lake.key)
+            .fetch_one(&mut *tx)
+            .await?;
+        for entry in new {
+            sqlx::query(
+                "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
+                 byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&topic_id)
+            .bind(partition)
+            .bind(entry.base_offset)
+            .bind(i64::from(entry.record_count))
+            .bind(segment_id)
+            .bind(i64::from(entry.row_group))
+            .bind(to_i64(entry.byte_start, "byte_start")?)
+            .bind(to_i64(entry.byte_len, "byte_len")?)
+            .bind(entry.min_timestamp_ms)
+            .bind(entry.max_timestamp_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionOffsets> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let (log_start, next): (i64, i64) = sqlx::query_as(
+            "SELECT log_start_offset, next_offset FROM partitions WHERE topic_id = ? AND partition = ?",
+        )
+        .bind(&topic_id)
+        .bind(partition)
+        .fetch_one(&mut *tx)
+        .await?;
+        let start = offset.clamp(log_start, next);
+        sqlx::query(
+            "UPDATE partitions SET log_start_offset = ? WHERE topic_id = ? AND partition = ?",
+        )
+        .bind(start)
+        .bind(&topic_id)
+        .bind(partition)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM chunks WHERE topic_id = ? AND partition = ? AND base_offset + record_count <= ?",
+        )
+        .bind(&topic_id)
+        .bind(partition)
+        .bind(start)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(PartitionOffsets {
+            partition,
+            log_start_offset: start,
+            high_watermark: next,
+        })
+    }
+
+    async fn unreferenced_segments(&self, before_ms: i64, limit: u32) -> Result<Vec<String>> {
+        {
+            let _guard = self.write.lock().await;
+            sqlx::query(
+                "UPDATE segments SET unreferenced_at_ms = ? WHERE unreferenced_at_ms IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.segment_id = segments.id)",
+            )
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(sqlx::query_scalar(
+            "SELECT object_key FROM segments WHERE unreferenced_at_ms IS NOT NULL AND unreferenced_at_ms < ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn forget_segments(&self, keys: &[String]) -> Result<()> {
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for key in keys {
+            sqlx::query(
+                "DELETE FROM segments WHERE object_key = ? \
+                 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.segment_id = segments.id)",
+            )
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn known_segments(&self, keys: &[String]) -> Result<Vec<String>> {
+        let mut known = Vec::new();
+        for batch in keys.chunks(500) {
+            let marks = vec!["?"; batch.len()].join(", ");
+            let sql = format!("SELECT object_key FROM segments WHERE object_key IN ({marks})");
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for key in batch {
+                query = query.bind(key);
+            }
+            known.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(known)
     }
 
     async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {

@@ -85,6 +85,50 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Ids of the groups that have committed offsets, sorted.
     async fn groups(&self) -> Result<Vec<String>>;
 
+    /// Index entries of a partition still in raw (ingest) segments written before
+    /// `before_ms`, in offset order from the lowest, at most `limit`: what the compactor
+    /// may merge. Stops at the first entry that is not such a one.
+    async fn raw_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>>;
+
+    /// Swaps index entries for the entries of one lake object, in one transaction:
+    /// `replaced` must be the partition's current entries for exactly the offsets `new`
+    /// covers (contiguous, same range), else nothing changes and `Conflict`-kind
+    /// `InvalidRequest` is returned. Readers see the old entries or the new, never both or
+    /// neither.
+    async fn replace_chunks(
+        &self,
+        topic: &str,
+        partition: i32,
+        replaced: &[ChunkEntry],
+        new: &[ChunkEntry],
+    ) -> Result<()>;
+
+    /// Moves a partition's log start forward to `offset` (never back, never past the high
+    /// watermark) and drops the index entries wholly below it (retention, DeleteRecords).
+    async fn advance_log_start(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionOffsets>;
+
+    /// Notes, from now, every segment no index entry refers to any more, and returns the
+    /// object keys of those unreferenced since before `before_ms` (safe to delete: reads
+    /// that began while they were referenced are over), at most `limit`.
+    async fn unreferenced_segments(&self, before_ms: i64, limit: u32) -> Result<Vec<String>>;
+
+    /// Forgets segments whose objects were deleted.
+    async fn forget_segments(&self, keys: &[String]) -> Result<()>;
+
+    /// Which of `keys` are segments the index knows (the others are orphans).
+    async fn known_segments(&self, keys: &[String]) -> Result<Vec<String>>;
+
     /// Announces (or renews) a live node; it stays in [`MetadataStore::live_nodes`] for
     /// `ttl` unless renewed.
     async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()>;
