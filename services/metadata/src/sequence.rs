@@ -84,18 +84,6 @@ pub(crate) fn judge(
     SequenceCheck::Next
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequences_wrap_at_i32_max() {
-        assert_eq!(seq_add(i32::MAX, 1), 0);
-        assert_eq!(seq_add(i32::MAX - 1, 3), 1);
-        assert_eq!(seq_add(5, 0), 5);
-    }
-}
-
 /// Checks the shape of a compaction swap: both sides non-empty, the new entries one object
 /// covering exactly the replaced offsets, contiguously. Returns the offset range.
 pub(crate) fn check_swap(
@@ -141,4 +129,16 @@ pub(crate) fn same_entries(current: &[(i64, i64, String)], replaced: &[ChunkEntr
         && current.iter().zip(replaced).all(|((base, count, key), r)| {
             *base == r.base_offset && *count == i64::from(r.record_count) && *key == r.segment.key
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        assert_eq!(seq_add(i32::MAX, 1), 0);
+        assert_eq!(seq_add(i32::MAX - 1, 3), 1);
+        assert_eq!(seq_add(5, 0), 5);
+    }
 }
