@@ -6,9 +6,14 @@
 //! reader can fetch just that byte range. [`SegmentFooter`] decodes the footer (fetched once
 //! and cached) and [`SegmentFooter::decode_chunk`] decodes one row group from its bytes.
 //!
+//! The compactor rewrites a partition's records into lake files ([`encode_lake`]): one
+//! partition per file, absolute offsets, row groups sized for scans; they decode the same
+//! way, row group by row group.
+//!
 //! This crate knows nothing of object stores or the metadata service: it is the format only.
 
 mod error;
+mod lake;
 mod layout;
 mod read;
 mod record;
@@ -16,6 +21,7 @@ mod schema;
 mod write;
 
 pub use error::{Result, SegmentError};
+pub use lake::{LAKE_DIR, encode_lake, lake_key, lake_schema};
 pub use layout::{SEGMENTS_DIR, segment_key};
 pub use read::SegmentFooter;
 pub use record::{Header, Record};

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, TimestampMillisecondType};
+use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, BinaryArray, RecordBatch};
 use bytes::{Buf, Bytes};
 use parquet::arrow::arrow_reader::{
@@ -15,7 +15,7 @@ use parquet::file::reader::{ChunkReader, Length};
 
 use crate::error::{Result, SegmentError, corrupt};
 use crate::record::{Header, Record};
-use crate::schema::{HEADERS, KEY, RELATIVE_OFFSET, TIMESTAMP, VALUE};
+use crate::schema::{HEADERS, KEY, OFFSET, RELATIVE_OFFSET, TIMESTAMP, VALUE};
 
 /// A window onto part of an object: `data` holds the bytes at `start..start + data.len()`
 /// of an object `file_len` bytes long. Parquet reads outside the window are errors, which
@@ -130,8 +130,9 @@ impl SegmentFooter {
                 .with_batch_size(8192)
                 .build()?;
         let mut records = Vec::new();
+        let mut first = None;
         for batch in reader {
-            append_records(&batch?, &mut records)?;
+            append_records(&batch?, &mut records, &mut first)?;
         }
         Ok(records)
     }
@@ -156,10 +157,31 @@ fn opt_bytes(array: &BinaryArray, i: usize) -> Option<Bytes> {
         .then(|| Bytes::copy_from_slice(array.value(i)))
 }
 
-fn append_records(batch: &RecordBatch, out: &mut Vec<Record>) -> Result<()> {
-    let relative = column(batch, RELATIVE_OFFSET)?
-        .as_primitive_opt::<Int32Type>()
-        .ok_or_else(|| corrupt("relative_offset is not int32"))?;
+/// How rows are numbered: raw segments count from 0 within a chunk, lake files carry
+/// absolute offsets. Either way a row group's rows must be consecutive.
+enum Numbering<'a> {
+    Relative(&'a arrow_array::Int32Array),
+    Absolute(&'a arrow_array::Int64Array),
+}
+
+fn append_records(
+    batch: &RecordBatch,
+    out: &mut Vec<Record>,
+    first: &mut Option<i64>,
+) -> Result<()> {
+    let numbering = if batch.column_by_name(OFFSET).is_some() {
+        Numbering::Absolute(
+            column(batch, OFFSET)?
+                .as_primitive_opt::<Int64Type>()
+                .ok_or_else(|| corrupt("offset is not int64"))?,
+        )
+    } else {
+        Numbering::Relative(
+            column(batch, RELATIVE_OFFSET)?
+                .as_primitive_opt::<Int32Type>()
+                .ok_or_else(|| corrupt("relative_offset is not int32"))?,
+        )
+    };
     let timestamp = column(batch, TIMESTAMP)?
         .as_primitive_opt::<TimestampMillisecondType>()
         .ok_or_else(|| corrupt("timestamp is not timestamp(ms)"))?;
@@ -182,11 +204,16 @@ fn append_records(batch: &RecordBatch, out: &mut Vec<Record>) -> Result<()> {
         .ok_or_else(|| corrupt("header value is not binary"))?;
 
     for i in 0..batch.num_rows() {
-        let expected = out.len();
-        if relative.value(i) as usize != expected {
+        let expected = out.len() as i64;
+        let got = match numbering {
+            Numbering::Relative(relative) => i64::from(relative.value(i)),
+            Numbering::Absolute(absolute) => {
+                absolute.value(i) - *first.get_or_insert(absolute.value(i))
+            }
+        };
+        if got != expected {
             return Err(corrupt(format!(
-                "relative offset {} where {expected} was expected",
-                relative.value(i)
+                "row {got} of the chunk where {expected} was expected"
             )));
         }
         let offsets = headers.value_offsets();

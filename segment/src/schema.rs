@@ -1,4 +1,4 @@
-//! The Arrow schema of raw segments.
+//! The Arrow schema of raw segments (lake files: see `lake.rs`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -7,6 +7,8 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 pub(crate) const TOPIC: &str = "topic";
 pub(crate) const PARTITION: &str = "partition";
 pub(crate) const RELATIVE_OFFSET: &str = "relative_offset";
+/// Lake files carry absolute offsets instead.
+pub(crate) const OFFSET: &str = "offset";
 pub(crate) const TIMESTAMP: &str = "timestamp";
 pub(crate) const KEY: &str = "key";
 pub(crate) const VALUE: &str = "value";

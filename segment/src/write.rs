@@ -130,7 +130,7 @@ pub fn encode_segment(chunks: &[ChunkInput<'_>]) -> Result<EncodedSegment> {
 }
 
 /// Length of the footer: metadata length (little-endian u32), then `PAR1`.
-fn footer_len(data: &[u8]) -> Result<u64> {
+pub(crate) fn footer_len(data: &[u8]) -> Result<u64> {
     let n = data.len();
     if n < 12 || &data[n - 4..] != b"PAR1" {
         return Err(corrupt("missing parquet magic"));
@@ -163,7 +163,7 @@ fn chunk_batch(chunk: &ChunkInput<'_>, count: i32) -> Result<RecordBatch> {
     )?)
 }
 
-fn headers_array(records: &[Record]) -> Result<ArrayRef> {
+pub(crate) fn headers_array(records: &[Record]) -> Result<ArrayRef> {
     let lengths = records.iter().map(|r| r.headers.len());
     let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
     let all = records.iter().flat_map(|r| r.headers.iter());

@@ -594,13 +594,14 @@ impl MetadataStore for MetadataClient {
 
     async fn unreferenced_segments(
         &self,
-        before_ms: i64,
+        grace: Duration,
         limit: u32,
     ) -> silt_metadata::Result<Vec<String>> {
-        match self
-            .call(Request::UnreferencedSegments { before_ms, limit })
-            .await?
-        {
+        let request = Request::UnreferencedSegments {
+            grace_ms: grace.as_millis() as u64,
+            limit,
+        };
+        match self.call(request).await? {
             Response::Keys(k) => Ok(k),
             other => Err(unexpected(&other)),
         }

@@ -198,9 +198,11 @@ impl MetadataService {
                 partition,
                 offset,
             } => Response::Offset(store.advance_log_start(&topic, partition, offset).await?),
-            Request::UnreferencedSegments { before_ms, limit } => {
-                Response::Keys(store.unreferenced_segments(before_ms, limit).await?)
-            }
+            Request::UnreferencedSegments { grace_ms, limit } => Response::Keys(
+                store
+                    .unreferenced_segments(Duration::from_millis(grace_ms), limit)
+                    .await?,
+            ),
             Request::ForgetSegments { keys } => {
                 store.forget_segments(&keys).await?;
                 Response::Done

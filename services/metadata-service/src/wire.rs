@@ -93,7 +93,7 @@ pub enum Request {
         offset: i64,
     },
     UnreferencedSegments {
-        before_ms: i64,
+        grace_ms: u64,
         limit: u32,
     },
     ForgetSegments {

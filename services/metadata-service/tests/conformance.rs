@@ -926,13 +926,16 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
     // only handed out once their grace period has passed.
     assert!(
         store
-            .unreferenced_segments(0, 10)
+            .unreferenced_segments(Duration::from_secs(3600), 10)
             .await
             .expect("gc")
             .is_empty()
     );
     assert_eq!(
-        store.unreferenced_segments(far, 10).await.expect("gc"),
+        store
+            .unreferenced_segments(Duration::ZERO, 10)
+            .await
+            .expect("gc"),
         ["s2"]
     );
 
@@ -946,7 +949,10 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
             .expect("chunks")
             .is_empty()
     );
-    let mut gone = store.unreferenced_segments(far, 10).await.expect("gc");
+    let mut gone = store
+        .unreferenced_segments(Duration::ZERO, 10)
+        .await
+        .expect("gc");
     gone.sort();
     assert_eq!(gone, ["s1", "s2"]);
     let keys = [

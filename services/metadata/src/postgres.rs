@@ -1079,21 +1079,22 @@ impl MetadataStore for PostgresStore {
         })
     }
 
-    async fn unreferenced_segments(&self, before_ms: i64, limit: u32) -> Result<Vec<String>> {
+    async fn unreferenced_segments(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
+        let now = now_ms();
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE segments SET unreferenced_at_ms = $1 WHERE unreferenced_at_ms IS NULL \
              AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.segment_id = segments.id)",
         )
-        .bind(now_ms())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(sqlx::query_scalar(
-            "SELECT object_key FROM segments WHERE unreferenced_at_ms IS NOT NULL AND unreferenced_at_ms < $1 \
+            "SELECT object_key FROM segments WHERE unreferenced_at_ms IS NOT NULL AND unreferenced_at_ms <= $1 \
              ORDER BY id LIMIT $2",
         )
-        .bind(before_ms)
+        .bind(now - grace.as_millis() as i64)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)

@@ -906,22 +906,23 @@ impl MetadataStore for SqliteStore {
         })
     }
 
-    async fn unreferenced_segments(&self, before_ms: i64, limit: u32) -> Result<Vec<String>> {
+    async fn unreferenced_segments(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
+        let now = now_ms();
         {
             let _guard = self.write.lock().await;
             sqlx::query(
                 "UPDATE segments SET unreferenced_at_ms = ? WHERE unreferenced_at_ms IS NULL \
                  AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.segment_id = segments.id)",
             )
-            .bind(now_ms())
+            .bind(now)
             .execute(&self.pool)
             .await?;
         }
         Ok(sqlx::query_scalar(
-            "SELECT object_key FROM segments WHERE unreferenced_at_ms IS NOT NULL AND unreferenced_at_ms < ? \
+            "SELECT object_key FROM segments WHERE unreferenced_at_ms IS NOT NULL AND unreferenced_at_ms <= ? \
              ORDER BY id LIMIT ?",
         )
-        .bind(before_ms)
+        .bind(now - grace.as_millis() as i64)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)

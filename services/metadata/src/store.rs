@@ -119,9 +119,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<PartitionOffsets>;
 
     /// Notes, from now, every segment no index entry refers to any more, and returns the
-    /// object keys of those unreferenced since before `before_ms` (safe to delete: reads
-    /// that began while they were referenced are over), at most `limit`.
-    async fn unreferenced_segments(&self, before_ms: i64, limit: u32) -> Result<Vec<String>>;
+    /// object keys of those unreferenced for at least `grace` (safe to delete: reads that
+    /// began while they were referenced are over), at most `limit`.
+    async fn unreferenced_segments(&self, grace: Duration, limit: u32) -> Result<Vec<String>>;
 
     /// Forgets segments whose objects were deleted.
     async fn forget_segments(&self, keys: &[String]) -> Result<()>;

@@ -1,0 +1,240 @@
+//! The compactor: merges raw ingest segments into the lake layout, applies retention and
+//! collects garbage.
+//!
+//! A pass ([`Compactor::run_pass`]) does, for every partition of every topic:
+//! 1. **retention** — `retention.ms` (whole index entries whose newest record is older)
+//!    and `retention.bytes` (oldest entries beyond the size) move the log start forward;
+//! 2. **merge** — index entries still in raw segments and older than the minimum age are
+//!    read, rewritten as lake files (`lake/<topic>/partition=<p>/<first>-<last>.parquet`,
+//!    absolute offsets, row groups sized for scans) and swapped into the index in one
+//!    metadata transaction per file: readers see the old entries or the new ones, never
+//!    both, never neither. A crash before the swap leaves an unreferenced lake object.
+//!
+//! then, once for the whole store:
+//! 3. **garbage collection** — objects no index entry refers to any more (compacted or
+//!    past retention) are deleted once they have been unreferenced for the grace period,
+//!    so reads that started earlier finish; objects the index never knew (written by a
+//!    node that died before committing, or a compaction that crashed before its swap)
+//!    are deleted once older than the grace period.
+//!
+//! Passes run one at a time; run one compactor per cluster.
+
+mod gc;
+mod merge;
+mod retention;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use object_store::ObjectStore;
+use serde::Serialize;
+use silt_metadata::{MetadataError, MetadataStore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Compactor settings.
+#[derive(Debug, Clone)]
+pub struct CompactorConfig {
+    /// Raw entries younger than this stay raw (tailing consumers read them from cache).
+    pub min_age: Duration,
+    /// Largest lake file, in bytes of compressed raw chunks merged into it.
+    pub target_file_bytes: u64,
+    /// Records per lake row group (a scan unit for lake readers and Silt's reader).
+    pub rows_per_group: usize,
+    /// How long an object stays after it stopped being referenced, and how old an
+    /// unknown object must be before it counts as an orphan.
+    pub gc_grace: Duration,
+    /// Time between automatic passes.
+    pub interval: Duration,
+    /// `retention.ms` of topics that set none; `None` keeps records forever.
+    pub default_retention: Option<Duration>,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        Self {
+            min_age: Duration::from_secs(600),
+            target_file_bytes: 128 << 20,
+            rows_per_group: 128 * 1024,
+            gc_grace: Duration::from_secs(300),
+            interval: Duration::from_secs(60),
+            default_retention: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    /// Raw index entries merged into lake files.
+    pub chunks_merged: u64,
+    pub lake_files_written: u64,
+    pub records_rewritten: u64,
+    /// Bytes of raw chunks read and of lake files written.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Partitions whose log start moved, and the records that fell below it.
+    pub partitions_truncated: u64,
+    pub records_expired: u64,
+    /// Objects deleted: no longer referenced, or never committed.
+    pub unreferenced_deleted: u64,
+    pub orphans_deleted: u64,
+    /// Raw (not yet compacted) bytes left, and the age of the oldest raw record, in ms.
+    pub lag_bytes: u64,
+    pub lag_ms: u64,
+    pub duration_ms: u64,
+    /// Problems met; the pass went on with the next partition.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompactorError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("segment: {0}")]
+    Segment(#[from] silt_segment::SegmentError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    metadata: Arc<dyn MetadataStore>,
+    config: CompactorConfig,
+    /// One pass at a time.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// The compactor of this node. Cheap to clone.
+#[derive(Clone)]
+pub struct Compactor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Compactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compactor")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compactor {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        metadata: Arc<dyn MetadataStore>,
+        config: CompactorConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                metadata,
+                config,
+                running: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &CompactorConfig {
+        &self.inner.config
+    }
+
+    /// Runs one pass (retention, merge, GC) now, waiting for a running one to finish
+    /// first. `min_age` overrides the configured minimum age of merged entries (and the
+    /// GC grace period, so tests and operators can collect at once).
+    pub async fn run_pass(&self, min_age: Option<Duration>) -> Result<PassReport, CompactorError> {
+        let _running = self.inner.running.lock().await;
+        let started = std::time::Instant::now();
+        let config = &self.inner.config;
+        let min_age = min_age.unwrap_or(config.min_age);
+        let grace = min_age.min(config.gc_grace);
+        let mut report = PassReport::default();
+        let metadata = &self.inner.metadata;
+        for topic in metadata.topics().await? {
+            for partition in 0..topic.partitions {
+                if let Err(e) =
+                    retention::apply(metadata.as_ref(), &topic, partition, config, &mut report)
+                        .await
+                {
+                    report
+                        .errors
+                        .push(format!("retention of {}/{partition}: {e}", topic.name));
+                }
+                if let Err(e) = merge::partition(
+                    self.inner.store.as_ref(),
+                    metadata.as_ref(),
+                    &topic.name,
+                    partition,
+                    min_age,
+                    config,
+                    &mut report,
+                )
+                .await
+                {
+                    report
+                        .errors
+                        .push(format!("merge of {}/{partition}: {e}", topic.name));
+                }
+            }
+        }
+        if let Err(e) = gc::collect(
+            self.inner.store.as_ref(),
+            metadata.as_ref(),
+            grace,
+            &mut report,
+        )
+        .await
+        {
+            report.errors.push(format!("garbage collection: {e}"));
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        metrics::gauge!("silt_compactor_lag_bytes").set(report.lag_bytes as f64);
+        metrics::gauge!("silt_compactor_lag_seconds").set(report.lag_ms as f64 / 1000.0);
+        metrics::counter!("silt_compactor_bytes_rewritten_total").increment(report.bytes_written);
+        metrics::counter!("silt_compactor_records_rewritten_total")
+            .increment(report.records_rewritten);
+        metrics::counter!("silt_compactor_objects_deleted_total", "reason" => "unreferenced")
+            .increment(report.unreferenced_deleted);
+        metrics::counter!("silt_compactor_objects_deleted_total", "reason" => "orphan")
+            .increment(report.orphans_deleted);
+        metrics::counter!("silt_compactor_passes_total").increment(1);
+        Ok(report)
+    }
+
+    /// Runs a pass every `interval` until `stop`.
+    pub fn spawn(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let compactor = self.clone();
+        tokio::spawn(async move {
+            let interval = compactor.inner.config.interval;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(interval) => {}
+                }
+                match compactor.run_pass(None).await {
+                    Ok(report) if report.errors.is_empty() => {
+                        if report.lake_files_written > 0 || report.partitions_truncated > 0 {
+                            info!(
+                                lake_files = report.lake_files_written,
+                                records = report.records_rewritten,
+                                truncated = report.partitions_truncated,
+                                deleted = report.unreferenced_deleted + report.orphans_deleted,
+                                "compaction pass"
+                            );
+                        }
+                    }
+                    Ok(report) => warn!(errors = ?report.errors, "compaction pass had errors"),
+                    Err(e) => warn!(error = %e, "compaction pass failed"),
+                }
+            }
+        })
+    }
+}

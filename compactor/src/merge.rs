@@ -1,0 +1,239 @@
+//! Merging a partition's raw index entries into lake files.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use silt_metadata::{ChunkEntry, MetadataError, MetadataStore, SegmentRef};
+use silt_segment::{SegmentFooter, encode_lake, lake_key};
+use tracing::debug;
+
+use crate::{CompactorConfig, CompactorError, PassReport, now_ms};
+
+/// Most raw entries looked at per query.
+const BATCH: u32 = 10_000;
+
+pub(crate) async fn partition(
+    store: &dyn ObjectStore,
+    metadata: &dyn MetadataStore,
+    topic: &str,
+    partition: i32,
+    min_age: Duration,
+    config: &CompactorConfig,
+    report: &mut PassReport,
+) -> Result<(), CompactorError> {
+    let cutoff = now_ms().saturating_sub(min_age.as_millis() as i64);
+    loop {
+        let chunks = metadata.raw_chunks(topic, partition, cutoff, BATCH).await?;
+        if chunks.is_empty() {
+            break;
+        }
+        let full = chunks.len() as u32 == BATCH;
+        for group in groups(chunks, config.target_file_bytes) {
+            match merge_group(store, metadata, topic, partition, &group, config, report).await {
+                Ok(()) => {}
+                // Retention or another pass changed the index meanwhile: the lake object
+                // just written is unreferenced and GC removes it; try again next pass.
+                Err(CompactorError::Metadata(MetadataError::Stale { reason })) => {
+                    debug!(%reason, "compaction of a partition skipped");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    // What is left raw: the compaction lag.
+    let left = metadata
+        .raw_chunks(topic, partition, i64::MAX, BATCH)
+        .await?;
+    report.lag_bytes += left.iter().map(|c| c.byte_len).sum::<u64>();
+    if let Some(oldest) = left.iter().map(|c| c.min_timestamp_ms).min() {
+        report.lag_ms = report
+            .lag_ms
+            .max(now_ms().saturating_sub(oldest).max(0) as u64);
+    }
+    Ok(())
+}
+
+/// Consecutive runs of entries of at most `target` bytes (at least one entry each).
+fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
+    let mut out = Vec::new();
+    let mut current: Vec<ChunkEntry> = Vec::new();
+    let mut bytes = 0;
+    for chunk in chunks {
+        if !current.is_empty() && bytes + chunk.byte_len > target {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += chunk.byte_len;
+        current.push(chunk);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+async fn merge_group(
+    store: &dyn ObjectStore,
+    metadata: &dyn MetadataStore,
+    topic: &str,
+    partition: i32,
+    group: &[ChunkEntry],
+    config: &CompactorConfig,
+    report: &mut PassReport,
+) -> Result<(), CompactorError> {
+    // Fetch each object's footer once and each chunk's byte range.
+    let mut footers: HashMap<&str, bytes::Bytes> = HashMap::new();
+    let mut ranges = Vec::with_capacity(group.len());
+    for chunk in group {
+        let segment = &chunk.segment;
+        if !footers.contains_key(segment.key.as_str()) {
+            let start = segment
+                .size
+                .checked_sub(segment.footer_len)
+                .ok_or_else(|| {
+                    CompactorError::Invalid(format!("footer of {} longer than it", segment.key))
+                })?;
+            let footer = store
+                .get_range(&Path::from(segment.key.as_str()), start..segment.size)
+                .await?;
+            footers.insert(&segment.key, footer);
+        }
+        let bytes = store
+            .get_range(
+                &Path::from(segment.key.as_str()),
+                chunk.byte_start..chunk.byte_start + chunk.byte_len,
+            )
+            .await?;
+        report.bytes_read += chunk.byte_len;
+        ranges.push(bytes);
+    }
+    let first = group[0].base_offset;
+    let count: u64 = group.iter().map(|c| u64::from(c.record_count)).sum();
+    let last = first + count as i64 - 1;
+    let key = lake_key(topic, partition, first, last);
+    let owned: Vec<ChunkEntry> = group.to_vec();
+    let footers: HashMap<String, bytes::Bytes> = footers
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let rows_per_group = config.rows_per_group;
+    // Decoding and encoding are CPU work: off the async runtime.
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut decoded: HashMap<String, SegmentFooter> = HashMap::new();
+        let mut records = Vec::with_capacity(count as usize);
+        for (chunk, bytes) in owned.iter().zip(ranges) {
+            let segment = &chunk.segment;
+            if !decoded.contains_key(&segment.key) {
+                let footer = SegmentFooter::decode(footers[&segment.key].clone(), segment.size)?;
+                decoded.insert(segment.key.clone(), footer);
+            }
+            let got = decoded[&segment.key].decode_chunk(
+                chunk.row_group as usize,
+                chunk.byte_start,
+                bytes,
+            )?;
+            if got.len() != chunk.record_count as usize {
+                return Err(CompactorError::Invalid(format!(
+                    "{} row group {} holds {} records, the index says {}",
+                    segment.key,
+                    chunk.row_group,
+                    got.len(),
+                    chunk.record_count
+                )));
+            }
+            records.extend(got);
+        }
+        Ok(encode_lake(partition, first, &records, rows_per_group)?)
+    })
+    .await
+    .map_err(|e| CompactorError::Invalid(format!("compaction task failed: {e}")))??;
+
+    let size = encoded.data.len() as u64;
+    // The name is a function of the offsets, so a retry after a crash writes the same
+    // object again (plain PUT: it overwrites the unreferenced leftover).
+    store
+        .put(
+            &Path::from(key.as_str()),
+            PutPayload::from(encoded.data.clone()),
+        )
+        .await?;
+    let segment = SegmentRef {
+        key,
+        size,
+        footer_len: encoded.footer_len,
+    };
+    let mut base = first;
+    let new: Vec<ChunkEntry> = encoded
+        .chunks
+        .iter()
+        .map(|c| {
+            let entry = ChunkEntry {
+                partition,
+                base_offset: base,
+                record_count: c.record_count,
+                segment: segment.clone(),
+                row_group: c.row_group as u32,
+                byte_start: c.byte_start,
+                byte_len: c.byte_len,
+                min_timestamp_ms: c.min_timestamp_ms,
+                max_timestamp_ms: c.max_timestamp_ms,
+            };
+            base += i64::from(c.record_count);
+            entry
+        })
+        .collect();
+    metadata
+        .replace_chunks(topic, partition, group, &new)
+        .await?;
+    report.chunks_merged += group.len() as u64;
+    report.lake_files_written += 1;
+    report.records_rewritten += count;
+    report.bytes_written += size;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(base: i64, bytes: u64) -> ChunkEntry {
+        ChunkEntry {
+            partition: 0,
+            base_offset: base,
+            record_count: 1,
+            segment: SegmentRef {
+                key: "s".into(),
+                size: 10,
+                footer_len: 2,
+            },
+            row_group: 0,
+            byte_start: 0,
+            byte_len: bytes,
+            min_timestamp_ms: 0,
+            max_timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn groups_stay_under_the_target_and_keep_order() {
+        let chunks = vec![
+            entry(0, 40),
+            entry(1, 40),
+            entry(2, 40),
+            entry(3, 200),
+            entry(4, 10),
+        ];
+        let g = groups(chunks, 100);
+        let bases: Vec<Vec<i64>> = g
+            .iter()
+            .map(|g| g.iter().map(|c| c.base_offset).collect())
+            .collect();
+        assert_eq!(bases, [vec![0, 1], vec![2], vec![3], vec![4]]);
+    }
+}
