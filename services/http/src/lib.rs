@@ -6,6 +6,7 @@
 //! the same [`Reader`], so all doors see each other's data. Depends on `silt-ingest`,
 //! `silt-reader` and `silt-metadata`; nothing depends on it but the binary.
 
+mod admin;
 mod error;
 mod extract;
 mod groups;
@@ -27,6 +28,7 @@ use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
 
+pub use admin::Maintenance;
 pub use error::{ErrorBody, HttpError};
 pub use openapi::ApiDoc;
 pub use partitioner::partition_for_key;
@@ -65,6 +67,8 @@ pub struct AppState {
     pub groups: Arc<dyn GroupService>,
     pub limits: HttpLimits,
     pub metrics: Option<MetricsRenderer>,
+    /// This node's compactor, if it runs one (`POST /v1/admin/compact`).
+    pub maintenance: Option<Arc<dyn Maintenance>>,
     round_robin: Arc<AtomicU64>,
 }
 
@@ -84,8 +88,15 @@ impl AppState {
             groups,
             limits,
             metrics,
+            maintenance: None,
             round_robin: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Lets `POST /v1/admin/compact` run passes of this compactor.
+    pub fn with_maintenance(mut self, maintenance: Arc<dyn Maintenance>) -> Self {
+        self.maintenance = Some(maintenance);
+        self
     }
 }
 
@@ -107,6 +118,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/topics/{topic}/partitions/{partition}/stream",
             get(records::stream),
         )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/delete-records",
+            post(admin::delete_records),
+        )
+        .route("/v1/admin/compact", post(admin::compact))
         .route("/v1/groups", get(groups::list))
         .route(
             "/v1/groups/{group}",

@@ -17,6 +17,8 @@ use utoipa::OpenApi;
         crate::records::produce,
         crate::records::consume,
         crate::records::stream,
+        crate::admin::delete_records,
+        crate::admin::compact,
         crate::groups::commit,
         crate::groups::fetch,
         crate::groups::list,

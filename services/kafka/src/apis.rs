@@ -34,6 +34,7 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
@@ -134,6 +135,9 @@ pub(crate) async fn handle(
         ApiKey::DeleteTopics => Ok(Reply::Now(Some(
             topics::delete(state, ctx, decode(ctx, &mut body)?).await?,
         ))),
+        ApiKey::DeleteRecords => {
+            now(topics::delete_records(state, ctx, decode(ctx, &mut body)?).await)
+        }
         ApiKey::InitProducerId => Ok(Reply::Now(Some(
             topics::init_producer_id(state, ctx, decode(ctx, &mut body)?).await?,
         ))),

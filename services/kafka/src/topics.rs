@@ -6,11 +6,14 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId, TopicName,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use silt_metadata::{MetadataError, TopicConfig, validate_topic_name};
@@ -218,6 +221,52 @@ pub(crate) async fn init_producer_id(
             response.producer_epoch = id.epoch;
         }
         Err(e) => response.error_code = metadata_code(&e),
+    }
+    respond(ctx, &response)
+}
+
+/// DeleteRecords: moves each partition's log start to the given offset (-1: the high
+/// watermark). Records below it are no longer served; the compactor deletes whole
+/// objects that fall below it.
+pub(crate) async fn delete_records(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: DeleteRecordsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = DeleteRecordsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut result = DeleteRecordsTopicResult::default();
+        result.name = topic.name;
+        for p in topic.partitions {
+            let mut out = DeleteRecordsPartitionResult::default();
+            out.partition_index = p.partition_index;
+            out.low_watermark = -1;
+            let moved = async {
+                let offsets = state
+                    .metadata
+                    .partition_offset(&name, p.partition_index)
+                    .await?;
+                let target = match p.offset {
+                    -1 => offsets.high_watermark,
+                    o if o < 0 || o > offsets.high_watermark => return Ok(None),
+                    o => o,
+                };
+                state
+                    .metadata
+                    .advance_log_start(&name, p.partition_index, target)
+                    .await
+                    .map(Some)
+            }
+            .await;
+            match moved {
+                Ok(Some(o)) => out.low_watermark = o.log_start_offset,
+                Ok(None) => out.error_code = ResponseError::OffsetOutOfRange.code(),
+                Err(e) => out.error_code = metadata_code(&e),
+            }
+            result.partitions.push(out);
+        }
+        response.topics.push(result);
     }
     respond(ctx, &response)
 }

@@ -25,6 +25,7 @@ pub struct Config {
     pub cache: CacheSettings,
     pub node: NodeSettings,
     pub metadata: MetadataSettings,
+    pub compactor: CompactorSettings,
     pub log: LogConfig,
 }
 
@@ -39,6 +40,7 @@ impl Default for Config {
             cache: CacheSettings::default(),
             node: NodeSettings::default(),
             metadata: MetadataSettings::default(),
+            compactor: CompactorSettings::default(),
             log: LogConfig::default(),
         }
     }
@@ -237,6 +239,57 @@ impl Default for MetadataSettings {
     }
 }
 
+/// The compactor role: lake layout, retention, garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompactorSettings {
+    /// Raw data younger than this stays in ingest segments.
+    #[serde(with = "humantime_serde")]
+    pub min_age: Duration,
+    /// Largest lake file, in bytes of raw data merged into it.
+    pub target_file_bytes: u64,
+    /// Records per lake row group.
+    pub rows_per_group: usize,
+    /// How long an object stays after it stopped being referenced (in-flight reads
+    /// finish), and how old an unknown object must be to count as an orphan.
+    #[serde(with = "humantime_serde")]
+    pub gc_grace: Duration,
+    /// Time between passes.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// `retention.ms` of topics that set none (Kafka's `log.retention.ms`); -1 keeps
+    /// records forever.
+    pub default_retention_ms: i64,
+}
+
+impl Default for CompactorSettings {
+    fn default() -> Self {
+        let d = silt_compactor::CompactorConfig::default();
+        Self {
+            min_age: d.min_age,
+            target_file_bytes: d.target_file_bytes,
+            rows_per_group: d.rows_per_group,
+            gc_grace: d.gc_grace,
+            interval: d.interval,
+            default_retention_ms: d.default_retention.map_or(-1, |r| r.as_millis() as i64),
+        }
+    }
+}
+
+impl CompactorSettings {
+    pub fn compactor_config(&self) -> silt_compactor::CompactorConfig {
+        silt_compactor::CompactorConfig {
+            min_age: self.min_age,
+            target_file_bytes: self.target_file_bytes,
+            rows_per_group: self.rows_per_group,
+            gc_grace: self.gc_grace,
+            interval: self.interval,
+            default_retention: (self.default_retention_ms >= 0)
+                .then(|| Duration::from_millis(self.default_retention_ms as u64)),
+        }
+    }
+}
+
 /// Where the metadata role keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataStoreKind {
@@ -330,6 +383,18 @@ impl Config {
             bail!("node.heartbeat_ttl must be at least twice node.heartbeat_interval (> 0)");
         }
         self.metadata_store()?;
+        let c = &self.compactor;
+        if c.target_file_bytes < 1 << 20 || c.rows_per_group == 0 {
+            bail!(
+                "compactor.target_file_bytes must be at least 1 MiB and compactor.rows_per_group at least 1"
+            );
+        }
+        if c.interval.is_zero() {
+            bail!("compactor.interval must be positive");
+        }
+        if c.default_retention_ms < -1 {
+            bail!("compactor.default_retention_ms must be -1 (forever) or more");
+        }
         for url in &self.metadata.urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("metadata.urls: '{url}' is not an http:// URL");

@@ -42,6 +42,16 @@ enum Command {
     Config(DevArgs),
     /// Print the Kafka APIs and versions this build supports (Markdown).
     KafkaApis,
+    /// Run a compaction pass (merge, retention, GC) on a running node now, through its
+    /// HTTP API, and print what it did.
+    Compact {
+        /// Merge raw data at least this old (default: the node's compactor.min_age).
+        #[arg(long)]
+        min_age: Option<String>,
+        /// Base URL of the node's HTTP API (a node running the compactor).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
     /// Consumer groups of a running node (through its HTTP API).
     Groups {
         #[command(subcommand)]
@@ -221,6 +231,12 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(groups_cli::run(&url, command))
         }
+        Command::Compact { min_age, url } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(compact(&url, min_age.as_deref()))
+        }
         Command::KafkaApis => {
             print!("{}", silt_kafka::api_table());
             Ok(())
@@ -231,4 +247,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn compact(base: &str, min_age: Option<&str>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut url = format!("{}/v1/admin/compact", base.trim_end_matches('/'));
+    if let Some(age) = min_age {
+        url.push_str(&format!("?min_age={age}"));
+    }
+    let response = reqwest::Client::new()
+        .post(&url)
+        .send()
+        .await
+        .with_context(|| format!("is silt running? POST {url}"))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.context("the answer is not JSON")?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "{status}: {}",
+            body["message"].as_str().unwrap_or("request failed")
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(())
 }

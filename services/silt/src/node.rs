@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::ObjectStore;
+use silt_compactor::Compactor;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
-use silt_http::{AppState, HttpLimits};
+use silt_http::{AppState, HttpLimits, Maintenance};
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
 use silt_kafka::{KafkaConfig, KafkaState, NodeCache};
 use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, SqliteStore};
@@ -85,6 +86,17 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// `POST /v1/admin/compact` runs a pass of this node's compactor.
+struct CompactorAdmin(Compactor);
+
+#[async_trait::async_trait]
+impl Maintenance for CompactorAdmin {
+    async fn compact(&self, min_age: Option<Duration>) -> Result<serde_json::Value, String> {
+        let report = self.0.run_pass(min_age).await.map_err(|e| e.to_string())?;
+        serde_json::to_value(report).map_err(|e| e.to_string())
     }
 }
 
@@ -215,13 +227,15 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let roles: Vec<String> = match mode {
-        Mode::Dev => vec!["metadata".into(), "ingest".into(), "reader".into()],
+        Mode::Dev => vec![
+            "metadata".into(),
+            "ingest".into(),
+            "reader".into(),
+            "compactor".into(),
+        ],
         Mode::Serve => config.node.roles.clone(),
     };
     let has = |role: &str| roles.iter().any(|r| r == role);
-    if mode == Mode::Serve && has("compactor") {
-        anyhow::bail!("the compactor role is not available in this build yet");
-    }
     if roles.is_empty() {
         anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
     }
@@ -254,7 +268,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             if has("metadata") {
                 metadata_role = Some(start_metadata_role(&config, node_id).await?);
             }
-            if has("ingest") || has("reader") {
+            if has("ingest") || has("reader") || has("compactor") {
                 let urls = config.metadata_urls();
                 let c = MetadataClient::connect(ClientConfig::new(urls.clone()))?;
                 info!(urls = ?urls, "waiting for the metadata service");
@@ -270,9 +284,27 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let mut doors = Vec::new();
     let mut data_path = None;
-    if let Some((metadata, groups)) = data_roles {
-        let raw_store = build_store(&store_settings(&config)).await?;
-        let store: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(raw_store));
+    let mut compactor_task = None;
+    let store: Option<Arc<dyn ObjectStore>> = match &data_roles {
+        Some(_) => Some(Arc::new(InstrumentedStore::new(
+            build_store(&store_settings(&config)).await?,
+        ))),
+        None => None,
+    };
+    let compactor = match (&data_roles, &store) {
+        (Some((metadata, _)), Some(store)) if has("compactor") => {
+            let compactor = Compactor::new(
+                store.clone(),
+                metadata.clone(),
+                config.compactor.compactor_config(),
+            );
+            compactor_task = Some(compactor.spawn(stop.clone()));
+            Some(compactor)
+        }
+        _ => None,
+    };
+    let serves_doors = has("ingest") || has("reader");
+    if let (Some((metadata, groups)), Some(store), true) = (data_roles, store, serves_doors) {
         let reader_config = ReaderConfig {
             memory_cache_bytes: config.cache.memory_bytes,
             disk_cache_bytes: config.cache.disk_bytes,
@@ -299,7 +331,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             max_wait_ms: config.http.max_wait.as_millis() as u64,
         };
         let render = Arc::new(move || metrics.render());
-        let state = AppState::new(
+        let mut state = AppState::new(
             metadata.clone(),
             ingest.clone(),
             reader.clone(),
@@ -307,6 +339,9 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             limits,
             Some(render),
         );
+        if let Some(compactor) = &compactor {
+            state = state.with_maintenance(Arc::new(CompactorAdmin(compactor.clone())));
+        }
         let app = silt_http::router(state);
         let http = tokio::net::TcpListener::bind(config.http.addr)
             .await
@@ -398,6 +433,10 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             info!("connections still open after 5s; closing them");
         }
         reader.close().await;
+    }
+    if let Some(task) = compactor_task {
+        // A pass in progress is abandoned: its lake object stays unreferenced (GC).
+        task.abort();
     }
     if let Some(c) = coordinator {
         c.shutdown();

@@ -1,0 +1,103 @@
+//! Operations: running a compaction pass now, and moving a partition's log start
+//! (Kafka's DeleteRecords).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{AppState, HttpError};
+
+/// Maintenance work this node can run on request (its compactor, when it runs one).
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// One compaction pass (merge, retention, GC); `min_age` overrides the configured
+    /// minimum age. Returns what the pass did, as JSON.
+    async fn compact(&self, min_age: Option<Duration>) -> Result<serde_json::Value, String>;
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct CompactParams {
+    /// Merge raw data at least this old, e.g. `0s` or `10m` (default: the configured age).
+    min_age: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/admin/compact", params(CompactParams),
+    responses((status = 200, description = "What the pass did"),
+              (status = 404, body = crate::ErrorBody, description = "No compactor runs on this node")))]
+pub(crate) async fn compact(
+    State(state): State<AppState>,
+    Query(params): Query<CompactParams>,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    let Some(maintenance) = &state.maintenance else {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "no_compactor",
+            "this node does not run the compactor role",
+        ));
+    };
+    let min_age = params
+        .min_age
+        .as_deref()
+        .map(humantime::parse_duration)
+        .transpose()
+        .map_err(|e| HttpError::bad_request("invalid_min_age", format!("min_age: {e}")))?;
+    maintenance
+        .compact(min_age)
+        .await
+        .map(Json)
+        .map_err(|e| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "compaction_failed", e))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct DeleteRecords {
+    /// Records below this offset are deleted: the log start moves here. -1 means the
+    /// high watermark (delete everything).
+    offset: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogStart {
+    partition: i32,
+    log_start_offset: i64,
+    high_watermark: i64,
+}
+
+#[utoipa::path(post, path = "/v1/topics/{topic}/partitions/{partition}/delete-records",
+    params(("topic" = String, Path), ("partition" = i32, Path)), request_body = DeleteRecords,
+    responses((status = 200, body = LogStart), (status = 400, body = crate::ErrorBody),
+              (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn delete_records(
+    State(state): State<AppState>,
+    Path((topic, partition)): Path<(String, i32)>,
+    Json(body): Json<DeleteRecords>,
+) -> Result<Json<LogStart>, HttpError> {
+    let offsets = state.metadata.partition_offset(&topic, partition).await?;
+    let target = match body.offset {
+        -1 => offsets.high_watermark,
+        o if o < 0 || o > offsets.high_watermark => {
+            return Err(HttpError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "offset_out_of_range",
+                format!(
+                    "offset {o} is outside [0, {}] (the high watermark)",
+                    offsets.high_watermark
+                ),
+            ));
+        }
+        o => o,
+    };
+    let moved = state
+        .metadata
+        .advance_log_start(&topic, partition, target)
+        .await?;
+    Ok(Json(LogStart {
+        partition,
+        log_start_offset: moved.log_start_offset,
+        high_watermark: moved.high_watermark,
+    }))
+}
