@@ -17,9 +17,10 @@ pub(crate) async fn collect(
     store: &dyn ObjectStore,
     metadata: &dyn MetadataStore,
     grace: Duration,
+    orphan_grace: Duration,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
-    let before = now_ms().saturating_sub(grace.as_millis() as i64);
+    let before = now_ms().saturating_sub(orphan_grace.as_millis() as i64);
     // Objects no index entry has referred to for the grace period.
     loop {
         let keys = metadata.unreferenced_segments(grace, BATCH).await?;

@@ -148,8 +148,11 @@ impl Compactor {
     }
 
     /// Runs one pass (retention, merge, GC) now, waiting for a running one to finish
-    /// first. `min_age` overrides the configured minimum age of merged entries (and the
-    /// GC grace period, so tests and operators can collect at once).
+    /// first. `min_age` overrides the configured minimum age of merged entries and caps
+    /// how long unreferenced objects are kept (so operators and tests can collect at
+    /// once; a read still in flight then fails and is retried by its client). Orphans
+    /// always wait the full `gc_grace`: an ingest node's object is an "orphan" for the
+    /// moment between its upload and its commit.
     pub async fn run_pass(&self, min_age: Option<Duration>) -> Result<PassReport, CompactorError> {
         let _running = self.inner.running.lock().await;
         let started = std::time::Instant::now();
@@ -189,6 +192,7 @@ impl Compactor {
             self.inner.store.as_ref(),
             metadata.as_ref(),
             grace,
+            config.gc_grace,
             &mut report,
         )
         .await

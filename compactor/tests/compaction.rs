@@ -331,3 +331,39 @@ async fn gc_never_deletes_a_referenced_object() {
     }
     s.ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_deleted_only_after_the_grace_period() {
+    use object_store::{ObjectStoreExt, PutPayload, path::Path};
+    let s = setup(1, keep_forever()).await;
+    produce(&s, 1, 0, 10).await;
+    let orphan = Path::from("segments/2020/01/01/00/never-committed.parquet");
+    s.store
+        .put(&orphan, PutPayload::from_static(b"PAR1"))
+        .await
+        .expect("put");
+    // The default grace (minutes) keeps it, even on a pass with min_age 0.
+    let report = s
+        .compactor
+        .run_pass(Some(Duration::ZERO))
+        .await
+        .expect("pass");
+    assert_eq!(report.orphans_deleted, 0);
+    assert!(objects(s.store.as_ref()).await.contains(orphan.as_ref()));
+    // Past its grace period it goes; referenced objects stay.
+    let eager = Compactor::new(
+        s.store.clone(),
+        s.meta.clone(),
+        CompactorConfig {
+            gc_grace: Duration::ZERO,
+            ..CompactorConfig::default()
+        },
+    );
+    let report = eager.run_pass(Some(Duration::ZERO)).await.expect("pass");
+    assert_eq!(report.orphans_deleted, 1);
+    let left = objects(s.store.as_ref()).await;
+    assert!(!left.contains(orphan.as_ref()));
+    assert_eq!(left, referenced(s.meta.as_ref(), 1).await);
+    assert_eq!(read_all(&s.reader, 0).await.len(), 10);
+    s.ingest.shutdown().await;
+}
