@@ -170,9 +170,25 @@ def test_compaction_under_produce_and_a_tailing_consumer(s3_silt):
     reader = threading.Thread(target=tail, daemon=True)
     reader.start()
     acked = {}
-    for round_ in range(5):
-        acked.update(produce(node.bootstrap, "live", 2000, 2, prefix=f"r{round_}-"))
+    produced = threading.Event()
+
+    def write():
+        for round_ in range(8):
+            acked.update(produce(node.bootstrap, "live", 1500, 2, prefix=f"r{round_}-"))
+        produced.set()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    passes = 0
+    while not produced.is_set() and writer.is_alive():
+        # Passes run while records are being produced and tailed.
         compact(node)
+        passes += 1
+        time.sleep(0.2)
+    writer.join()
+    assert produced.is_set(), "the producer failed"
+    compact(node)
+    assert passes >= 2, "compaction ran during produce"
     deadline = time.time() + 60
     while len(seen) < len(acked) and time.time() < deadline:
         time.sleep(0.2)
