@@ -63,6 +63,35 @@ impl Default for CompactorConfig {
     }
 }
 
+/// Sets `silt_consumer_group_lag{group, topic}`: records between each group's committed
+/// offsets and the high watermarks, summed over the topic's partitions.
+async fn publish_group_lag(metadata: &dyn MetadataStore) -> Result<(), CompactorError> {
+    let mut watermarks = std::collections::HashMap::new();
+    for group in metadata.groups().await? {
+        let mut lag: std::collections::BTreeMap<String, i64> = Default::default();
+        for o in metadata.group_offsets(&group).await? {
+            if !watermarks.contains_key(&o.topic) {
+                let offsets = match metadata.partition_offsets(&o.topic).await {
+                    Ok(offsets) => offsets,
+                    Err(MetadataError::UnknownTopic { .. }) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                };
+                watermarks.insert(o.topic.clone(), offsets);
+            }
+            let hwm = watermarks[&o.topic]
+                .iter()
+                .find(|p| p.partition == o.partition)
+                .map_or(o.offset, |p| p.high_watermark);
+            *lag.entry(o.topic).or_default() += (hwm - o.offset).max(0);
+        }
+        for (topic, records) in lag {
+            metrics::gauge!("silt_consumer_group_lag", "group" => group.clone(), "topic" => topic)
+                .set(records as f64);
+        }
+    }
+    Ok(())
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PassReport {
@@ -187,6 +216,9 @@ impl Compactor {
                         .push(format!("merge of {}/{partition}: {e}", topic.name));
                 }
             }
+        }
+        if let Err(e) = publish_group_lag(metadata.as_ref()).await {
+            report.errors.push(format!("consumer-group lag: {e}"));
         }
         if let Err(e) = gc::collect(
             self.inner.store.as_ref(),

@@ -53,6 +53,7 @@ impl InstrumentedStore {
         // Register the request series at zero, so "no GETs" reads as 0 rather than absent.
         for op in ["put", "get", "head", "list", "delete", "copy"] {
             metrics::counter!("silt_object_requests_total", "op" => op).increment(0);
+            metrics::counter!("silt_object_errors_total", "op" => op).increment(0);
         }
         Self {
             inner,

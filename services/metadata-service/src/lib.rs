@@ -20,4 +20,4 @@ mod server;
 pub mod wire;
 
 pub use client::{ClientConfig, MetadataClient};
-pub use server::{MetadataService, serve};
+pub use server::{MetadataService, MetricsRenderer, serve};

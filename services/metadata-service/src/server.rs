@@ -38,7 +38,12 @@ pub struct MetadataService {
     active: RwLock<Option<Arc<Active>>>,
     /// The active epoch, for feed streams to end when it changes.
     epoch_tx: watch::Sender<Option<i64>>,
+    /// Renders this process's Prometheus metrics for `GET /metrics`.
+    metrics: std::sync::OnceLock<MetricsRenderer>,
 }
+
+/// Renders the Prometheus exposition text.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl std::fmt::Debug for MetadataService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,7 +61,13 @@ impl MetadataService {
             group_config,
             active: RwLock::new(None),
             epoch_tx: watch::channel(None).0,
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves `GET /metrics` with `render` (set once, before serving).
+    pub fn set_metrics(&self, render: MetricsRenderer) {
+        let _ = self.metrics.set(render);
     }
 
     /// Starts serving with lease epoch `epoch`: a fresh group coordinator (members rejoin,
@@ -100,6 +111,7 @@ impl MetadataService {
             .route(RPC_PATH, post(rpc))
             .route(FEED_PATH, get(feed))
             .route(HEALTH_PATH, get(health))
+            .route("/metrics", get(metrics_text))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
             .with_state(self.clone())
     }
@@ -364,6 +376,15 @@ async fn feed(State(service): State<Arc<MetadataService>>) -> HttpResponse {
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+async fn metrics_text(State(service): State<Arc<MetadataService>>) -> HttpResponse {
+    let body = service
+        .metrics
+        .get()
+        .map(|render| render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn health(State(service): State<Arc<MetadataService>>) -> HttpResponse {

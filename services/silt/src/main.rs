@@ -38,8 +38,9 @@ enum Command {
     /// Run a cluster node: the roles named by --roles, metadata through the metadata
     /// service (this node's own with the metadata role, or --metadata-url).
     Serve(ServeArgs),
-    /// Print the effective configuration (defaults, file, environment, flags) as TOML.
-    Config(DevArgs),
+    /// Print the effective configuration (defaults, file, environment, flags of `dev` or
+    /// `serve`) as TOML, after validating it.
+    Config(ServeArgs),
     /// Print the Kafka APIs and versions this build supports (Markdown).
     KafkaApis,
     /// Run a compaction pass (merge, retention, GC) on a running node now, through its

@@ -129,7 +129,11 @@ impl MetadataRole {
     }
 }
 
-async fn start_metadata_role(config: &Config, node_id: i32) -> anyhow::Result<MetadataRole> {
+async fn start_metadata_role(
+    config: &Config,
+    node_id: i32,
+    metrics: PrometheusHandle,
+) -> anyhow::Result<MetadataRole> {
     let stop = CancellationToken::new();
     let group_config = GroupConfig::default();
     let (service, lease) = match config.metadata_store()? {
@@ -161,6 +165,7 @@ async fn start_metadata_role(config: &Config, node_id: i32) -> anyhow::Result<Me
             (service, Some(lease))
         }
     };
+    service.set_metrics(Arc::new(move || metrics.render()));
     let listener = tokio::net::TcpListener::bind(config.metadata.addr)
         .await
         .with_context(|| format!("binding the metadata service to {}", config.metadata.addr))?;
@@ -266,7 +271,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         }
         Mode::Serve => {
             if has("metadata") {
-                metadata_role = Some(start_metadata_role(&config, node_id).await?);
+                metadata_role = Some(start_metadata_role(&config, node_id, metrics.clone()).await?);
             }
             if has("ingest") || has("reader") || has("compactor") {
                 let urls = config.metadata_urls();

@@ -1,0 +1,149 @@
+"""infra/: what can be checked without a Docker engine. The compose file, Prometheus config
+and Grafana dashboard parse; every setting compose passes to Silt is one Silt's own config
+loader accepts; every metric the dashboard queries is one a running Silt exports; the
+Dockerfile builds in stages and runs as a non-root user with a health check."""
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from conftest import ROOT
+
+INFRA = ROOT / "infra"
+SILT_SERVICES = ("metadata", "silt-1", "silt-2")
+
+
+def compose():
+    return yaml.safe_load((INFRA / "docker-compose.yml").read_text())
+
+
+def env_example():
+    values = {}
+    for line in (INFRA / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            values[key] = value
+    return values
+
+
+def substitute(text, values):
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?message} with the .env example."""
+    def one(m):
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if name in values:
+            return values[name]
+        if op == ":-":
+            return arg
+        raise AssertionError(f"{name} has no value in infra/.env.example")
+    return re.sub(r"\$\{([A-Z0-9_]+)(?:(:-|:\?)([^}]*))?\}", one, str(text))
+
+
+def test_compose_has_the_whole_cluster():
+    services = compose()["services"]
+    for name in ("minio", "minio-init", "postgres", *SILT_SERVICES, "prometheus", "grafana"):
+        assert name in services, f"service {name} missing"
+    assert "mc mb" in " ".join(services["minio-init"]["command"]), "the bucket is created"
+    assert services["silt-1"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+    for node in ("silt-1", "silt-2"):
+        ports = " ".join(services[node]["ports"])
+        assert "KAFKA_PORT" in ports and "HTTP_PORT" in ports, f"{node} publishes Kafka and HTTP"
+        assert "healthcheck" not in services[node], "nodes use the image's /healthz check"
+    assert "/health" in " ".join(services["metadata"]["healthcheck"]["test"])
+
+
+def test_every_setting_compose_passes_is_accepted_by_silt():
+    binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
+    values = env_example()
+    services = compose()["services"]
+    for name in SILT_SERVICES:
+        service = services[name]
+        command = [substitute(c, values) for c in service["command"]]
+        assert command[0] == "serve"
+        env = {k: substitute(v, values) for k, v in service.get("environment", {}).items()}
+        silt_env = {k: v for k, v in env.items() if k.startswith("SILT_")}
+        assert silt_env, f"{name} passes settings"
+        # The image sets these too (infra/Dockerfile).
+        base = {"SILT_DATA_DIR": "/tmp/silt-config-check", "SILT_HTTP__ADDR": "0.0.0.0:8080"}
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SILT_")}
+        done = subprocess.run([binary, "config", *command[1:]], env={**clean, **base, **silt_env},
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: silt refuses its settings:\n{done.stderr}"
+        effective = done.stdout
+        for key, value in silt_env.items():
+            leaf = key.split("__")[-1].lower()
+            assert leaf in effective, f"{name}: {key} did not reach the configuration"
+
+
+def test_prometheus_scrapes_every_silt_process():
+    config = yaml.safe_load((INFRA / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {"silt-1:8080", "silt-2:8080", "metadata:9093"}
+
+
+def dashboard_metrics():
+    dashboard = json.loads((INFRA / "grafana/dashboards/silt.json").read_text())
+    names = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], f"panel {panel['title']} queries nothing"
+        for target in panel["targets"]:
+            for name in re.findall(r"\bsilt_[a-z0-9_]+", target["expr"]):
+                names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    return names
+
+
+def scraped_metrics(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = re.split(r"[{ ]", line, maxsplit=1)[0]
+            names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    return names
+
+
+def test_every_dashboard_metric_is_one_silt_exports(silt):
+    # Exercise every path the dashboard watches: produce, consume with a group, compact.
+    producer = Producer({"bootstrap.servers": silt.bootstrap})
+    for i in range(200):
+        producer.produce("dash", value=f"v{i}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "dash-group",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition("dash", 0, 0)])
+    got = 0
+    deadline = time.time() + 30
+    while got < 100 and time.time() < deadline:
+        got += len([m for m in consumer.consume(100, timeout=1) if m.error() is None])
+    consumer.commit(offsets=[TopicPartition("dash", 0, 100)], asynchronous=False)
+    consumer.close()
+    with urllib.request.urlopen(f"{silt.http}/v1/topics/dash/partitions/0/records?offset=0", timeout=10):
+        pass
+    req = urllib.request.Request(f"{silt.http}/v1/admin/compact?min_age=0s", method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert json.loads(r.read())["errors"] == []
+
+    exported = scraped_metrics(f"{silt.http}/metrics")
+    missing = sorted(dashboard_metrics() - exported)
+    assert not missing, f"the dashboard queries metrics Silt does not export: {missing}"
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_health_check():
+    text = (INFRA / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
+    assert len(stages) >= 2, "a build stage and a runtime stage"
+    assert "slim" in stages[-1], "a small runtime image"
+    user = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert user and not user[-1].startswith(("root", "0:", "0")), "runs as a non-root user"
+    assert re.search(r"^HEALTHCHECK .*healthz", text, re.MULTILINE | re.DOTALL)
+    assert "--locked" in text, "builds the locked dependency versions"
+    # The toolchain of the build stage is the one the workspace requires.
+    rust_version = re.search(r'rust-version = "([0-9.]+)"', (ROOT / "Cargo.toml").read_text()).group(1)
+    assert stages[0].startswith(f"rust:{rust_version}"), stages[0]
