@@ -7,7 +7,6 @@ use arrow_array::{
     ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -15,7 +14,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use crate::error::{Result, corrupt};
 use crate::record::Record;
 use crate::schema::{HEADERS, KEY, OFFSET, PARTITION, TIMESTAMP, VALUE, header_item_field};
-use crate::write::{ChunkLocation, EncodedSegment, footer_len, headers_array};
+use crate::write::{EncodedSegment, finish, headers_array, timestamp_range};
 
 /// Folder (under the configured prefix) holding the lake files.
 pub const LAKE_DIR: &str = "lake";
@@ -99,52 +98,17 @@ pub fn encode_lake(
         )?;
         writer.write(&batch)?;
         writer.flush()?;
-        let (min, max) = group.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
-            (lo.min(r.timestamp_ms), hi.max(r.timestamp_ms))
-        });
+        let (min, max) = timestamp_range(group);
         stats.push((group.len() as u32, min, max));
         offset += n;
     }
-    let metadata = writer.finish()?;
-    let data = Bytes::from(std::mem::take(writer.inner_mut()));
-    let row_groups = metadata.row_groups();
-    if row_groups.len() != stats.len() {
-        return Err(corrupt(format!(
-            "wrote {} row groups for {} groups",
-            row_groups.len(),
-            stats.len()
-        )));
-    }
-    let chunks = row_groups
-        .iter()
-        .zip(stats)
-        .enumerate()
-        .map(|(index, (rg, (count, min, max)))| {
-            let (start, end) = rg
-                .columns()
-                .iter()
-                .map(|c| c.byte_range())
-                .fold((u64::MAX, 0), |(lo, hi), (s, l)| (lo.min(s), hi.max(s + l)));
-            ChunkLocation {
-                row_group: index,
-                byte_start: start,
-                byte_len: end - start,
-                record_count: count,
-                min_timestamp_ms: min,
-                max_timestamp_ms: max,
-            }
-        })
-        .collect();
-    let footer_len = footer_len(&data)?;
-    Ok(EncodedSegment {
-        data,
-        footer_len,
-        chunks,
-    })
+    finish(writer, stats)
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::read::SegmentFooter;
     use crate::record::Header;

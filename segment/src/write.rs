@@ -86,46 +86,62 @@ pub fn encode_segment(chunks: &[ChunkInput<'_>]) -> Result<EncodedSegment> {
         let batch = chunk_batch(chunk, count)?;
         writer.write(&batch)?;
         writer.flush()?;
-        let (min, max) = chunk
-            .records
-            .iter()
-            .fold((i64::MAX, i64::MIN), |(lo, hi), r| {
-                (lo.min(r.timestamp_ms), hi.max(r.timestamp_ms))
-            });
+        let (min, max) = timestamp_range(chunk.records);
         stats.push((count as u32, min, max));
     }
+    finish(writer, stats)
+}
+
+/// Row-group statistics gathered while writing: record count, min and max timestamp.
+pub(crate) type GroupStats = (u32, i64, i64);
+
+/// Min and max timestamp of some records.
+pub(crate) fn timestamp_range(records: &[Record]) -> (i64, i64) {
+    records.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+        (lo.min(r.timestamp_ms), hi.max(r.timestamp_ms))
+    })
+}
+
+/// Closes the file and reports where each row group (one per `stats` entry) landed.
+pub(crate) fn finish(
+    mut writer: ArrowWriter<Vec<u8>>,
+    stats: Vec<GroupStats>,
+) -> Result<EncodedSegment> {
     let metadata = writer.finish()?;
     let data = Bytes::from(std::mem::take(writer.inner_mut()));
-
     let row_groups = metadata.row_groups();
-    if row_groups.len() != chunks.len() {
+    if row_groups.len() != stats.len() {
         return Err(corrupt(format!(
-            "wrote {} row groups for {} chunks",
+            "wrote {} row groups where {} were cut",
             row_groups.len(),
-            chunks.len()
+            stats.len()
         )));
     }
-    let mut locations = Vec::with_capacity(chunks.len());
-    for (index, (rg, (count, min, max))) in row_groups.iter().zip(stats).enumerate() {
-        let (start, end) = rg
-            .columns()
-            .iter()
-            .map(|c| c.byte_range())
-            .fold((u64::MAX, 0), |(lo, hi), (s, l)| (lo.min(s), hi.max(s + l)));
-        locations.push(ChunkLocation {
-            row_group: index,
-            byte_start: start,
-            byte_len: end - start,
-            record_count: count,
-            min_timestamp_ms: min,
-            max_timestamp_ms: max,
-        });
-    }
+    let chunks = row_groups
+        .iter()
+        .zip(stats)
+        .enumerate()
+        .map(|(index, (rg, (count, min, max)))| {
+            let (start, end) = rg
+                .columns()
+                .iter()
+                .map(|c| c.byte_range())
+                .fold((u64::MAX, 0), |(lo, hi), (s, l)| (lo.min(s), hi.max(s + l)));
+            ChunkLocation {
+                row_group: index,
+                byte_start: start,
+                byte_len: end - start,
+                record_count: count,
+                min_timestamp_ms: min,
+                max_timestamp_ms: max,
+            }
+        })
+        .collect();
     let footer_len = footer_len(&data)?;
     Ok(EncodedSegment {
         data,
         footer_len,
-        chunks: locations,
+        chunks,
     })
 }
 

@@ -2,6 +2,8 @@
 //! store, against PostgreSQL, and through the network client to a metadata service (on
 //! SQLite): the three must be indistinguishable.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,22 +78,7 @@ impl Maker {
     }
 
     async fn postgres() -> Self {
-        let admin = std::env::var("E2E_POSTGRES_URL").expect(
-            "E2E_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL",
-        );
-        let db = format!("silt_test_{}", uuid::Uuid::now_v7().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("connects");
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut conn)
-            .await
-            .expect("database created");
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(b, _)| b)
-            .to_string();
-        Self::Postgres(format!("{base}/{db}"))
+        Self::Postgres(common::fresh_postgres_database("silt_test").await)
     }
 
     /// Opens the store (again: a second call sees the first one's data).

@@ -2,6 +2,8 @@
 //! with its own store and lease loop): exactly one is active, the other takes over when it
 //! stops, and a client's commits carry on across the switch with dense offsets.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,22 +12,6 @@ use silt_metadata::{ChunkCommit, ChunkOutcome, MetadataStore, PostgresStore, Seg
 use silt_metadata_service::lease::{self, LeaseTiming};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
 use tokio_util::sync::CancellationToken;
-
-async fn fresh_database() -> String {
-    let admin = std::env::var("E2E_POSTGRES_URL").expect(
-        "E2E_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL",
-    );
-    let db = format!("silt_failover_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .expect("connects");
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut conn)
-        .await
-        .expect("database created");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{db}")
-}
 
 struct Process {
     url: String,
@@ -65,7 +51,7 @@ async fn wait_active(p: &Process) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_and_commits_carry_on() {
-    let db = fresh_database().await;
+    let db = common::fresh_postgres_database("silt_failover").await;
     let a = start(&db, "a").await;
     let first_epoch = wait_active(&a).await;
     let b = start(&db, "b").await;
