@@ -22,6 +22,11 @@ pub enum Backend {
     S3,
 }
 
+/// The benchmark harness, built next to `silt`.
+pub fn bench_bin() -> PathBuf {
+    silt_bin().with_file_name("silt-bench")
+}
+
 fn silt_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("E2E_SILT_BIN") {
         return PathBuf::from(bin);
@@ -80,6 +85,11 @@ impl Node {
         };
         node.spawn().await?;
         Ok(node)
+    }
+
+    /// The process id of the running node.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn base(&self) -> String {
