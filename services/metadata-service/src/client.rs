@@ -259,7 +259,8 @@ impl MetadataClient {
 }
 
 async fn run_feed(inner: std::sync::Weak<Inner>, stop: CancellationToken) {
-    let mut was_connected = true;
+    // Whether the last attempt connected: log changes, not every retry.
+    let mut was_connected = false;
     while !stop.is_cancelled() {
         let Some(client) = inner.upgrade() else {
             return;
@@ -274,9 +275,7 @@ async fn run_feed(inner: std::sync::Weak<Inner>, stop: CancellationToken) {
             .await;
         match response {
             Ok(response) if response.status().is_success() => {
-                if !was_connected {
-                    info!(%endpoint, "metadata change feed connected");
-                }
+                info!(%endpoint, "metadata change feed connected");
                 was_connected = true;
                 // Changes may have been missed while disconnected.
                 client.watchers.wake_all();
@@ -304,7 +303,7 @@ async fn run_feed(inner: std::sync::Weak<Inner>, stop: CancellationToken) {
             }
             _ => {
                 if was_connected {
-                    info!(%endpoint, "metadata change feed disconnected; trying the next endpoint");
+                    info!(%endpoint, "metadata change feed lost; trying the next endpoint");
                 }
                 was_connected = false;
                 let _ = client.current.compare_exchange(

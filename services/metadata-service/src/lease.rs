@@ -68,7 +68,7 @@ pub async fn run(
             tokio::select! {
                 () = stop.cancelled() => {
                     service.deactivate();
-                    lease.release().await;
+                    release(lease).await;
                     return;
                 }
                 () = tokio::time::sleep(timing.check) => {}
@@ -90,8 +90,14 @@ pub async fn run(
             }
         }
         service.deactivate();
-        lease.release().await;
+        release(lease).await;
     }
+}
+
+/// Closes the lease connection, without waiting on a server that does not answer (the
+/// lock then goes when PostgreSQL notices the dead session).
+async fn release(lease: silt_metadata::PgLease) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), lease.release()).await;
 }
 
 async fn pause(stop: &CancellationToken, d: Duration) {
