@@ -5,6 +5,7 @@
 //! under Silt: raw PUT throughput of 8 MiB objects.
 
 mod baseline;
+mod consume;
 mod produce;
 mod report;
 
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Produce (and consume) for a while; report throughput and latency.
     Produce(produce::Options),
+    /// Read a topic from its first offset to its end (a consumer catching up).
+    Consume(consume::Options),
     /// PUT 8 MiB objects to an object store as fast as it takes them.
     Baseline(baseline::Options),
 }
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Produce(options) => runtime.block_on(produce::run(options)),
+        Command::Consume(options) => runtime.block_on(consume::run(options)),
         Command::Baseline(options) => runtime.block_on(baseline::run(options)),
     }
 }

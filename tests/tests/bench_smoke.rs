@@ -62,6 +62,21 @@ async fn produce_and_baseline_runs_report_their_figures() {
             > 0
     );
 
+    // Catch-up: the whole topic again from its first offset.
+    let topic = max["topic"].as_str().expect("topic").to_string();
+    let read = bench(&[
+        "consume",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        &topic,
+        "--metrics-url",
+        &metrics,
+        "--json",
+    ]);
+    assert_eq!(read["records"].as_u64(), Some(acked));
+    assert!(read["gets_per_mib"].as_f64().is_some());
+
     // A fixed rate, keyed records, idempotence and compression.
     let fixed = bench(&[
         "produce",
