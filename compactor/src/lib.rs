@@ -55,7 +55,7 @@ impl Default for CompactorConfig {
         Self {
             min_age: Duration::from_secs(600),
             target_file_bytes: 128 << 20,
-            rows_per_group: 128 * 1024,
+            rows_per_group: 16 * 1024,
             gc_grace: Duration::from_secs(300),
             interval: Duration::from_secs(60),
             default_retention: Some(Duration::from_secs(7 * 24 * 3600)),
