@@ -171,11 +171,18 @@ impl Ingest {
         }
         // Backpressure: hold `size` bytes of the budget until this append is answered.
         let permits = u32::try_from(size).map_err(|_| IngestError::BatchTooLarge { size, max })?;
-        let permit = tokio::select! {
-            permit = self.shared.budget.clone().acquire_many_owned(permits) => {
-                permit.map_err(|_| IngestError::ShuttingDown)?
+        let permit = match self.shared.budget.clone().try_acquire_many_owned(permits) {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Ingest is full: this caller waits (and so does its connection).
+                metrics::counter!("silt_ingest_backpressure_waits_total").increment(1);
+                tokio::select! {
+                    permit = self.shared.budget.clone().acquire_many_owned(permits) => {
+                        permit.map_err(|_| IngestError::ShuttingDown)?
+                    }
+                    () = self.shared.cancel.cancelled() => return Err(IngestError::ShuttingDown),
+                }
             }
-            () = self.shared.cancel.cancelled() => return Err(IngestError::ShuttingDown),
         };
         let count = records.len() as u32;
         let (tx, rx) = oneshot::channel();
@@ -294,7 +301,12 @@ async fn run_flusher(
                 "flushing segment"
             );
             let (records, waiters) = batch.split();
-            let written = tokio::spawn(write_segment(records, store.clone(), listener.clone()));
+            let written = tokio::spawn(write_segment(
+                records,
+                shared.config.compression,
+                store.clone(),
+                listener.clone(),
+            ));
             if commits.send(InFlight { written, waiters }).await.is_err() {
                 break;
             }

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use silt_segment::SegmentCompression;
+
 /// How ingest batches records into segments.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -12,6 +14,8 @@ pub struct IngestConfig {
     pub max_buffered_bytes: usize,
     /// Most segments being encoded and uploaded at once.
     pub max_inflight_segments: usize,
+    /// Codec of segment pages.
+    pub compression: SegmentCompression,
 }
 
 impl Default for IngestConfig {
@@ -21,6 +25,7 @@ impl Default for IngestConfig {
             max_segment_bytes: 8 << 20,
             max_buffered_bytes: 64 << 20,
             max_inflight_segments: 4,
+            compression: SegmentCompression::default(),
         }
     }
 }

@@ -9,7 +9,9 @@ use silt_metadata::{
     ChunkCommit, ChunkOutcome, ErrorKind, MetadataError, MetadataStore, ProducerBatch,
     SegmentCommit,
 };
-use silt_segment::{ChunkInput, ChunkLocation, Record, encode_segment, segment_key};
+use silt_segment::{
+    ChunkInput, ChunkLocation, Record, SegmentCompression, encode_segment_with, segment_key,
+};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
@@ -85,6 +87,7 @@ pub(crate) struct Written {
 /// Encodes the records as one segment (off the runtime), PUTs it, and announces it.
 pub(crate) async fn write_segment(
     records: ChunkRecords,
+    compression: SegmentCompression,
     store: Arc<dyn ObjectStore>,
     listener: Option<Arc<dyn SegmentListener>>,
 ) -> Result<Written, IngestError> {
@@ -99,7 +102,7 @@ pub(crate) async fn write_segment(
                 records,
             })
             .collect();
-        encode_segment(&inputs)
+        encode_segment_with(&inputs, compression)
     })
     .await
     .map_err(|e| IngestError::Internal {

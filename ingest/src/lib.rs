@@ -17,3 +17,4 @@ pub use batcher::{AppendAck, Ingest, PendingAppend, SegmentListener, WrittenSegm
 pub use config::IngestConfig;
 pub use error::IngestError;
 pub use silt_metadata::ProducerBatch;
+pub use silt_segment::SegmentCompression;

@@ -217,6 +217,7 @@ async fn backpressure_caps_buffered_bytes() {
         max_segment_bytes: 20_000,
         max_buffered_bytes: cap,
         max_inflight_segments: 2,
+        ..IngestConfig::default()
     };
     let ingest = Ingest::start(config, store.clone(), meta.clone(), None);
     let mut tasks = Vec::new();

@@ -25,4 +25,7 @@ pub use lake::{LAKE_DIR, encode_lake, lake_key, lake_schema};
 pub use layout::{SEGMENTS_DIR, segment_key};
 pub use read::SegmentFooter;
 pub use record::{Header, Record};
-pub use write::{ChunkInput, ChunkLocation, EncodedSegment, encode_segment};
+pub use write::{
+    ChunkInput, ChunkLocation, EncodedSegment, SegmentCompression, encode_segment,
+    encode_segment_with,
+};

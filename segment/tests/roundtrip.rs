@@ -3,7 +3,10 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use silt_segment::{ChunkInput, EncodedSegment, Header, Record, SegmentFooter, encode_segment};
+use silt_segment::{
+    ChunkInput, EncodedSegment, Header, Record, SegmentCompression, SegmentFooter, encode_segment,
+    encode_segment_with,
+};
 
 fn footer(seg: &EncodedSegment) -> SegmentFooter {
     let range = seg.footer_range();
@@ -69,6 +72,41 @@ fn nulls_empty_values_and_headers_round_trip() {
     assert_eq!(seg.chunks[0].max_timestamp_ms, 1_700_000_000_007);
     let footer = footer(&seg);
     assert_eq!(read_chunk(&seg, &footer, 0), records);
+}
+
+#[test]
+fn every_compression_round_trips() {
+    let records: Vec<Record> = (0..300).map(record).collect();
+    for compression in [
+        SegmentCompression::Lz4,
+        SegmentCompression::Zstd,
+        SegmentCompression::None,
+    ] {
+        let inputs = [
+            ChunkInput {
+                topic: "a",
+                partition: 0,
+                records: &records[..100],
+            },
+            ChunkInput {
+                topic: "a",
+                partition: 1,
+                records: &records[100..],
+            },
+        ];
+        let seg = encode_segment_with(&inputs, compression).expect("encodes");
+        let footer = footer(&seg);
+        assert_eq!(
+            read_chunk(&seg, &footer, 0),
+            records[..100],
+            "{compression:?}"
+        );
+        assert_eq!(
+            read_chunk(&seg, &footer, 1),
+            records[100..],
+            "{compression:?}"
+        );
+    }
 }
 
 #[test]

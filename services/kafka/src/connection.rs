@@ -7,13 +7,14 @@
 //! `max_inflight_per_connection` requests are outstanding; past that the read loop waits.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -51,10 +52,15 @@ pub(crate) fn encode_response<R: Encodable>(
     Ok(buf.freeze())
 }
 
+/// Reads one size-prefixed frame. Its bytes are taken from the shared request pool before
+/// the body is read (a frame larger than the pool takes all of it), so a node under more
+/// load than it can absorb stops reading sockets instead of growing without bound.
 async fn read_frame(
     stream: &mut (impl AsyncReadExt + Unpin),
     max: usize,
-) -> Result<Option<Bytes>, KafkaError> {
+    pool: &Arc<Semaphore>,
+    pool_bytes: usize,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, KafkaError> {
     let size = match stream.read_i32().await {
         Ok(size) => size,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -63,12 +69,23 @@ async fn read_frame(
     if size < 0 || size as usize > max {
         return Err(KafkaError::FrameSize { size, max });
     }
+    let permits = u32::try_from((size as usize).clamp(1, pool_bytes.max(1))).unwrap_or(u32::MAX);
+    let permit = match pool.clone().try_acquire_many_owned(permits) {
+        Ok(permit) => permit,
+        Err(_) => {
+            metrics::counter!("silt_kafka_request_pool_waits_total").increment(1);
+            pool.clone()
+                .acquire_many_owned(permits)
+                .await
+                .map_err(|_| KafkaError::Malformed("request pool closed".into()))?
+        }
+    };
     let mut frame = vec![0u8; size as usize];
     stream
         .read_exact(&mut frame)
         .await
         .map_err(KafkaError::Io)?;
-    Ok(Some(Bytes::from(frame)))
+    Ok(Some((Bytes::from(frame), permit)))
 }
 
 /// Decodes the request header. ApiVersions requests of versions we do not know are still
@@ -106,10 +123,16 @@ fn decode_header(frame: &mut Bytes) -> Result<RequestContext, KafkaError> {
     })
 }
 
+fn record_latency(api: String, received: std::time::Instant) {
+    metrics::histogram!("silt_kafka_request_seconds", "api" => api)
+        .record(received.elapsed().as_secs_f64());
+}
+
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     state: KafkaState,
+    pool: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -148,16 +171,18 @@ pub(crate) async fn run(
     });
 
     let max = state.config.max_frame_bytes;
+    let pool_bytes = state.config.max_queued_request_bytes;
     let reason = loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut read, max) => frame,
+            frame = read_frame(&mut read, max, &pool, pool_bytes) => frame,
             () = shutdown.cancelled() => break "node shutting down".to_string(),
         };
-        let mut frame = match frame {
+        let (mut frame, pooled) = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break "closed by client".to_string(),
             Err(e) => break e.to_string(),
         };
+        let received = std::time::Instant::now();
         let ctx = match decode_header(&mut frame) {
             Ok(ctx) => ctx,
             Err(e) => break e.to_string(),
@@ -176,17 +201,26 @@ pub(crate) async fn run(
             Ok(reply) => reply,
             Err(e) => break format!("{:?} v{}: {e}", ctx.api_key, ctx.version),
         };
+        // The ordered prelude is done: a produce's records are now held by ingest, within
+        // its own budget, so the frame's share of the request pool goes back.
+        drop(pooled);
         let (tx, rx) = oneshot::channel();
         if queue_tx.send(rx).await.is_err() {
             break "writer stopped".to_string();
         }
+        // Time from the frame's arrival to its answer being ready (a fetch's long poll
+        // included); the wait for earlier answers to be written is not counted.
+        let api = format!("{:?}", ctx.api_key);
         match reply {
             Reply::Now(bytes) => {
+                record_latency(api, received);
                 let _ = tx.send(bytes);
             }
             Reply::Later(future) => {
                 tokio::spawn(async move {
-                    let _ = tx.send(future.await);
+                    let answer = future.await;
+                    record_latency(api, received);
+                    let _ = tx.send(answer);
                 });
             }
         }

@@ -30,11 +30,18 @@ use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use apis::{SupportedApi, api_table, supported_apis};
+
+/// The record batch codec of the produce and fetch paths (Kafka v2 batches ↔ Silt
+/// records), public for the micro benchmarks and fuzz targets.
+pub mod codec {
+    pub use crate::records::{IncomingBatch, decode_batches, encode_batch};
+}
 pub use cluster::NodeCache;
 
 /// Settings of the Kafka listener.
@@ -61,6 +68,10 @@ pub struct KafkaConfig {
     pub max_message_bytes: usize,
     /// Requests handled at once per connection (responses still go out in order).
     pub max_inflight_per_connection: usize,
+    /// Bytes of request frames read but not yet handed over (to ingest, for a produce),
+    /// across all connections (Kafka's `queued.max.request.bytes`). When it is used up,
+    /// connections stop reading until memory frees up: TCP pushes back on the clients.
+    pub max_queued_request_bytes: usize,
 }
 
 impl Default for KafkaConfig {
@@ -77,6 +88,7 @@ impl Default for KafkaConfig {
             default_partitions: 1,
             max_message_bytes: 1 << 20,
             max_inflight_per_connection: 32,
+            max_queued_request_bytes: 64 << 20,
         }
     }
 }
@@ -97,6 +109,7 @@ pub struct KafkaState {
 /// finish their in-flight requests (bounded by the caller's own timeout).
 pub async fn serve(listener: TcpListener, state: KafkaState, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    let pool = Arc::new(Semaphore::new(state.config.max_queued_request_bytes.max(1)));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -106,8 +119,9 @@ pub async fn serve(listener: TcpListener, state: KafkaState, shutdown: Cancellat
             Ok((stream, peer)) => {
                 let state = state.clone();
                 let shutdown = shutdown.clone();
+                let pool = pool.clone();
                 connections.spawn(async move {
-                    connection::run(stream, peer, state, shutdown).await;
+                    connection::run(stream, peer, state, pool, shutdown).await;
                 });
             }
             Err(e) => {

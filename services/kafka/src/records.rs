@@ -14,16 +14,16 @@ use silt_segment::{Header, Record};
 
 /// One record batch as a producer sent it.
 #[derive(Debug)]
-pub(crate) struct IncomingBatch {
-    pub(crate) records: Vec<Record>,
+pub struct IncomingBatch {
+    pub records: Vec<Record>,
     /// Set for idempotent producers.
-    pub(crate) producer: Option<ProducerBatch>,
-    pub(crate) transactional: bool,
-    pub(crate) control: bool,
+    pub producer: Option<ProducerBatch>,
+    pub transactional: bool,
+    pub control: bool,
 }
 
 /// Decodes every batch in a partition's `records` field (any compression codec).
-pub(crate) fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>, String> {
+pub fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>, String> {
     check_batch_headers(&data)?;
     let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| e.to_string())?;
     let mut batches = Vec::with_capacity(sets.len());
@@ -121,7 +121,7 @@ fn check_batch_headers(data: &[u8]) -> Result<(), String> {
 
 /// Encodes records (consecutive offsets) as one uncompressed v2 record batch, marked
 /// LogAppendTime when the topic's broker clock stamped them.
-pub(crate) fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Result<Bytes, String> {
+pub fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Result<Bytes, String> {
     let timestamp_type = if log_append_time {
         TimestampType::LogAppend
     } else {

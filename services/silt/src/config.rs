@@ -85,6 +85,9 @@ pub struct KafkaSettings {
     pub default_partitions: i32,
     /// Largest request accepted (Kafka's `socket.request.max.bytes`).
     pub max_frame_bytes: usize,
+    /// Request bytes read from all connections and not yet handed over to ingest (Kafka's
+    /// `queued.max.request.bytes`); past it the node stops reading sockets.
+    pub max_queued_request_bytes: usize,
     pub cluster_id: String,
 }
 
@@ -96,6 +99,7 @@ impl Default for KafkaSettings {
             auto_create_topics: true,
             default_partitions: 1,
             max_frame_bytes: 100 << 20,
+            max_queued_request_bytes: 64 << 20,
             cluster_id: "silt-dev".into(),
         }
     }
@@ -145,6 +149,27 @@ pub struct IngestSettings {
     pub max_segment_bytes: usize,
     pub max_buffered_bytes: usize,
     pub max_inflight_segments: usize,
+    /// Codec of raw segment pages (lake files always use zstd).
+    pub compression: Compression,
+}
+
+/// Page codec of raw segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Lz4,
+    Zstd,
+    None,
+}
+
+impl From<Compression> for silt_ingest::SegmentCompression {
+    fn from(c: Compression) -> Self {
+        match c {
+            Compression::Lz4 => Self::Lz4,
+            Compression::Zstd => Self::Zstd,
+            Compression::None => Self::None,
+        }
+    }
 }
 
 impl Default for IngestSettings {
@@ -155,6 +180,11 @@ impl Default for IngestSettings {
             max_segment_bytes: d.max_segment_bytes,
             max_buffered_bytes: d.max_buffered_bytes,
             max_inflight_segments: d.max_inflight_segments,
+            compression: match d.compression {
+                silt_ingest::SegmentCompression::Lz4 => Compression::Lz4,
+                silt_ingest::SegmentCompression::Zstd => Compression::Zstd,
+                silt_ingest::SegmentCompression::None => Compression::None,
+            },
         }
     }
 }
@@ -365,6 +395,9 @@ impl Config {
         }
         if self.kafka.max_frame_bytes < 1024 {
             bail!("kafka.max_frame_bytes must be at least 1024");
+        }
+        if self.kafka.max_queued_request_bytes < 1024 {
+            bail!("kafka.max_queued_request_bytes must be at least 1024");
         }
         for role in &self.node.roles {
             if !ROLES.contains(&role.as_str()) {

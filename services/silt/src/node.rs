@@ -320,6 +320,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         let ingest_config = IngestConfig {
             linger: config.ingest.linger,
             max_segment_bytes: config.ingest.max_segment_bytes,
+            compression: config.ingest.compression.into(),
             max_buffered_bytes: config.ingest.max_buffered_bytes,
             max_inflight_segments: config.ingest.max_inflight_segments,
         };
@@ -372,6 +373,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             rack: config.node.rack.clone(),
             cluster_id: config.kafka.cluster_id.clone(),
             max_frame_bytes: config.kafka.max_frame_bytes,
+            max_queued_request_bytes: config.kafka.max_queued_request_bytes,
             auto_create_topics: config.kafka.auto_create_topics,
             default_partitions: config.kafka.default_partitions,
             max_message_bytes: config.http.max_message_bytes,
