@@ -17,6 +17,9 @@ use crate::config::ReaderConfig;
 use crate::error::ReaderError;
 
 const BLOCK_SIZE: usize = 16 << 20;
+/// Write buffers of the disk tier: entries wait here to be written (foyer's buffer pool
+/// and submit queue, 16 MiB each).
+const DISK_BUFFER: usize = 16 << 20;
 
 pub(crate) fn footer_key(segment: &str) -> String {
     format!("{segment}#footer")
@@ -41,9 +44,22 @@ impl ChunkCache {
         config: &ReaderConfig,
         store: Arc<dyn ObjectStore>,
     ) -> Result<Self, ReaderError> {
+        // One memory budget: an eighth for decoded footers, the disk tier's write buffers,
+        // the rest for raw bytes.
+        let total = config.memory_cache_bytes.max(2 << 20);
+        let footer_bytes = total / 8;
+        let disk_buffers = if config.disk_cache_bytes == 0 {
+            0
+        } else {
+            2 * DISK_BUFFER
+        };
         let memory = HybridCacheBuilder::new()
             .with_name("silt-chunks")
-            .memory(config.memory_cache_bytes.max(1 << 20))
+            .memory(
+                total
+                    .saturating_sub(footer_bytes + disk_buffers)
+                    .max(1 << 20),
+            )
             .with_weighter(|key: &String, value: &Bytes| key.len() + value.len());
         let bytes = if config.disk_cache_bytes == 0 {
             memory.storage().build().await.map_err(cache_error)?
@@ -62,12 +78,17 @@ impl ChunkCache {
             memory
                 .storage()
                 .with_io_engine_config(PsyncIoEngineConfig::new())
-                .with_engine_config(BlockEngineConfig::new(device).with_block_size(BLOCK_SIZE))
+                .with_engine_config(
+                    BlockEngineConfig::new(device)
+                        .with_block_size(BLOCK_SIZE)
+                        .with_buffer_pool_size(DISK_BUFFER)
+                        .with_submit_queue_size_threshold(DISK_BUFFER),
+                )
                 .build()
                 .await
                 .map_err(cache_error)?
         };
-        let footers = CacheBuilder::new(64 << 20)
+        let footers = CacheBuilder::new(footer_bytes)
             .with_weighter(|key: &String, footer: &SegmentFooter| key.len() + footer.memory_size())
             .build();
         Ok(Self {
@@ -77,7 +98,9 @@ impl ChunkCache {
         })
     }
 
-    /// Puts an object this node has just written into the cache, footer and chunks.
+    /// Puts an object this node has just written into the cache, footer and chunks. Each
+    /// entry is copied into its own allocation: a slice would keep the whole segment alive
+    /// until its last chunk is evicted, so the cache would hold more than it weighs.
     pub(crate) fn insert_segment(
         &self,
         key: &str,
@@ -89,7 +112,7 @@ impl ChunkCache {
         if footer_len > len {
             return;
         }
-        let footer = data.slice((len - footer_len) as usize..);
+        let footer = Bytes::copy_from_slice(&data[(len - footer_len) as usize..]);
         if let Ok(decoded) = SegmentFooter::decode(footer.clone(), len) {
             self.footers.insert(footer_key(key), decoded);
         }
@@ -99,7 +122,7 @@ impl ChunkCache {
             if end <= len {
                 self.bytes.insert(
                     chunk_key(key, row_group),
-                    data.slice(start as usize..end as usize),
+                    Bytes::copy_from_slice(&data[start as usize..end as usize]),
                 );
             }
         }

@@ -152,7 +152,11 @@ pub(crate) fn finish(
     stats: Vec<GroupStats>,
 ) -> Result<EncodedSegment> {
     let metadata = writer.finish()?;
-    let data = Bytes::from(std::mem::take(writer.inner_mut()));
+    let mut data = std::mem::take(writer.inner_mut());
+    // The buffer was sized for uncompressed records: give back what compression saved,
+    // or every holder of the segment's bytes would keep the slack alive.
+    data.shrink_to_fit();
+    let data = Bytes::from(data);
     let row_groups = metadata.row_groups();
     if row_groups.len() != stats.len() {
         return Err(corrupt(format!(

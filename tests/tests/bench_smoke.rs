@@ -113,3 +113,67 @@ async fn produce_and_baseline_runs_report_their_figures() {
     assert!(base["objects"].as_u64().expect("objects") > 0);
     assert!(base["mib_per_s"].as_f64().expect("rate") > 0.0);
 }
+
+/// Scenario 7 in small: producers far faster than a node with a 2 MiB ingest budget and
+/// a 1 MiB request pool can write. They are slowed down (appends wait for budget),
+/// nothing fails, and every acknowledged record is there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_throttled_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("silt.toml");
+    std::fs::write(
+        &config,
+        "[ingest]\nmax_buffered_bytes = 2097152\nmax_segment_bytes = 1048576\n[kafka]\nmax_queued_request_bytes = 1048576\n",
+    )
+    .expect("config");
+    let node = Node::start(
+        Backend::Local,
+        &["--config", config.to_str().expect("utf-8")],
+    )
+    .await
+    .expect("silt starts");
+    let bootstrap = format!("127.0.0.1:{}", node.kafka_port);
+    let metrics = format!("{}/metrics", node.base());
+    let run = bench(&[
+        "produce",
+        "--bootstrap",
+        &bootstrap,
+        "--duration",
+        "3s",
+        "--rate-mib",
+        "2000",
+        "--partitions",
+        "4",
+        "--consumers",
+        "0",
+        "--topic",
+        "overload",
+        "--metrics-url",
+        &metrics,
+        "--json",
+    ]);
+    let acked = run["records_acked"].as_u64().expect("acked");
+    assert!(acked > 0);
+    assert_eq!(run["records_failed"], 0);
+    let read = bench(&[
+        "consume",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        "overload",
+        "--json",
+    ]);
+    assert_eq!(read["records"].as_u64(), Some(acked), "every ack is stored");
+    let text = reqwest::get(&metrics)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let waits: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("silt_ingest_backpressure_waits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(waits > 0.0, "producers were never held back:\n{text}");
+}

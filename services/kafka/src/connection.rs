@@ -237,3 +237,54 @@ pub(crate) async fn run(
         warn!(%peer, "Kafka connection closed: {reason}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut out = (len as i32).to_be_bytes().to_vec();
+        out.extend(std::iter::repeat_n(7u8, len));
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_wait_for_the_request_pool() {
+        let pool = Arc::new(Semaphore::new(1000));
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        client.write_all(&frame(600)).await.expect("write");
+        client.write_all(&frame(600)).await.expect("write");
+        client.write_all(&frame(5000)).await.expect("write");
+
+        let (first, permit) = read_frame(&mut server, 1 << 20, &pool, 1000)
+            .await
+            .expect("read")
+            .expect("frame");
+        assert_eq!(first.len(), 600);
+        assert_eq!(pool.available_permits(), 400);
+        // The second frame does not fit beside the first: its body waits.
+        let (second, permit) = {
+            let next = read_frame(&mut server, 1 << 20, &pool, 1000);
+            tokio::pin!(next);
+            let waiting = tokio::time::timeout(Duration::from_millis(100), &mut next).await;
+            assert!(waiting.is_err(), "read a frame the pool had no room for");
+            drop(permit);
+            next.await.expect("read").expect("frame")
+        };
+        assert_eq!(second.len(), 600);
+        drop(permit);
+        // A frame larger than the whole pool takes all of it rather than never fitting.
+        let (big, permit) = read_frame(&mut server, 1 << 20, &pool, 1000)
+            .await
+            .expect("read")
+            .expect("frame");
+        assert_eq!(big.len(), 5000);
+        assert_eq!(pool.available_permits(), 0);
+        drop(permit);
+        assert_eq!(pool.available_permits(), 1000);
+    }
+}

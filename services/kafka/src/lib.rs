@@ -66,7 +66,10 @@ pub struct KafkaConfig {
     pub default_partitions: i32,
     /// Largest record accepted when a topic sets no `max.message.bytes`.
     pub max_message_bytes: usize,
-    /// Requests handled at once per connection (responses still go out in order).
+    /// Requests handled at once per connection (responses still go out in order). A
+    /// produce waits a linger plus an upload and a commit, so a client spreading records
+    /// over many partitions keeps many small requests outstanding; memory is bounded by
+    /// `max_queued_request_bytes` and ingest's budget, not by this count.
     pub max_inflight_per_connection: usize,
     /// Bytes of request frames read but not yet handed over (to ingest, for a produce),
     /// across all connections (Kafka's `queued.max.request.bytes`). When it is used up,
@@ -87,8 +90,8 @@ impl Default for KafkaConfig {
             auto_create_topics: true,
             default_partitions: 1,
             max_message_bytes: 1 << 20,
-            max_inflight_per_connection: 32,
-            max_queued_request_bytes: 64 << 20,
+            max_inflight_per_connection: 1024,
+            max_queued_request_bytes: 16 << 20,
         }
     }
 }

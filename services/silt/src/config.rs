@@ -99,7 +99,7 @@ impl Default for KafkaSettings {
             auto_create_topics: true,
             default_partitions: 1,
             max_frame_bytes: 100 << 20,
-            max_queued_request_bytes: 64 << 20,
+            max_queued_request_bytes: 16 << 20,
             cluster_id: "silt-dev".into(),
         }
     }

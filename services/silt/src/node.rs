@@ -40,6 +40,24 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("installing the metrics recorder")
 }
 
+/// Publishes the allocator's view of memory every second: bytes the process has
+/// allocated, and bytes of physical memory the allocator holds (what RSS mostly is).
+async fn report_memory() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if tikv_jemalloc_ctl::epoch::advance().is_err() {
+            return;
+        }
+        if let Ok(allocated) = tikv_jemalloc_ctl::stats::allocated::read() {
+            metrics::gauge!("silt_memory_allocated_bytes").set(allocated as f64);
+        }
+        if let Ok(resident) = tikv_jemalloc_ctl::stats::resident::read() {
+            metrics::gauge!("silt_memory_resident_bytes").set(resident as f64);
+        }
+    }
+}
+
 /// Puts every segment this node writes into its reader's cache, so that tailing
 /// consumers on this node never read the object back.
 struct CacheOnWrite(Reader);
@@ -229,6 +247,7 @@ fn http_url(config: &Config, kafka_host: &str) -> String {
 /// requests, flushes and commits buffered records, and exits.
 pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let metrics = install_metrics()?;
+    tokio::spawn(report_memory());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let roles: Vec<String> = match mode {
