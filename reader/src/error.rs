@@ -28,6 +28,9 @@ pub enum ReaderError {
         #[source]
         source: SegmentError,
     },
+    /// The object decoded, but not into what the index says is there.
+    #[error("object {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
     #[error("cache error: {source}")]
     Cache {
         #[source]
@@ -46,9 +49,10 @@ impl ReaderError {
                 object_store::Error::NotFound { .. } => ErrorKind::Internal,
                 _ => ErrorKind::Unavailable,
             },
-            Self::Segment { .. } | Self::Cache { .. } | Self::Internal { .. } => {
-                ErrorKind::Internal
-            }
+            Self::Segment { .. }
+            | Self::Corrupt { .. }
+            | Self::Cache { .. }
+            | Self::Internal { .. } => ErrorKind::Internal,
         }
     }
 }

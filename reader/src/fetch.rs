@@ -215,7 +215,27 @@ impl Reader {
         Ok(out)
     }
 
+    /// A chunk's records; an unreadable object is counted by what went wrong
+    /// (`silt_reader_object_errors_total{kind}`) and named in the error.
     async fn load_chunk(&self, chunk: &ChunkEntry) -> Result<Vec<Record>, ReaderError> {
+        let result = self.decode_chunk(chunk).await;
+        if let Err(e) = &result {
+            let kind = match e {
+                ReaderError::ObjectStore {
+                    source: object_store::Error::NotFound { .. },
+                    ..
+                } => "missing",
+                ReaderError::ObjectStore { .. } => "unavailable",
+                ReaderError::Segment { .. } | ReaderError::Corrupt { .. } => "corrupt",
+                _ => "other",
+            };
+            metrics::counter!("silt_reader_object_errors_total", "kind" => kind).increment(1);
+            tracing::warn!(segment = %chunk.segment.key, row_group = chunk.row_group, error = %e, "chunk unreadable");
+        }
+        result
+    }
+
+    async fn decode_chunk(&self, chunk: &ChunkEntry) -> Result<Vec<Record>, ReaderError> {
         let footer = self.cache.footer(&chunk.segment).await?;
         let data = self
             .cache
@@ -242,10 +262,10 @@ impl Reader {
                     source,
                 })?;
         if records.len() != expected as usize {
-            return Err(ReaderError::Internal {
+            return Err(ReaderError::Corrupt {
+                key: chunk.segment.key.clone(),
                 reason: format!(
-                    "chunk {} row group {} holds {} records, the index says {expected}",
-                    chunk.segment.key,
+                    "row group {} holds {} records, the index says {expected}",
                     chunk.row_group,
                     records.len()
                 ),

@@ -4,7 +4,9 @@
 //! Depends only on `object_store`; the roles take the result as `Arc<dyn ObjectStore>`.
 
 mod builder;
+mod faults;
 mod instrumented;
 
 pub use builder::{S3Settings, StorageError, StoreSettings, build_store};
+pub use faults::{FaultSettings, FaultyStore};
 pub use instrumented::{InstrumentedStore, RequestCounts};

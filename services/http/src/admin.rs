@@ -53,6 +53,43 @@ pub(crate) async fn compact(
         .map_err(|e| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "compaction_failed", e))
 }
 
+/// The object-store fault injector of a test cluster (`storage.fault_injection`).
+pub trait FaultSwitch: Send + Sync {
+    fn set_active(&self, active: bool);
+    fn is_active(&self) -> bool;
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub(crate) struct FaultParams {
+    /// true to inject faults, false to stop.
+    active: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FaultState {
+    active: bool,
+}
+
+#[utoipa::path(post, path = "/v1/admin/faults", params(FaultParams),
+    responses((status = 200, body = FaultState, description = "Fault injection switched"),
+              (status = 404, body = crate::ErrorBody, description = "Fault injection is not configured on this node")))]
+pub(crate) async fn faults(
+    State(state): State<AppState>,
+    Query(params): Query<FaultParams>,
+) -> Result<Json<FaultState>, HttpError> {
+    let Some(faults) = &state.faults else {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "no_fault_injection",
+            "storage.fault_injection is not enabled on this node",
+        ));
+    };
+    faults.set_active(params.active);
+    Ok(Json(FaultState {
+        active: faults.is_active(),
+    }))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct DeleteRecords {
     /// Records below this offset are deleted: the log start moves here. -1 means the

@@ -105,7 +105,20 @@ impl From<ReaderError> for HttpError {
                 "offset_out_of_range",
                 e.to_string(),
             ),
-            other => from_kind(other.kind(), None, other.to_string()),
+            other => {
+                let code = match &other {
+                    ReaderError::ObjectStore {
+                        source: object_store::Error::NotFound { .. },
+                        ..
+                    } => Some("object_missing"),
+                    ReaderError::ObjectStore { .. } => Some("storage_unavailable"),
+                    ReaderError::Segment { .. } | ReaderError::Corrupt { .. } => {
+                        Some("corrupt_object")
+                    }
+                    _ => None,
+                };
+                from_kind(other.kind(), code, other.to_string())
+            }
         }
     }
 }

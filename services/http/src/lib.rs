@@ -28,7 +28,7 @@ use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
 
-pub use admin::Maintenance;
+pub use admin::{FaultSwitch, Maintenance};
 pub use error::{ErrorBody, HttpError};
 pub use openapi::ApiDoc;
 pub use partitioner::partition_for_key;
@@ -69,6 +69,8 @@ pub struct AppState {
     pub metrics: Option<MetricsRenderer>,
     /// This node's compactor, if it runs one (`POST /v1/admin/compact`).
     pub maintenance: Option<Arc<dyn Maintenance>>,
+    /// The object-store fault injector of a test cluster (`POST /v1/admin/faults`).
+    pub faults: Option<Arc<dyn FaultSwitch>>,
     round_robin: Arc<AtomicU64>,
 }
 
@@ -89,6 +91,7 @@ impl AppState {
             limits,
             metrics,
             maintenance: None,
+            faults: None,
             round_robin: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -96,6 +99,12 @@ impl AppState {
     /// Lets `POST /v1/admin/compact` run passes of this compactor.
     pub fn with_maintenance(mut self, maintenance: Arc<dyn Maintenance>) -> Self {
         self.maintenance = Some(maintenance);
+        self
+    }
+
+    /// Lets `POST /v1/admin/faults` switch this node's object-store fault injection.
+    pub fn with_faults(mut self, faults: Arc<dyn FaultSwitch>) -> Self {
+        self.faults = Some(faults);
         self
     }
 }
@@ -123,6 +132,7 @@ pub fn router(state: AppState) -> Router {
             post(admin::delete_records),
         )
         .route("/v1/admin/compact", post(admin::compact))
+        .route("/v1/admin/faults", post(admin::faults))
         .route("/v1/groups", get(groups::list))
         .route(
             "/v1/groups/{group}",

@@ -19,6 +19,7 @@ use utoipa::OpenApi;
         crate::records::stream,
         crate::admin::delete_records,
         crate::admin::compact,
+        crate::admin::faults,
         crate::groups::commit,
         crate::groups::fetch,
         crate::groups::list,

@@ -68,7 +68,34 @@ pub(crate) fn reader_code(e: &ReaderError) -> i16 {
     match e {
         ReaderError::Metadata(m) => metadata_code(m),
         ReaderError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        ReaderError::ObjectStore { .. } => ResponseError::KafkaStorageError.code(),
+        // The data of this range is unreadable (missing, corrupt, or the store is down):
+        // Kafka's answer for a log directory it cannot read.
+        ReaderError::ObjectStore { .. }
+        | ReaderError::Segment { .. }
+        | ReaderError::Corrupt { .. } => ResponseError::KafkaStorageError.code(),
         _ => ResponseError::UnknownServerError.code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_data_is_a_storage_error() {
+        let storage = ResponseError::KafkaStorageError.code();
+        let missing = ReaderError::ObjectStore {
+            key: "segments/x.parquet".into(),
+            source: object_store::Error::NotFound {
+                path: "segments/x.parquet".into(),
+                source: "gone".into(),
+            },
+        };
+        let corrupt = ReaderError::Corrupt {
+            key: "segments/x.parquet".into(),
+            reason: "row group 0 holds 1 records, the index says 2".into(),
+        };
+        assert_eq!(reader_code(&missing), storage);
+        assert_eq!(reader_code(&corrupt), storage);
     }
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use silt_storage::S3Settings;
+use silt_storage::{FaultSettings, S3Settings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -134,11 +134,13 @@ impl KafkaSettings {
 
 /// Where objects live: a local folder (default: `<data_dir>/objects`) or, when
 /// `s3.bucket` is set, an S3-compatible bucket.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub local_dir: Option<PathBuf>,
     pub s3: S3Settings,
+    /// Test clusters only: injected object-store faults (off by default).
+    pub fault_injection: FaultSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,6 +398,10 @@ impl Config {
         if self.kafka.max_frame_bytes < 1024 {
             bail!("kafka.max_frame_bytes must be at least 1024");
         }
+        self.storage
+            .fault_injection
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         if self.kafka.max_queued_request_bytes < 1024 {
             bail!("kafka.max_queued_request_bytes must be at least 1024");
         }

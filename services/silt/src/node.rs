@@ -15,7 +15,7 @@ use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, SqliteStore};
 use silt_metadata_service::lease::{self, LeaseTiming};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService};
 use silt_reader::{Reader, ReaderConfig};
-use silt_storage::{InstrumentedStore, StoreSettings, build_store};
+use silt_storage::{FaultyStore, InstrumentedStore, StoreSettings, build_store};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
@@ -115,6 +115,19 @@ impl Maintenance for CompactorAdmin {
     async fn compact(&self, min_age: Option<Duration>) -> Result<serde_json::Value, String> {
         let report = self.0.run_pass(min_age).await.map_err(|e| e.to_string())?;
         serde_json::to_value(report).map_err(|e| e.to_string())
+    }
+}
+
+/// `POST /v1/admin/faults` switches the store's fault injection.
+struct FaultAdmin(Arc<FaultyStore>);
+
+impl silt_http::FaultSwitch for FaultAdmin {
+    fn set_active(&self, active: bool) {
+        self.0.set_active(active);
+    }
+
+    fn is_active(&self) -> bool {
+        self.0.is_active()
     }
 }
 
@@ -309,10 +322,22 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     let mut doors = Vec::new();
     let mut data_path = None;
     let mut compactor_task = None;
+    let mut faults = None;
     let store: Option<Arc<dyn ObjectStore>> = match &data_roles {
-        Some(_) => Some(Arc::new(InstrumentedStore::new(
-            build_store(&store_settings(&config)).await?,
-        ))),
+        Some(_) => {
+            let mut inner = build_store(&store_settings(&config)).await?;
+            let settings = &config.storage.fault_injection;
+            if settings.enabled {
+                warn!(
+                    ?settings,
+                    "OBJECT-STORE FAULT INJECTION IS ON: requests will fail on purpose (test clusters only)"
+                );
+                let faulty = Arc::new(FaultyStore::new(inner, settings.clone()));
+                faults = Some(faulty.clone());
+                inner = faulty;
+            }
+            Some(Arc::new(InstrumentedStore::new(inner)))
+        }
         None => None,
     };
     let compactor = match (&data_roles, &store) {
@@ -366,6 +391,9 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         );
         if let Some(compactor) = &compactor {
             state = state.with_maintenance(Arc::new(CompactorAdmin(compactor.clone())));
+        }
+        if let Some(faults) = &faults {
+            state = state.with_faults(Arc::new(FaultAdmin(faults.clone())));
         }
         let app = silt_http::router(state);
         let http = tokio::net::TcpListener::bind(config.http.addr)
