@@ -47,11 +47,32 @@ pub(crate) fn metadata_code(e: &MetadataError) -> i16 {
 }
 
 /// The Kafka error code for a failed append.
+///
+/// Idempotent producers act on the difference between "not written" and "maybe written":
+/// librdkafka re-sends a batch it believes was not written under a new epoch and new
+/// sequence numbers once it bumps its epoch (a duplicate if it was written after all),
+/// while a batch that may have been written is retried with its own sequence numbers
+/// (which the commit recognises). So:
+/// - a commit whose outcome is unknown (the metadata service's answer was lost, or none
+///   answered in time) is REQUEST_TIMED_OUT, Kafka's "may have been written";
+/// - a batch refused because an earlier batch of its producer is missing (a sequence gap:
+///   that batch failed on this node, for instance its upload failed, and its retry has not
+///   arrived yet) is KAFKA_STORAGE_ERROR, retriable and "not written", rather than
+///   OUT_OF_ORDER_SEQUENCE_NUMBER, on which librdkafka bumps its epoch. The retries then
+///   arrive in sequence order and are committed in order.
 pub(crate) fn ingest_code(e: &IngestError) -> i16 {
     match e {
-        IngestError::Rejected { source } => metadata_code(source),
+        IngestError::Rejected { source } => match source.as_ref() {
+            MetadataError::OutOfOrderSequence { expected, got, .. } if got > expected => {
+                ResponseError::KafkaStorageError.code()
+            }
+            other => metadata_code(other),
+        },
         IngestError::BatchTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         IngestError::EmptyBatch => ResponseError::CorruptMessage.code(),
+        IngestError::Commit { source, .. } if source.kind() == ErrorKind::Unavailable => {
+            ResponseError::RequestTimedOut.code()
+        }
         IngestError::Commit { source, .. } => metadata_code(source),
         // Retriable: the producer sends the batch again (idempotence keeps it single).
         IngestError::ShuttingDown | IngestError::ObjectStore { .. } => {
@@ -80,6 +101,42 @@ pub(crate) fn reader_code(e: &ReaderError) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotent_producers_are_told_written_or_maybe_written() {
+        use std::sync::Arc;
+        let gap = IngestError::Rejected {
+            source: Arc::new(MetadataError::OutOfOrderSequence {
+                producer_id: 1,
+                topic: "t".into(),
+                partition: 0,
+                expected: 10,
+                got: 15,
+            }),
+        };
+        assert_eq!(ingest_code(&gap), ResponseError::KafkaStorageError.code());
+        let behind = IngestError::Rejected {
+            source: Arc::new(MetadataError::OutOfOrderSequence {
+                producer_id: 1,
+                topic: "t".into(),
+                partition: 0,
+                expected: 10,
+                got: 5,
+            }),
+        };
+        assert_eq!(
+            ingest_code(&behind),
+            ResponseError::OutOfOrderSequenceNumber.code()
+        );
+        let unknown = IngestError::Commit {
+            key: "segments/x.parquet".into(),
+            source: Arc::new(MetadataError::Service {
+                kind: ErrorKind::Unavailable,
+                message: "the answer was lost".into(),
+            }),
+        };
+        assert_eq!(ingest_code(&unknown), ResponseError::RequestTimedOut.code());
+    }
 
     #[test]
     fn unreadable_data_is_a_storage_error() {

@@ -571,14 +571,14 @@ async fn idempotent_batches_are_committed_once_and_in_sequence(make: Maker) {
         .expect("commit");
     assert_eq!(bases(ok), [1]);
 
-    // Wrong epoch and unknown producers are refused.
-    let fenced = store
+    // A newer epoch must start its sequence at 0; unknown producers are refused.
+    let bumped_mid_sequence = store
         .commit_segment(&segment("s6", vec![batch("i", 0, 1, pa, 3, 8)]))
         .await
         .expect("commit");
     assert!(matches!(
-        fenced[0],
-        ChunkOutcome::Rejected(MetadataError::ProducerFenced { .. })
+        bumped_mid_sequence[0],
+        ChunkOutcome::Rejected(MetadataError::OutOfOrderSequence { expected: 0, .. })
     ));
     let unknown = store
         .commit_segment(&segment("s7", vec![batch("i", 0, 1, 999_999, 0, 0)]))
@@ -619,6 +619,49 @@ async fn idempotent_batches_are_committed_once_and_in_sequence(make: Maker) {
     assert!(
         matches!(recent[0], ChunkOutcome::Duplicate { base_offset: 14 }),
         "{recent:?}"
+    );
+
+    // The producer bumps its own epoch (KIP-360): the new epoch starts at sequence 0 in
+    // every partition, and from then on the old epoch is fenced.
+    let bumped = store
+        .commit_segment(&segment(
+            "b1",
+            vec![
+                batch("i", 0, 2, pa, e + 1, 0),
+                batch("i", 0, 1, pa, e + 1, 2),
+            ],
+        ))
+        .await
+        .expect("commit");
+    assert!(
+        bumped
+            .iter()
+            .all(|o| matches!(o, ChunkOutcome::Committed { .. })),
+        "{bumped:?}"
+    );
+    let other_partition = store
+        .commit_segment(&segment("b2", vec![batch("i", 1, 1, pa, e + 1, 0)]))
+        .await
+        .expect("commit");
+    assert!(matches!(other_partition[0], ChunkOutcome::Committed { .. }));
+    let old_epoch = store
+        .commit_segment(&segment("b3", vec![batch("i", 0, 1, pa, e, 13)]))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(
+            old_epoch[0],
+            ChunkOutcome::Rejected(MetadataError::ProducerFenced { .. })
+        ),
+        "{old_epoch:?}"
+    );
+    let retry_in_new_epoch = store
+        .commit_segment(&segment("b4", vec![batch("i", 0, 2, pa, e + 1, 0)]))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(retry_in_new_epoch[0], ChunkOutcome::Duplicate { .. }),
+        "{retry_in_new_epoch:?}"
     );
 }
 

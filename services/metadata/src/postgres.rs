@@ -439,6 +439,12 @@ async fn record_batch(
     .bind(base_offset)
     .execute(&mut *tx)
     .await?;
+    // A batch of a newer epoch makes it the producer's current one (see `judge`).
+    sqlx::query("UPDATE producers SET epoch = $2 WHERE producer_id = $1 AND epoch < $2")
+        .bind(producer.producer_id)
+        .bind(i64::from(producer.epoch))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "DELETE FROM producer_batches WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND id NOT IN \
          (SELECT id FROM producer_batches WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 \

@@ -46,6 +46,11 @@ pub(crate) fn not_in_segment(chunk: &ChunkCommit) -> MetadataError {
 /// Judges a batch. `current_epoch` is the producer's epoch (None: unknown producer);
 /// `recent` the remembered batches of this producer and epoch in this partition, oldest
 /// first.
+///
+/// An idempotent producer may bump its own epoch (librdkafka and the Java client do, after
+/// a batch whose fate they cannot know, KIP-360): a batch of a newer epoch is accepted if
+/// it starts that epoch's sequence at 0, and committing it makes the new epoch current, so
+/// the producer's older epoch is fenced from then on. Kafka brokers do the same.
 pub(crate) fn judge(
     chunk: &ChunkCommit,
     producer: &ProducerBatch,
@@ -57,12 +62,25 @@ pub(crate) fn judge(
             producer_id: producer.producer_id,
         });
     };
-    if i64::from(producer.epoch) != current {
+    let epoch = i64::from(producer.epoch);
+    if epoch < current {
         return SequenceCheck::Refused(MetadataError::ProducerFenced {
             producer_id: producer.producer_id,
             epoch: producer.epoch,
             current: current as i16,
         });
+    }
+    if epoch > current {
+        if producer.base_sequence != 0 {
+            return SequenceCheck::Refused(MetadataError::OutOfOrderSequence {
+                producer_id: producer.producer_id,
+                topic: chunk.topic.clone(),
+                partition: chunk.partition,
+                expected: 0,
+                got: producer.base_sequence,
+            });
+        }
+        return SequenceCheck::Next;
     }
     let last = last_sequence(chunk, producer);
     if let Some(b) = recent
