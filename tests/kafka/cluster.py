@@ -120,12 +120,13 @@ class MetadataProcess(Process):
 
 
 class Node(Process):
-    def __init__(self, name, node_id, metadata_urls, bucket, work, heartbeat_ttl="3s"):
+    def __init__(self, name, node_id, metadata_urls, bucket, work, heartbeat_ttl="3s",
+                 roles="ingest,reader", env=None):
         self.node_id = node_id
         self.kafka_port = free_port()
         self.http_port = free_port()
         super().__init__(name, [
-            "--roles", "ingest,reader", "--node-id", str(node_id),
+            "--roles", roles, "--node-id", str(node_id),
             "--metadata-url", ",".join(metadata_urls),
             "--data-dir", os.path.join(work, name),
             "--kafka-addr", f"127.0.0.1:{self.kafka_port}",
@@ -133,7 +134,7 @@ class Node(Process):
             "--s3-endpoint", env_or_fail("E2E_S3_ENDPOINT"), "--s3-bucket", bucket,
             "--s3-path-style", "--s3-allow-http", "--create-bucket",
         ], work, env={"SILT_NODE__HEARTBEAT_TTL": heartbeat_ttl,
-                      "SILT_NODE__HEARTBEAT_INTERVAL": "500ms"})
+                      "SILT_NODE__HEARTBEAT_INTERVAL": "500ms", **(env or {})})
 
     @property
     def bootstrap(self):
@@ -160,7 +161,8 @@ class Node(Process):
 class Cluster:
     """`metadata` metadata processes and `nodes` ingest+reader nodes."""
 
-    def __init__(self, work, metadata=1, nodes=2):
+    def __init__(self, work, metadata=1, nodes=2, node_options=None):
+        """`node_options(i)` may give node i's extra Node arguments (roles, env)."""
         self.work = work
         self.db = fresh_database()
         self.bucket = f"silt-{uuid.uuid4().hex[:12]}"
@@ -169,7 +171,9 @@ class Cluster:
             m.start()
         self.wait_for_active()
         urls = [m.url for m in self.metadata]
-        self.nodes = [Node(f"node{i + 1}", i + 1, urls, self.bucket, work) for i in range(nodes)]
+        options = node_options or (lambda i: {})
+        self.nodes = [Node(f"node{i + 1}", i + 1, urls, self.bucket, work, **options(i))
+                      for i in range(nodes)]
         for n in self.nodes:
             n.start()
         for n in self.nodes:
