@@ -26,6 +26,6 @@ pub use layout::{SEGMENTS_DIR, segment_key};
 pub use read::SegmentFooter;
 pub use record::{Header, Record};
 pub use write::{
-    ChunkInput, ChunkLocation, EncodedSegment, SegmentCompression, encode_segment,
+    CHUNK_CRC_KEY, ChunkInput, ChunkLocation, EncodedSegment, SegmentCompression, encode_segment,
     encode_segment_with,
 };

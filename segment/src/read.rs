@@ -1,6 +1,7 @@
 //! Decoding a segment's footer and single chunks from byte ranges.
 
 use std::fmt;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
@@ -10,12 +11,13 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::errors::ParquetError;
-use parquet::file::metadata::ParquetMetaDataReader;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 
 use crate::error::{Result, SegmentError, corrupt};
 use crate::record::{Header, Record};
 use crate::schema::{HEADERS, KEY, OFFSET, RELATIVE_OFFSET, TIMESTAMP, VALUE};
+use crate::write::{CHUNK_CRC_KEY, row_group_range};
 
 /// A window onto part of an object: `data` holds the bytes at `start..start + data.len()`
 /// of an object `file_len` bytes long. Parquet reads outside the window are errors, which
@@ -67,6 +69,9 @@ impl ChunkReader for Window {
 pub struct SegmentFooter {
     metadata: ArrowReaderMetadata,
     file_len: u64,
+    /// CRC-32C of each row group's bytes ([`CHUNK_CRC_KEY`]); `None` for objects written
+    /// before checksums were recorded.
+    chunk_crcs: Option<Arc<[u32]>>,
 }
 
 impl fmt::Debug for SegmentFooter {
@@ -90,11 +95,30 @@ impl SegmentFooter {
             start: file_len - footer_len,
             data: footer,
         };
-        let mut reader = ParquetMetaDataReader::new();
-        reader.try_parse_sized(&window, file_len)?;
-        let metadata = reader.finish()?;
-        let metadata = ArrowReaderMetadata::try_new(metadata.into(), ArrowReaderOptions::new())?;
-        Ok(Self { metadata, file_len })
+        let metadata = std::panic::catch_unwind(|| {
+            let mut reader = ParquetMetaDataReader::new();
+            reader.try_parse_sized(&window, file_len)?;
+            reader.finish()
+        })
+        .map_err(|panic| decoder_panic(panic.as_ref()))??;
+        // Every column chunk must lie inside the object before anything reads it (a
+        // damaged position would otherwise panic deep in the decoder).
+        for rg in metadata.row_groups() {
+            let (_, end) = row_group_range(rg)?;
+            if end > file_len {
+                return Err(corrupt("row group past the end of the object"));
+            }
+        }
+        let chunk_crcs = chunk_crcs(&metadata)?;
+        let metadata = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ArrowReaderMetadata::try_new(metadata.into(), ArrowReaderOptions::new())
+        }))
+        .map_err(|panic| decoder_panic(panic.as_ref()))??;
+        Ok(Self {
+            metadata,
+            file_len,
+            chunk_crcs,
+        })
     }
 
     pub fn row_groups(&self) -> usize {
@@ -124,18 +148,75 @@ impl SegmentFooter {
             start: byte_start,
             data: bytes,
         };
-        let reader =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(window, self.metadata.clone())
+        if let Some(crcs) = &self.chunk_crcs {
+            let (start, end) = row_group_range(self.metadata.metadata().row_group(row_group))?;
+            let length = usize::try_from(end.saturating_sub(start))
+                .map_err(|_| corrupt("row group longer than memory"))?;
+            let computed = crc32c::crc32c(&window.slice(start, length)?);
+            if computed != crcs[row_group] {
+                return Err(corrupt(format!(
+                    "row group {row_group} fails its checksum (stored {:08x}, computed {computed:08x})",
+                    crcs[row_group]
+                )));
+            }
+        }
+        let metadata = self.metadata.clone();
+        // The data passed its checksum, but a damaged footer can still describe it wrongly,
+        // and the Parquet decoder panics on some such descriptions: turn those into errors.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(window, metadata)
                 .with_row_groups(vec![row_group])
                 .with_batch_size(8192)
                 .build()?;
-        let mut records = Vec::new();
-        let mut first = None;
-        for batch in reader {
-            append_records(&batch?, &mut records, &mut first)?;
-        }
-        Ok(records)
+            let mut records = Vec::new();
+            let mut first = None;
+            for batch in reader {
+                append_records(&batch?, &mut records, &mut first)?;
+            }
+            Ok(records)
+        }))
+        .unwrap_or_else(|panic| Err(decoder_panic(panic.as_ref())))
     }
+}
+
+/// The error for a panic of the Parquet decoder on damaged input.
+fn decoder_panic(panic: &(dyn std::any::Any + Send)) -> SegmentError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    corrupt(format!(
+        "the Parquet decoder failed on this data: {message}"
+    ))
+}
+
+/// Reads the row-group checksums from the footer, if the writer recorded them.
+fn chunk_crcs(metadata: &ParquetMetaData) -> Result<Option<Arc<[u32]>>> {
+    let Some(entry) = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == CHUNK_CRC_KEY))
+    else {
+        return Ok(None);
+    };
+    let text = entry.value.as_deref().unwrap_or_default();
+    let crcs = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(',')
+            .map(|word| u32::from_str_radix(word, 16))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| corrupt("unreadable row-group checksums"))?
+    };
+    if crcs.len() != metadata.num_row_groups() {
+        return Err(corrupt(format!(
+            "{} row-group checksums for {} row groups",
+            crcs.len(),
+            metadata.num_row_groups()
+        )));
+    }
+    Ok(Some(crcs.into()))
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {

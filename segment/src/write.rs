@@ -146,11 +146,65 @@ pub(crate) fn timestamp_range(records: &[Record]) -> (i64, i64) {
     })
 }
 
+/// Key of the footer entry holding each row group's CRC-32C, in row-group order: hex
+/// words separated by commas, each over the row group's byte range (its column chunks).
+/// Parquet's own page checksums are optional and this writer does not produce them; a
+/// flipped bit inside an LZ4 or uncompressed page would otherwise decode as a wrong value.
+pub const CHUNK_CRC_KEY: &str = "silt.chunk_crc32c";
+
+/// Byte range of a row group: from its first column chunk to the end of its last. A
+/// footer read from storage may be damaged: a negative or overflowing position is an
+/// error here (the Parquet crate's own `byte_range` panics on those).
+pub(crate) fn row_group_range(
+    rg: &parquet::file::metadata::RowGroupMetaData,
+) -> Result<(u64, u64)> {
+    let mut range = (u64::MAX, 0u64);
+    for column in rg.columns() {
+        let start = column
+            .dictionary_page_offset()
+            .unwrap_or_else(|| column.data_page_offset());
+        let (Ok(start), Ok(len)) = (
+            u64::try_from(start),
+            u64::try_from(column.compressed_size()),
+        ) else {
+            return Err(corrupt("negative column chunk position"));
+        };
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| corrupt("column chunk past the end of any object"))?;
+        range = (range.0.min(start), range.1.max(end));
+    }
+    if range.0 > range.1 {
+        return Err(corrupt("row group without columns"));
+    }
+    Ok(range)
+}
+
 /// Closes the file and reports where each row group (one per `stats` entry) landed.
 pub(crate) fn finish(
     mut writer: ArrowWriter<Vec<u8>>,
     stats: Vec<GroupStats>,
 ) -> Result<EncodedSegment> {
+    // Every row group is flushed: checksum their bytes and record the sums in the footer.
+    writer
+        .sync()
+        .map_err(|e| corrupt(format!("flushing the encoder: {e}")))?;
+    let sums = writer
+        .flushed_row_groups()
+        .iter()
+        .map(|rg| {
+            let (start, end) = row_group_range(rg)?;
+            let bytes = writer
+                .inner()
+                .get(start as usize..end as usize)
+                .ok_or_else(|| corrupt("row group outside the written bytes"))?;
+            Ok(format!("{:08x}", crc32c::crc32c(bytes)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+        CHUNK_CRC_KEY.to_string(),
+        sums.join(","),
+    ));
     let metadata = writer.finish()?;
     let mut data = std::mem::take(writer.inner_mut());
     // The buffer was sized for uncompressed records: give back what compression saved,
@@ -170,21 +224,17 @@ pub(crate) fn finish(
         .zip(stats)
         .enumerate()
         .map(|(index, (rg, (count, min, max)))| {
-            let (start, end) = rg
-                .columns()
-                .iter()
-                .map(|c| c.byte_range())
-                .fold((u64::MAX, 0), |(lo, hi), (s, l)| (lo.min(s), hi.max(s + l)));
-            ChunkLocation {
+            let (start, end) = row_group_range(rg)?;
+            Ok(ChunkLocation {
                 row_group: index,
                 byte_start: start,
                 byte_len: end - start,
                 record_count: count,
                 min_timestamp_ms: min,
                 max_timestamp_ms: max,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let footer_len = footer_len(&data)?;
     Ok(EncodedSegment {
         data,
