@@ -125,6 +125,16 @@ impl SegmentFooter {
         self.metadata.metadata().num_row_groups()
     }
 
+    /// The byte range of row group `row_group` within the object (its column chunks).
+    pub fn row_group_range(&self, row_group: usize) -> Result<std::ops::Range<u64>> {
+        let count = self.row_groups();
+        if row_group >= count {
+            return Err(SegmentError::NoSuchRowGroup { row_group, count });
+        }
+        let (start, end) = row_group_range(self.metadata.metadata().row_group(row_group))?;
+        Ok(start..end)
+    }
+
     /// Approximate bytes of memory the decoded footer occupies (for cache weighting).
     pub fn memory_size(&self) -> usize {
         self.metadata.metadata().memory_size()

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,7 +33,7 @@ pub(crate) struct CompactParams {
               (status = 404, body = crate::ErrorBody, description = "No compactor runs on this node")))]
 pub(crate) async fn compact(
     State(state): State<AppState>,
-    Query(params): Query<CompactParams>,
+    ApiQuery(params): ApiQuery<CompactParams>,
 ) -> Result<Json<serde_json::Value>, HttpError> {
     let Some(maintenance) = &state.maintenance else {
         return Err(HttpError::new(
@@ -75,7 +77,7 @@ pub(crate) struct FaultState {
               (status = 404, body = crate::ErrorBody, description = "Fault injection is not configured on this node")))]
 pub(crate) async fn faults(
     State(state): State<AppState>,
-    Query(params): Query<FaultParams>,
+    ApiQuery(params): ApiQuery<FaultParams>,
 ) -> Result<Json<FaultState>, HttpError> {
     let Some(faults) = &state.faults else {
         return Err(HttpError::new(
@@ -110,8 +112,8 @@ pub(crate) struct LogStart {
               (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn delete_records(
     State(state): State<AppState>,
-    Path((topic, partition)): Path<(String, i32)>,
-    Json(body): Json<DeleteRecords>,
+    ApiPath((topic, partition)): ApiPath<(String, i32)>,
+    ApiJson(body): ApiJson<DeleteRecords>,
 ) -> Result<Json<LogStart>, HttpError> {
     let offsets = state.metadata.partition_offset(&topic, partition).await?;
     let target = match body.offset {

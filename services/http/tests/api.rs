@@ -328,6 +328,33 @@ async fn bad_requests_write_nothing() {
         (s, got["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("unknown_topic"))
     );
+    // Admin endpoints answer bad input in the same JSON shape (found by fuzzing: they
+    // used the framework's plain-text rejections).
+    let (s, got) = api
+        .call(
+            Method::POST,
+            "/v1/topics/t/partitions/0/delete-records",
+            Some("\"offset\":1}"),
+        )
+        .await;
+    assert_eq!(
+        (s, got["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    let (s, got) = api
+        .call(
+            Method::POST,
+            "/v1/topics/t/partitions/x/delete-records",
+            Some("{\"offset\":1}"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert!(got["message"].is_string(), "{got}");
+    let (s, got) = api
+        .call(Method::POST, "/v1/admin/faults?active=maybe", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert!(got["code"].is_string(), "{got}");
     let (_, detail) = api.call(Method::GET, "/v1/topics/t", None).await;
     assert_eq!(detail["partitions"][0]["latest_offset"], 0);
 

@@ -90,7 +90,7 @@ async fn read_frame(
 
 /// Decodes the request header. ApiVersions requests of versions we do not know are still
 /// answered (with UNSUPPORTED_VERSION), as clients probe with their newest version.
-fn decode_header(frame: &mut Bytes) -> Result<RequestContext, KafkaError> {
+pub(crate) fn decode_header(frame: &mut Bytes) -> Result<RequestContext, KafkaError> {
     if frame.remaining() < 8 {
         return Err(KafkaError::Malformed(
             "frame shorter than a request header".into(),

@@ -109,8 +109,14 @@ async fn wait_for_any(state: &KafkaState, wanted: &[Wanted], deadline: Instant) 
         tokio::select! {
             next = waits.next() => match next {
                 Some(Ok(r)) if r.records.is_empty() => continue,
-                // Data, an error to report, or nothing left to wait for.
-                _ => return,
+                // Data, or an error the next pass reports.
+                Some(_) => return,
+                // Nothing to wait for (a fetch of no partitions): sleep out the wait, as
+                // Kafka does. Returning here made the caller spin until the deadline.
+                None => {
+                    timeout.await;
+                    return;
+                }
             },
             () = &mut timeout => return,
         }

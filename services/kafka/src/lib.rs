@@ -108,6 +108,24 @@ pub struct KafkaState {
     pub nodes: Arc<NodeCache>,
 }
 
+/// Answers one request frame (the bytes after its size prefix) as a connection would:
+/// `Ok(None)` for a request that takes no answer (a produce with acks=0), `Err` with the
+/// reason when a connection would be closed over it. The fuzz targets drive the request
+/// path through this without sockets.
+pub async fn answer_frame(
+    state: &KafkaState,
+    mut frame: bytes::Bytes,
+) -> Result<Option<bytes::Bytes>, String> {
+    let ctx = connection::decode_header(&mut frame).map_err(|e| e.to_string())?;
+    match apis::handle(state, &ctx, frame)
+        .await
+        .map_err(|e| format!("{:?} v{}: {e}", ctx.api_key, ctx.version))?
+    {
+        apis::Reply::Now(answer) => Ok(answer),
+        apis::Reply::Later(future) => Ok(future.await),
+    }
+}
+
 /// Accepts Kafka connections until `shutdown` fires, then waits for open connections to
 /// finish their in-flight requests (bounded by the caller's own timeout).
 pub async fn serve(listener: TcpListener, state: KafkaState, shutdown: CancellationToken) {
