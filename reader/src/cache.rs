@@ -2,6 +2,7 @@
 //! local disk), decoded footers in a small in-memory cache, all filled from the object store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use foyer::{
@@ -12,6 +13,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use silt_metadata::SegmentRef;
 use silt_segment::SegmentFooter;
+
+use tracing::warn;
 
 use crate::config::ReaderConfig;
 use crate::error::ReaderError;
@@ -39,6 +42,32 @@ fn cache_error(source: foyer::Error) -> ReaderError {
     ReaderError::Cache { source }
 }
 
+/// Opens the disk tier's device, creating its directory.
+fn disk_device(config: &ReaderConfig) -> Result<Arc<dyn foyer::Device>, String> {
+    std::fs::create_dir_all(&config.cache_dir).map_err(|e| e.to_string())?;
+    let capacity = config.disk_cache_bytes.max(2 * BLOCK_SIZE);
+    FsDeviceBuilder::new(&config.cache_dir)
+        .with_capacity(capacity)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Logs a cache read error at most once every ten seconds (a bad disk fails every read).
+fn warn_rarely(error: &foyer::Error) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        warn!(error = %error, "reading the cache's disk tier failed: reading from the object store instead");
+    }
+}
+
 impl ChunkCache {
     pub(crate) async fn build(
         config: &ReaderConfig,
@@ -61,21 +90,30 @@ impl ChunkCache {
                     .max(1 << 20),
             )
             .with_weighter(|key: &String, value: &Bytes| key.len() + value.len());
-        let bytes = if config.disk_cache_bytes == 0 {
-            memory.storage().build().await.map_err(cache_error)?
+        let disk = if config.disk_cache_bytes == 0 {
+            None
         } else {
-            std::fs::create_dir_all(&config.cache_dir).map_err(|e| ReaderError::Internal {
-                reason: format!(
-                    "cannot create cache dir {}: {e}",
-                    config.cache_dir.display()
-                ),
-            })?;
-            let capacity = config.disk_cache_bytes.max(2 * BLOCK_SIZE);
-            let device = FsDeviceBuilder::new(&config.cache_dir)
-                .with_capacity(capacity)
-                .build()
-                .map_err(cache_error)?;
-            memory
+            match disk_device(config) {
+                Ok(device) => Some(device),
+                Err(reason) => {
+                    // The cache is an optimisation: without its disk the node still serves
+                    // every read, from memory and the object store.
+                    warn!(
+                        dir = %config.cache_dir.display(),
+                        "the cache's disk tier cannot be used ({reason}): caching in memory only"
+                    );
+                    None
+                }
+            }
+        };
+        metrics::gauge!("silt_reader_cache_disk_enabled").set(if disk.is_some() {
+            1.0
+        } else {
+            0.0
+        });
+        let bytes = match disk {
+            None => memory.storage().build().await.map_err(cache_error)?,
+            Some(device) => memory
                 .storage()
                 .with_io_engine_config(PsyncIoEngineConfig::new())
                 .with_engine_config(
@@ -86,7 +124,7 @@ impl ChunkCache {
                 )
                 .build()
                 .await
-                .map_err(cache_error)?
+                .map_err(cache_error)?,
         };
         let footers = CacheBuilder::new(footer_bytes)
             .with_weighter(|key: &String, footer: &SegmentFooter| key.len() + footer.memory_size())
@@ -134,9 +172,19 @@ impl ChunkCache {
         object: &str,
         range: std::ops::Range<u64>,
     ) -> Result<Bytes, ReaderError> {
-        if let Some(entry) = self.bytes.get(&cache_key).await.map_err(cache_error)? {
-            metrics::counter!("silt_reader_cache_requests_total", "result" => "hit").increment(1);
-            return Ok(entry.value().clone());
+        match self.bytes.get(&cache_key).await {
+            Ok(Some(entry)) => {
+                metrics::counter!("silt_reader_cache_requests_total", "result" => "hit")
+                    .increment(1);
+                return Ok(entry.value().clone());
+            }
+            Ok(None) => {}
+            // A failing cache disk (I/O errors, damaged or vanished files) costs a GET, not
+            // the read: the entry is fetched from the object store like a miss.
+            Err(e) => {
+                metrics::counter!("silt_reader_cache_errors_total").increment(1);
+                warn_rarely(&e);
+            }
         }
         metrics::counter!("silt_reader_cache_requests_total", "result" => "miss").increment(1);
         let data = self

@@ -35,6 +35,19 @@ struct Node {
 }
 
 async fn node(cache_on_write: bool) -> Node {
+    node_with(cache_on_write, |dir| ReaderConfig {
+        memory_cache_bytes: 16 << 20,
+        disk_cache_bytes: 0,
+        cache_dir: dir.join("cache"),
+        chunks_per_lookup: 4,
+    })
+    .await
+}
+
+async fn node_with(
+    cache_on_write: bool,
+    config: impl FnOnce(&std::path::Path) -> ReaderConfig,
+) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let meta = Arc::new(
         SqliteStore::open(&dir.path().join("m.db"))
@@ -45,12 +58,7 @@ async fn node(cache_on_write: bool) -> Node {
         .await
         .expect("topic");
     let store = Arc::new(InstrumentedStore::new(Arc::new(InMemory::new())));
-    let config = ReaderConfig {
-        memory_cache_bytes: 16 << 20,
-        disk_cache_bytes: 0,
-        cache_dir: dir.path().join("cache"),
-        chunks_per_lookup: 4,
-    };
+    let config = config(dir.path());
     let reader = Reader::build(config, store.clone(), meta.clone())
         .await
         .expect("reader");
@@ -432,4 +440,90 @@ async fn injected_store_faults_never_expose_unacknowledged_records() {
         objects.len()
     );
     ingest.shutdown().await;
+}
+
+/// Reads every record of partition 0 from offset 0, in as many fetches as it takes.
+async fn read_all(reader: &Reader) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let got = reader.fetch(&req(offset)).await.expect("fetch");
+        if got.records.is_empty() {
+            return out;
+        }
+        offset = got.next_offset;
+        out.extend(got.records.into_iter().map(|r| r.record));
+    }
+}
+
+#[tokio::test]
+async fn a_cache_disk_that_cannot_be_used_degrades_to_memory() {
+    // The cache directory cannot be created (a file is in the way): the node starts with
+    // a memory-only cache and serves every read.
+    let node = node_with(false, |dir| {
+        std::fs::write(dir.join("file"), b"x").expect("file");
+        ReaderConfig {
+            memory_cache_bytes: 4 << 20,
+            disk_cache_bytes: 64 << 20,
+            cache_dir: dir.join("file").join("cache"),
+            chunks_per_lookup: 4,
+        }
+    })
+    .await;
+    write(&node, 50, 10).await;
+    assert_eq!(
+        read_all(&node.reader).await,
+        (0..50).map(rec).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_cache_disk_that_fails_under_reads_falls_back_to_the_object_store() {
+    let node = node_with(false, |dir| ReaderConfig {
+        memory_cache_bytes: 2 << 20,
+        disk_cache_bytes: 64 << 20,
+        cache_dir: dir.join("cache"),
+        chunks_per_lookup: 4,
+    })
+    .await;
+    // About 6 MiB of records in 40 segments: more than the memory tier holds, so chunks
+    // go to the disk tier.
+    let big = |i: i64| Record {
+        value: Some(Bytes::from({
+            let mut rng = fastrand::Rng::with_seed(i as u64);
+            (0..40_000).map(|_| rng.u8(..)).collect::<Vec<u8>>()
+        })),
+        ..rec(i)
+    };
+    for start in (0..160).step_by(4) {
+        let batch = (start..start + 4).map(big).collect();
+        node.ingest.append("t", 0, batch).await.expect("acked");
+    }
+    let expected: Vec<Record> = (0..160).map(big).collect();
+    assert_eq!(read_all(&node.reader).await, expected);
+    let gets = node.store.counts().gets;
+    assert_eq!(read_all(&node.reader).await, expected);
+    assert_eq!(node.store.counts().gets, gets, "the second read came from the cache");
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the disk tier flush
+    // The disk goes bad: every cache file is cut to nothing under the running reader.
+    let cache_dir = node._dir.path().join("cache");
+    let mut cut = 0;
+    for entry in std::fs::read_dir(&cache_dir).expect("cache dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(0))
+                .expect("truncate");
+            cut += 1;
+        }
+    }
+    assert!(cut > 0, "the disk tier wrote no files");
+    let gets_before = node.store.counts().gets;
+    assert_eq!(read_all(&node.reader).await, expected);
+    assert!(
+        node.store.counts().gets > gets_before,
+        "reads went back to the object store"
+    );
 }
