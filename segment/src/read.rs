@@ -69,9 +69,8 @@ impl ChunkReader for Window {
 pub struct SegmentFooter {
     metadata: ArrowReaderMetadata,
     file_len: u64,
-    /// CRC-32C of each row group's bytes ([`CHUNK_CRC_KEY`]); `None` for objects written
-    /// before checksums were recorded.
-    chunk_crcs: Option<Arc<[u32]>>,
+    /// CRC-32C of each row group's bytes ([`CHUNK_CRC_KEY`]).
+    chunk_crcs: Arc<[u32]>,
 }
 
 impl fmt::Debug for SegmentFooter {
@@ -158,17 +157,15 @@ impl SegmentFooter {
             start: byte_start,
             data: bytes,
         };
-        if let Some(crcs) = &self.chunk_crcs {
-            let (start, end) = row_group_range(self.metadata.metadata().row_group(row_group))?;
-            let length = usize::try_from(end.saturating_sub(start))
-                .map_err(|_| corrupt("row group longer than memory"))?;
-            let computed = crc32c::crc32c(&window.slice(start, length)?);
-            if computed != crcs[row_group] {
-                return Err(corrupt(format!(
-                    "row group {row_group} fails its checksum (stored {:08x}, computed {computed:08x})",
-                    crcs[row_group]
-                )));
-            }
+        let (start, end) = row_group_range(self.metadata.metadata().row_group(row_group))?;
+        let length = usize::try_from(end.saturating_sub(start))
+            .map_err(|_| corrupt("row group longer than memory"))?;
+        let computed = crc32c::crc32c(&window.slice(start, length)?);
+        let stored = self.chunk_crcs[row_group];
+        if computed != stored {
+            return Err(corrupt(format!(
+                "row group {row_group} fails its checksum (stored {stored:08x}, computed {computed:08x})"
+            )));
         }
         let metadata = self.metadata.clone();
         // The data passed its checksum, but a damaged footer can still describe it wrongly,
@@ -201,15 +198,15 @@ fn decoder_panic(panic: &(dyn std::any::Any + Send)) -> SegmentError {
     ))
 }
 
-/// Reads the row-group checksums from the footer, if the writer recorded them.
-fn chunk_crcs(metadata: &ParquetMetaData) -> Result<Option<Arc<[u32]>>> {
-    let Some(entry) = metadata
+/// Reads the row-group checksums from the footer. Every object Silt writes has them: an
+/// object without them is damaged (a footer whose entry was hit would otherwise turn the
+/// checks off).
+fn chunk_crcs(metadata: &ParquetMetaData) -> Result<Arc<[u32]>> {
+    let entry = metadata
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|e| e.key == CHUNK_CRC_KEY))
-    else {
-        return Ok(None);
-    };
+        .ok_or_else(|| corrupt("the footer holds no row-group checksums"))?;
     let text = entry.value.as_deref().unwrap_or_default();
     let crcs = if text.is_empty() {
         Vec::new()
@@ -226,7 +223,7 @@ fn chunk_crcs(metadata: &ParquetMetaData) -> Result<Option<Arc<[u32]>>> {
             metadata.num_row_groups()
         )));
     }
-    Ok(Some(crcs.into()))
+    Ok(crcs.into())
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
