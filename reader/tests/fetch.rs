@@ -503,7 +503,11 @@ async fn a_cache_disk_that_fails_under_reads_falls_back_to_the_object_store() {
     assert_eq!(read_all(&node.reader).await, expected);
     let gets = node.store.counts().gets;
     assert_eq!(read_all(&node.reader).await, expected);
-    assert_eq!(node.store.counts().gets, gets, "the second read came from the cache");
+    assert_eq!(
+        node.store.counts().gets,
+        gets,
+        "the second read came from the cache"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await; // let the disk tier flush
     // The disk goes bad: every cache file is cut to nothing under the running reader.
     let cache_dir = node._dir.path().join("cache");
