@@ -190,6 +190,7 @@ impl Compactor {
         let grace = min_age.min(config.gc_grace);
         let mut report = PassReport::default();
         let metadata = &self.inner.metadata;
+        let mut footers = merge::Footers::default();
         for topic in metadata.topics().await? {
             for partition in 0..topic.partitions {
                 if let Err(e) =
@@ -207,6 +208,7 @@ impl Compactor {
                     partition,
                     min_age,
                     config,
+                    &mut footers,
                     &mut report,
                 )
                 .await

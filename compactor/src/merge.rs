@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use silt_metadata::{ChunkEntry, MetadataError, MetadataStore, SegmentRef};
@@ -14,6 +15,34 @@ use crate::{CompactorConfig, CompactorError, PassReport, now_ms};
 /// Most raw entries looked at per query.
 const BATCH: u32 = 10_000;
 
+/// Ranged GETs in flight at once while reading a group's footers and chunks.
+const FETCH_CONCURRENCY: usize = 8;
+
+/// Most bytes of decoded footers kept for the rest of a pass.
+const FOOTER_BUDGET: usize = 64 << 20;
+
+/// Decoded footers of the raw segments read so far in a pass. A raw segment holds chunks
+/// of many partitions, and the pass visits partitions one by one: without this, each
+/// segment's footer was fetched again for every partition it holds.
+#[derive(Default)]
+pub(crate) struct Footers {
+    decoded: HashMap<String, SegmentFooter>,
+    bytes: usize,
+}
+
+impl Footers {
+    fn insert(&mut self, key: String, footer: SegmentFooter) {
+        let size = footer.memory_size() + key.len();
+        if self.bytes + size > FOOTER_BUDGET {
+            self.decoded.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.decoded.insert(key, footer);
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // the pass's state, passed down as it is
 pub(crate) async fn partition(
     store: &dyn ObjectStore,
     metadata: &dyn MetadataStore,
@@ -21,6 +50,7 @@ pub(crate) async fn partition(
     partition: i32,
     min_age: Duration,
     config: &CompactorConfig,
+    footers: &mut Footers,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
     let cutoff = now_ms().saturating_sub(min_age.as_millis() as i64);
@@ -31,7 +61,11 @@ pub(crate) async fn partition(
         }
         let full = chunks.len() as u32 == BATCH;
         for group in groups(chunks, config.target_file_bytes) {
-            match merge_group(store, metadata, topic, partition, &group, config, report).await {
+            let merged = merge_group(
+                store, metadata, topic, partition, &group, config, footers, report,
+            )
+            .await;
+            match merged {
                 Ok(()) => {}
                 // Retention or another pass changed the index meanwhile: the lake object
                 // just written is unreferenced and GC removes it; try again next pass.
@@ -60,6 +94,36 @@ pub(crate) async fn partition(
 }
 
 /// Consecutive runs of entries of at most `target` bytes (at least one entry each).
+async fn fetch_chunk(
+    store: &dyn ObjectStore,
+    chunk: &ChunkEntry,
+) -> Result<bytes::Bytes, object_store::Error> {
+    let path = Path::from(chunk.segment.key.as_str());
+    store
+        .get_range(&path, chunk.byte_start..chunk.byte_start + chunk.byte_len)
+        .await
+}
+
+async fn fetch_footer(
+    store: &dyn ObjectStore,
+    segment: &SegmentRef,
+) -> Result<(String, SegmentFooter), CompactorError> {
+    let start = segment
+        .size
+        .checked_sub(segment.footer_len)
+        .ok_or_else(|| {
+            CompactorError::Invalid(format!("footer of {} longer than it", segment.key))
+        })?;
+    let raw = store
+        .get_range(&Path::from(segment.key.as_str()), start..segment.size)
+        .await?;
+    let size = segment.size;
+    let footer = tokio::task::spawn_blocking(move || SegmentFooter::decode(raw, size))
+        .await
+        .map_err(|e| CompactorError::Invalid(format!("footer decoding failed: {e}")))??;
+    Ok((segment.key.clone(), footer))
+}
+
 fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
     let mut out = Vec::new();
     let mut current: Vec<ChunkEntry> = Vec::new();
@@ -78,6 +142,7 @@ fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn merge_group(
     store: &dyn ObjectStore,
     metadata: &dyn MetadataStore,
@@ -85,59 +150,64 @@ async fn merge_group(
     partition: i32,
     group: &[ChunkEntry],
     config: &CompactorConfig,
+    footers: &mut Footers,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
-    // Fetch each object's footer once and each chunk's byte range.
-    let mut footers: HashMap<&str, bytes::Bytes> = HashMap::new();
-    let mut ranges = Vec::with_capacity(group.len());
+    // The footers of segments not seen yet in this pass, then every chunk's byte range,
+    // several GETs at a time.
+    let mut missing: Vec<&SegmentRef> = Vec::new();
     for chunk in group {
         let segment = &chunk.segment;
-        if !footers.contains_key(segment.key.as_str()) {
-            let start = segment
-                .size
-                .checked_sub(segment.footer_len)
-                .ok_or_else(|| {
-                    CompactorError::Invalid(format!("footer of {} longer than it", segment.key))
-                })?;
-            let footer = store
-                .get_range(&Path::from(segment.key.as_str()), start..segment.size)
-                .await?;
-            footers.insert(&segment.key, footer);
+        if !footers.decoded.contains_key(&segment.key)
+            && !missing.iter().any(|s| s.key == segment.key)
+        {
+            missing.push(segment);
         }
-        let bytes = store
-            .get_range(
-                &Path::from(segment.key.as_str()),
-                chunk.byte_start..chunk.byte_start + chunk.byte_len,
-            )
-            .await?;
-        report.bytes_read += chunk.byte_len;
-        ranges.push(bytes);
     }
+    // (Futures collected first: a stream over a closure borrowing the store trips the
+    // compiler's lifetime inference in the spawned pass loop.)
+    let fetches: Vec<_> = missing
+        .into_iter()
+        .map(|segment| fetch_footer(store, segment))
+        .collect();
+    let fetched: Vec<(String, SegmentFooter)> = stream::iter(fetches)
+        .buffered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (key, footer) in fetched {
+        footers.insert(key, footer);
+    }
+    let needed: HashMap<String, SegmentFooter> = group
+        .iter()
+        .filter_map(|c| {
+            let key = &c.segment.key;
+            footers.decoded.get(key).map(|f| (key.clone(), f.clone()))
+        })
+        .collect();
+    let fetches: Vec<_> = group
+        .iter()
+        .map(|chunk| fetch_chunk(store, chunk))
+        .collect();
+    let ranges: Vec<bytes::Bytes> = stream::iter(fetches)
+        .buffered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    report.bytes_read += group.iter().map(|c| c.byte_len).sum::<u64>();
     let first = group[0].base_offset;
     let count: u64 = group.iter().map(|c| u64::from(c.record_count)).sum();
     let last = first + count as i64 - 1;
     let key = lake_key(topic, partition, first, last);
     let owned: Vec<ChunkEntry> = group.to_vec();
-    let footers: HashMap<String, bytes::Bytes> = footers
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
     let rows_per_group = config.rows_per_group;
     // Decoding and encoding are CPU work: off the async runtime.
     let encoded = tokio::task::spawn_blocking(move || {
-        let mut decoded: HashMap<String, SegmentFooter> = HashMap::new();
         let mut records = Vec::with_capacity(count as usize);
         for (chunk, bytes) in owned.iter().zip(ranges) {
             let segment = &chunk.segment;
-            if !decoded.contains_key(&segment.key) {
-                let footer = SegmentFooter::decode(footers[&segment.key].clone(), segment.size)?;
-                decoded.insert(segment.key.clone(), footer);
-            }
-            let got = decoded[&segment.key].decode_chunk(
-                chunk.row_group as usize,
-                chunk.byte_start,
-                bytes,
-            )?;
+            let footer = needed.get(&segment.key).ok_or_else(|| {
+                CompactorError::Invalid(format!("no footer read for {}", segment.key))
+            })?;
+            let got = footer.decode_chunk(chunk.row_group as usize, chunk.byte_start, bytes)?;
             if got.len() != chunk.record_count as usize {
                 return Err(CompactorError::Invalid(format!(
                     "{} row group {} holds {} records, the index says {}",

@@ -367,3 +367,46 @@ async fn orphans_are_deleted_only_after_the_grace_period() {
     assert_eq!(read_all(&s.reader, 0).await.len(), 10);
     s.ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_reads_each_footer_once_and_each_chunk_once() {
+    let partitions = 8;
+    let s = setup(partitions, keep_forever()).await;
+    produce(&s, partitions, 0, 4000).await;
+    let mut chunks = 0;
+    let mut segments = HashSet::new();
+    for p in 0..partitions {
+        let entries = s
+            .meta
+            .chunks_from("t", p, 0, 100_000)
+            .await
+            .expect("chunks");
+        chunks += entries.len();
+        segments.extend(entries.into_iter().map(|e| e.segment.key));
+    }
+    assert!(
+        chunks > 2 * segments.len(),
+        "segments hold several partitions each ({chunks} chunks in {} segments)",
+        segments.len()
+    );
+    let counted = Arc::new(silt_storage::InstrumentedStore::new(s.store.clone()));
+    let compactor = Compactor::new(
+        counted.clone(),
+        s.meta.clone(),
+        CompactorConfig {
+            rows_per_group: 100,
+            target_file_bytes: 64 << 10,
+            ..CompactorConfig::default()
+        },
+    );
+    let report = compactor
+        .run_pass(Some(Duration::ZERO))
+        .await
+        .expect("pass");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.records_rewritten, 4000);
+    // One GET per segment footer and one per chunk: a footer is not fetched again for
+    // each partition its segment holds.
+    assert_eq!(counted.counts().gets as usize, segments.len() + chunks);
+    s.ingest.shutdown().await;
+}
