@@ -117,8 +117,8 @@ async fn fetch_footer(
     let raw = store
         .get_range(&Path::from(segment.key.as_str()), start..segment.size)
         .await?;
-    let size = segment.size;
-    let footer = tokio::task::spawn_blocking(move || SegmentFooter::decode(raw, size))
+    let (size, crc) = (segment.size, segment.footer_crc);
+    let footer = tokio::task::spawn_blocking(move || SegmentFooter::decode_checked(raw, size, crc))
         .await
         .map_err(|e| CompactorError::Invalid(format!("footer decoding failed: {e}")))??;
     Ok((segment.key.clone(), footer))
@@ -237,6 +237,7 @@ async fn merge_group(
         key,
         size,
         footer_len: encoded.footer_len,
+        footer_crc: Some(encoded.footer_crc),
     };
     let mut base = first;
     let new: Vec<ChunkEntry> = encoded
@@ -281,6 +282,7 @@ mod tests {
                 key: "s".into(),
                 size: 10,
                 footer_len: 2,
+                footer_crc: None,
             },
             row_group: 0,
             byte_start: 0,

@@ -11,9 +11,10 @@ use crate::seeds::{known_records, known_segment};
 ///   errors are fine, panics are not.
 /// - 1–3: damage to the known segment (1: LZ4, 2: zstd, 3: uncompressed). The rest is a
 ///   list of 3-byte edits — a 2-byte position (modulo the object's length) and a byte to
-///   XOR there — and, when one byte is left over, a truncation by that many bytes. Every
-///   chunk must then fail to read or read back exactly as written, and a chunk whose own
-///   bytes changed must fail.
+///   XOR there — and, when one byte is left over, a truncation by that many bytes. The
+///   footer is checked against its checksum as the reader does (the index keeps it).
+///   Every chunk must then fail to read or read back exactly as written, and a chunk whose
+///   own bytes or footer changed must fail.
 pub fn segment_object(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -75,12 +76,17 @@ fn damaged(compression: SegmentCompression, edits: &[u8]) {
         assert!(footer.is_err(), "a truncated object decoded a footer");
         return;
     }
-    let Ok(footer) = SegmentFooter::decode(
+    // As the reader does: the footer is checked against the checksum the index keeps.
+    let footer = SegmentFooter::decode_checked(
         data.slice(range.start as usize..range.end as usize),
         len as u64,
-    ) else {
+        Some(segment.footer_crc),
+    );
+    let footer_touched = touched.iter().any(|p| range.contains(&(*p as u64)));
+    let Ok(footer) = footer else {
         return;
     };
+    assert!(!footer_touched, "a damaged footer passed its checksum");
     for (index, location) in segment.chunks.iter().enumerate() {
         let (start, end) = (
             location.byte_start as usize,

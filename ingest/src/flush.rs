@@ -80,6 +80,7 @@ pub(crate) struct Written {
     key: String,
     size: u64,
     footer_len: u64,
+    footer_crc: u32,
     chunks: Vec<ChunkLocation>,
     records: u64,
 }
@@ -131,6 +132,7 @@ pub(crate) async fn write_segment(
             source: Arc::new(e),
         })?;
     metrics::histogram!("silt_ingest_write_seconds").record(started.elapsed().as_secs_f64());
+    let footer_crc = encoded.footer_crc;
     let written = WrittenSegment {
         key,
         data: encoded.data,
@@ -144,6 +146,7 @@ pub(crate) async fn write_segment(
         key: written.key,
         size,
         footer_len: written.footer_len,
+        footer_crc,
         chunks: written.chunks,
         records: record_count,
     })
@@ -216,6 +219,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn Metadata
             key: written.key.clone(),
             size: written.size,
             footer_len: written.footer_len,
+            footer_crc: Some(written.footer_crc),
             chunks: chunks.iter().map(|(c, _)| c.clone()).collect(),
         };
         match metadata.commit_segment(&segment).await {

@@ -213,16 +213,17 @@ impl ChunkCache {
         let raw = self
             .bytes(key.clone(), &segment.key, start..segment.size)
             .await?;
-        let size = segment.size;
-        let decoded = tokio::task::spawn_blocking(move || SegmentFooter::decode(raw, size))
-            .await
-            .map_err(|e| ReaderError::Internal {
-                reason: format!("footer decoder panicked: {e}"),
-            })?
-            .map_err(|source| ReaderError::Segment {
-                key: segment.key.clone(),
-                source,
-            })?;
+        let (size, crc) = (segment.size, segment.footer_crc);
+        let decoded =
+            tokio::task::spawn_blocking(move || SegmentFooter::decode_checked(raw, size, crc))
+                .await
+                .map_err(|e| ReaderError::Internal {
+                    reason: format!("footer decoder panicked: {e}"),
+                })?
+                .map_err(|source| ReaderError::Segment {
+                    key: segment.key.clone(),
+                    source,
+                })?;
         self.footers.insert(key, decoded.clone());
         Ok(decoded)
     }

@@ -83,6 +83,20 @@ impl fmt::Debug for SegmentFooter {
 }
 
 impl SegmentFooter {
+    /// Like [`decode`](Self::decode), after checking the footer bytes against the CRC-32C
+    /// recorded when the object was written (`None`: nothing to check against).
+    pub fn decode_checked(footer: Bytes, file_len: u64, crc: Option<u32>) -> Result<Self> {
+        if let Some(stored) = crc {
+            let computed = crc32c::crc32c(&footer);
+            if computed != stored {
+                return Err(corrupt(format!(
+                    "the footer fails its checksum (stored {stored:08x}, computed {computed:08x})"
+                )));
+            }
+        }
+        Self::decode(footer, file_len)
+    }
+
     /// Decodes the footer from the last `footer.len()` bytes of an object of `file_len` bytes.
     pub fn decode(footer: Bytes, file_len: u64) -> Result<Self> {
         let footer_len = footer.len() as u64;

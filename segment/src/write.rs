@@ -44,6 +44,9 @@ pub struct EncodedSegment {
     pub data: Bytes,
     /// Length of the Parquet footer (metadata, its length and the magic) at the end.
     pub footer_len: u64,
+    /// CRC-32C of the footer bytes. The footer holds the row groups' checksums, so it
+    /// cannot hold its own: the metadata index keeps it, and readers check it.
+    pub footer_crc: u32,
     /// One entry per input chunk, in input order.
     pub chunks: Vec<ChunkLocation>,
 }
@@ -236,9 +239,11 @@ pub(crate) fn finish(
         })
         .collect::<Result<_>>()?;
     let footer_len = footer_len(&data)?;
+    let footer_crc = crc32c::crc32c(&data[data.len() - footer_len as usize..]);
     Ok(EncodedSegment {
         data,
         footer_len,
+        footer_crc,
         chunks,
     })
 }

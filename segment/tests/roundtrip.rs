@@ -241,7 +241,8 @@ proptest! {
 }
 
 /// Every single-bit flip anywhere in a segment either fails the read or leaves the
-/// records exactly as written; inside a chunk's byte range it always fails (checksum).
+/// records exactly as written; inside a chunk's byte range or the footer it always fails
+/// (the row groups' checksums in the footer, the footer's in the index).
 #[test]
 fn a_flipped_bit_never_reads_as_a_wrong_record() {
     let a: Vec<Record> = (0..6).map(record).collect();
@@ -266,17 +267,23 @@ fn a_flipped_bit_never_reads_as_a_wrong_record() {
         let seg = encode_segment_with(&inputs, compression).expect("encodes");
         let len = seg.data.len();
         for position in 0..len {
-            for bit in [0u8, 7] {
+            for bit in [0u8, 1, 7] {
                 let mut data = seg.data.to_vec();
                 data[position] ^= 1 << bit;
                 let data = Bytes::from(data);
                 let range = seg.footer_range();
-                let Ok(footer) = SegmentFooter::decode(
+                let footer = SegmentFooter::decode_checked(
                     data.slice(range.start as usize..range.end as usize),
                     len as u64,
-                ) else {
+                    Some(seg.footer_crc),
+                );
+                let Ok(footer) = footer else {
                     continue;
                 };
+                assert!(
+                    !range.contains(&(position as u64)),
+                    "{compression:?}: flip at {position} bit {bit} in the footer went unnoticed"
+                );
                 for (index, input) in inputs.iter().enumerate() {
                     let loc = &seg.chunks[index];
                     let (start, end) = (

@@ -67,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     key: format!("{topic}/{i}"),
                     size: 1 << 20,
                     footer_len: 4096,
+                    footer_crc: None,
                     chunks: (0..chunks)
                         .map(|c| ChunkCommit {
                             topic: topic.clone(),

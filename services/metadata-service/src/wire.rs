@@ -277,6 +277,7 @@ mod tests {
             key: "segments/x.parquet".into(),
             size: 10,
             footer_len: 4,
+            footer_crc: None,
             chunks: vec![ChunkCommit {
                 topic: "t".into(),
                 partition: 3,

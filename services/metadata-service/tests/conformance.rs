@@ -50,6 +50,8 @@ fn segment(key: &str, chunks: Vec<ChunkCommit>) -> SegmentCommit {
         key: key.into(),
         size: 1000,
         footer_len: 200,
+        // Above i32::MAX: the column must hold every u32.
+        footer_crc: Some(0xfeed_f00d),
         chunks,
     }
 }
@@ -319,6 +321,11 @@ async fn committing_assigns_dense_offsets_per_partition(make: Maker) {
     );
     assert_eq!(all[0].segment.key, "s1");
     assert_eq!(all[1].segment.key, "s2");
+    assert_eq!(
+        (all[0].segment.footer_len, all[0].segment.footer_crc),
+        (200, Some(0xfeed_f00d)),
+        "the footer's length and checksum come back with the index entry"
+    );
     let mid = store.chunks_from("a", 0, 3, 10).await.expect("chunks");
     assert_eq!(mid[0].base_offset, 0);
     let second_chunk = store.chunks_from("a", 0, 5, 10).await.expect("chunks");
@@ -918,6 +925,7 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
         key: "lake/c/partition=0/0-4.parquet".into(),
         size: 500,
         footer_len: 100,
+        footer_crc: None,
     };
     let entry = |base, count, row_group| silt_metadata::ChunkEntry {
         partition: 0,

@@ -78,6 +78,7 @@ async fn the_standby_takes_over_and_commits_carry_on() {
                     key: format!("segments/{i}.parquet"),
                     size: 100,
                     footer_len: 10,
+                    footer_crc: None,
                     chunks: vec![ChunkCommit {
                         topic: "t".into(),
                         partition: (i % 2) as i32,

@@ -214,6 +214,9 @@ pub struct SegmentCommit {
     pub key: String,
     pub size: u64,
     pub footer_len: u64,
+    /// CRC-32C of the footer bytes; readers check it before decoding the footer.
+    #[serde(default)]
+    pub footer_crc: Option<u32>,
     pub chunks: Vec<ChunkCommit>,
 }
 
@@ -223,6 +226,10 @@ pub struct SegmentRef {
     pub key: String,
     pub size: u64,
     pub footer_len: u64,
+    /// CRC-32C of the footer bytes (the last `footer_len` bytes); `None` for objects
+    /// indexed before it was recorded.
+    #[serde(default)]
+    pub footer_crc: Option<u32>,
 }
 
 /// One entry of the segment index: offsets `base_offset..base_offset + record_count` of a

@@ -119,6 +119,10 @@ ALTER TABLE segments ADD COLUMN kind TEXT NOT NULL DEFAULT 'raw';
 ALTER TABLE segments ADD COLUMN unreferenced_at_ms BIGINT;
 CREATE INDEX segments_unreferenced ON segments(unreferenced_at_ms);
 "#,
+    // 4: a checksum of each object's footer (the footer holds the chunks' checksums)
+    r#"
+ALTER TABLE segments ADD COLUMN footer_crc BIGINT;
+"#,
 ];
 
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
@@ -725,11 +729,12 @@ impl MetadataStore for PostgresStore {
             return Ok(outcomes);
         }
         let segment_id: i64 = sqlx::query_scalar(
-            "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&segment.key)
         .bind(to_i64(segment.size, "size")?)
         .bind(to_i64(segment.footer_len, "footer_len")?)
+        .bind(segment.footer_crc.map(i64::from))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
@@ -1015,13 +1020,14 @@ impl MetadataStore for PostgresStore {
         .await?;
         let lake = &new[0].segment;
         let segment_id: i64 = sqlx::query_scalar(
-            "INSERT INTO segments (object_key, size, footer_len, created_at_ms, kind) VALUES ($1, $2, $3, $4, 'lake') \
+            "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms, kind) VALUES ($1, $2, $3, $4, $5, 'lake') \
              ON CONFLICT (object_key) DO UPDATE SET size = excluded.size, footer_len = excluded.footer_len, \
-             unreferenced_at_ms = NULL RETURNING id",
+             footer_crc = excluded.footer_crc, unreferenced_at_ms = NULL RETURNING id",
         )
         .bind(&lake.key)
         .bind(to_i64(lake.size, "size")?)
         .bind(to_i64(lake.footer_len, "footer_len")?)
+        .bind(lake.footer_crc.map(i64::from))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;

@@ -13,6 +13,7 @@ pub(crate) trait RowRead {
     fn int(&self, column: &str) -> Result<i64>;
     fn text(&self, column: &str) -> Result<String>;
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>>;
 }
 
 macro_rules! row_read {
@@ -26,6 +27,9 @@ macro_rules! row_read {
             }
             fn opt_text(&self, column: &str) -> Result<Option<String>> {
                 Ok(self.try_get::<Option<String>, _>(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+                Ok(self.try_get::<Option<i64>, _>(column)?)
             }
         }
     };
@@ -67,7 +71,7 @@ pub(crate) fn topic_from_row(row: &impl RowRead) -> Result<Topic> {
 
 /// Columns `chunk_from_row` reads (chunks `c` joined with segments `s`).
 pub(crate) const CHUNK_COLUMNS: &str = "c.partition, c.base_offset, c.record_count, c.row_group, c.byte_start, \
-     c.byte_len, c.min_timestamp_ms, c.max_timestamp_ms, s.object_key, s.size, s.footer_len";
+     c.byte_len, c.min_timestamp_ms, c.max_timestamp_ms, s.object_key, s.size, s.footer_len, s.footer_crc";
 
 pub(crate) fn chunk_from_row(row: &impl RowRead) -> Result<ChunkEntry> {
     Ok(ChunkEntry {
@@ -78,6 +82,10 @@ pub(crate) fn chunk_from_row(row: &impl RowRead) -> Result<ChunkEntry> {
             key: row.text("object_key")?,
             size: u64_of(row, "size")?,
             footer_len: u64_of(row, "footer_len")?,
+            footer_crc: row
+                .opt_int("footer_crc")?
+                .map(|crc| u32::try_from(crc).map_err(|_| corrupt(format!("footer_crc {crc}"))))
+                .transpose()?,
         },
         row_group: u32_of(row, "row_group")?,
         byte_start: u64_of(row, "byte_start")?,

@@ -112,6 +112,10 @@ ALTER TABLE segments ADD COLUMN kind TEXT NOT NULL DEFAULT 'raw';
 ALTER TABLE segments ADD COLUMN unreferenced_at_ms INTEGER;
 CREATE INDEX segments_unreferenced ON segments(unreferenced_at_ms);
 "#,
+    // 4: a checksum of each object's footer (the footer holds the chunks' checksums)
+    r#"
+ALTER TABLE segments ADD COLUMN footer_crc INTEGER;
+"#,
 ];
 
 /// The embedded [`MetadataStore`] on a SQLite file. Writers are serialised in-process
@@ -514,12 +518,13 @@ impl MetadataStore for SqliteStore {
         // Write first, so the transaction takes the write lock at once (a read first could
         // not upgrade while another connection writes).
         let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO segments (object_key, size, footer_len, created_at_ms) VALUES (?, ?, ?, ?) \
+            "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (object_key) DO NOTHING RETURNING id",
         )
         .bind(&segment.key)
         .bind(to_i64(segment.size, "size")?)
         .bind(to_i64(segment.footer_len, "footer_len")?)
+        .bind(segment.footer_crc.map(i64::from))
         .bind(now_ms())
         .fetch_optional(&mut *tx)
         .await?;
@@ -835,13 +840,14 @@ impl MetadataStore for SqliteStore {
         .await?;
         let lake = &new[0].segment;
         sqlx::query(
-            "INSERT INTO segments (object_key, size, footer_len, created_at_ms, kind) VALUES (?, ?, ?, ?, 'lake') \
+            "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms, kind) VALUES (?, ?, ?, ?, ?, 'lake') \
              ON CONFLICT (object_key) DO UPDATE SET size = excluded.size, footer_len = excluded.footer_len, \
-             unreferenced_at_ms = NULL",
+             footer_crc = excluded.footer_crc, unreferenced_at_ms = NULL",
         )
         .bind(&lake.key)
         .bind(to_i64(lake.size, "size")?)
         .bind(to_i64(lake.footer_len, "footer_len")?)
+        .bind(lake.footer_crc.map(i64::from))
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
