@@ -361,6 +361,7 @@ def main():
     parser.add_argument("--work", help="keep the processes' logs and data in this folder")
     args = parser.parse_args()
     if args.work:
+        os.makedirs(args.work, exist_ok=True)
         summary, problems = run(args.duration, args.seed, args.work)
     else:
         with tempfile.TemporaryDirectory() as work:
