@@ -5,6 +5,7 @@ The binary comes from E2E_SILT_BIN (set by scripts/test) or target/debug/silt.
 
 import os
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -25,11 +26,18 @@ def free_port() -> int:
 class Silt:
     """A `silt dev` process that can be killed and restarted on the same data and ports."""
 
-    def __init__(self, data_dir: str, extra=()):
+    def __init__(self, data_dir: str, extra=(), env=None, ca_file=None, client_cert=None):
+        """`env`: SILT_* settings; `ca_file`: the HTTP listener serves TLS with a
+        certificate from this authority; `client_cert`: (certificate, key) files this
+        helper presents to it."""
         self.data_dir = data_dir
         self.http_port = free_port()
         self.kafka_port = free_port()
         self.extra = list(extra)
+        self.settings = dict(env or {})
+        self.ssl_context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        if client_cert:
+            self.ssl_context.load_cert_chain(*client_cert)
         self.proc = None
         self.log_path = os.path.join(data_dir, "silt.log")
         self.start()
@@ -40,7 +48,8 @@ class Silt:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     def start(self):
         binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
@@ -53,13 +62,15 @@ class Silt:
         ]
         log = open(self.log_path, "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SILT_")}
+        env.update(self.settings)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"silt exited: {self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1) as r:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=1,
+                                            context=self.ssl_context) as r:
                     if r.status == 200:
                         return
             except OSError:

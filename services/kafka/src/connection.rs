@@ -12,8 +12,7 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -128,16 +127,18 @@ fn record_latency(api: String, received: std::time::Instant) {
         .record(received.elapsed().as_secs_f64());
 }
 
-pub(crate) async fn run(
-    stream: TcpStream,
+/// Serves one connection, plaintext or TLS (the handshake is done).
+pub(crate) async fn run<S>(
+    stream: S,
     peer: SocketAddr,
     state: KafkaState,
     pool: Arc<Semaphore>,
     shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     metrics::gauge!("silt_kafka_connections").increment(1.0);
-    let (mut read, write) = stream.into_split();
+    let (mut read, write) = tokio::io::split(stream);
     let (queue_tx, mut queue_rx) = mpsc::channel::<oneshot::Receiver<Option<Bytes>>>(
         state.config.max_inflight_per_connection.max(1),
     );

@@ -31,6 +31,7 @@ use silt_metadata::MetadataStore;
 use silt_reader::Reader;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+pub use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -127,8 +128,15 @@ pub async fn answer_frame(
 }
 
 /// Accepts Kafka connections until `shutdown` fires, then waits for open connections to
-/// finish their in-flight requests (bounded by the caller's own timeout).
-pub async fn serve(listener: TcpListener, state: KafkaState, shutdown: CancellationToken) {
+/// finish their in-flight requests (bounded by the caller's own timeout). With `tls`,
+/// every connection starts with a TLS handshake (Kafka's `SSL` listener); without it,
+/// connections are plaintext.
+pub async fn serve(
+    listener: TcpListener,
+    state: KafkaState,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
     let connections = TaskTracker::new();
     let pool = Arc::new(Semaphore::new(state.config.max_queued_request_bytes.max(1)));
     loop {
@@ -141,8 +149,18 @@ pub async fn serve(listener: TcpListener, state: KafkaState, shutdown: Cancellat
                 let state = state.clone();
                 let shutdown = shutdown.clone();
                 let pool = pool.clone();
+                let tls = tls.clone();
+                let _ = stream.set_nodelay(true);
                 connections.spawn(async move {
-                    connection::run(stream, peer, state, pool, shutdown).await;
+                    match tls {
+                        None => connection::run(stream, peer, state, pool, shutdown).await,
+                        Some(acceptor) => match silt_tls::handshake(&acceptor, stream).await {
+                            Ok(stream) => {
+                                connection::run(stream, peer, state, pool, shutdown).await;
+                            }
+                            Err(e) => warn!(%peer, error = %e, "Kafka TLS handshake failed"),
+                        },
+                    }
                 });
             }
             Err(e) => {

@@ -27,6 +27,8 @@ pub struct Config {
     pub metadata: MetadataSettings,
     pub compactor: CompactorSettings,
     pub log: LogConfig,
+    /// The certificate of every listener with `tls = true`.
+    pub tls: silt_tls::TlsSettings,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             metadata: MetadataSettings::default(),
             compactor: CompactorSettings::default(),
             log: LogConfig::default(),
+            tls: silt_tls::TlsSettings::default(),
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct HttpConfig {
     /// Longest long poll (`wait_ms`) a client may ask for.
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+    /// Serve HTTPS with the `[tls]` certificate.
+    pub tls: bool,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +71,7 @@ impl Default for HttpConfig {
             max_message_bytes: 1 << 20,
             max_request_bytes: 32 << 20,
             max_wait: Duration::from_secs(30),
+            tls: false,
         }
     }
 }
@@ -89,6 +95,8 @@ pub struct KafkaSettings {
     /// `queued.max.request.bytes`); past it the node stops reading sockets.
     pub max_queued_request_bytes: usize,
     pub cluster_id: String,
+    /// Serve Kafka over TLS with the `[tls]` certificate (Kafka's `SSL` listener).
+    pub tls: bool,
 }
 
 impl Default for KafkaSettings {
@@ -101,6 +109,7 @@ impl Default for KafkaSettings {
             max_frame_bytes: 100 << 20,
             max_queued_request_bytes: 16 << 20,
             cluster_id: "silt-dev".into(),
+            tls: false,
         }
     }
 }

@@ -253,7 +253,8 @@ fn http_url(config: &Config, kafka_host: &str) -> String {
     } else {
         addr.ip().to_string()
     };
-    format!("http://{host}:{}", addr.port())
+    let scheme = if config.http.tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", addr.port())
 }
 
 /// Runs the roles of `mode` in this process until SIGTERM or Ctrl-C, then stops accepting
@@ -434,6 +435,20 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             groups,
             nodes: Arc::new(NodeCache::default()),
         };
+        // Certificates are read before the node says it is ready: a bad one stops it here.
+        let http_tls = config
+            .http
+            .tls
+            .then(|| silt_tls::server_config(&config.tls, &[b"h2", b"http/1.1"]))
+            .transpose()
+            .context("TLS for the HTTP listener")?;
+        let kafka_tls = config
+            .kafka
+            .tls
+            .then(|| silt_tls::server_config(&config.tls, &[]))
+            .transpose()
+            .context("TLS for the Kafka listener")?
+            .map(silt_kafka::TlsAcceptor::from);
         info!(
             node_id,
             roles = ?roles,
@@ -444,14 +459,24 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             "silt is ready"
         );
         let http_stop = stop.clone();
-        doors.push(tokio::spawn(async move {
-            let _ = axum::serve(http, app)
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await;
-        }));
+        if let Some(tls) = http_tls {
+            let http = silt_tls::TlsListener::new(http, tls)?;
+            doors.push(tokio::spawn(async move {
+                let _ = axum::serve(http, app)
+                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                    .await;
+            }));
+        } else {
+            doors.push(tokio::spawn(async move {
+                let _ = axum::serve(http, app)
+                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                    .await;
+            }));
+        }
         doors.push(tokio::spawn(silt_kafka::serve(
             kafka_listener,
             kafka_state,
+            kafka_tls,
             stop.clone(),
         )));
         let heartbeat_stop = CancellationToken::new();
