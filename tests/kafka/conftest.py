@@ -26,7 +26,8 @@ def free_port() -> int:
 class Silt:
     """A `silt dev` process that can be killed and restarted on the same data and ports."""
 
-    def __init__(self, data_dir: str, extra=(), env=None, ca_file=None, client_cert=None):
+    def __init__(self, data_dir: str, extra=(), env=None, ca_file=None, client_cert=None,
+                 mode=("dev",)):
         """`env`: SILT_* settings; `ca_file`: the HTTP listener serves TLS with a
         certificate from this authority; `client_cert`: (certificate, key) files this
         helper presents to it."""
@@ -34,6 +35,7 @@ class Silt:
         self.http_port = free_port()
         self.kafka_port = free_port()
         self.extra = list(extra)
+        self.mode = list(mode)
         self.settings = dict(env or {})
         self.ssl_context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         if client_cert:
@@ -54,7 +56,7 @@ class Silt:
     def start(self):
         binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
         cmd = [
-            binary, "dev",
+            binary, *self.mode,
             "--data-dir", os.path.join(self.data_dir, "data"),
             "--http-addr", f"127.0.0.1:{self.http_port}",
             "--kafka-addr", f"127.0.0.1:{self.kafka_port}",

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Silt
+from conftest import Silt, free_port
 
 
 def openssl(*args, cwd):
@@ -41,6 +41,11 @@ def certs():
         issue(d, "server", "/CN=localhost",
               "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
         issue(d, "alice", "/CN=alice/O=silt tests", "extendedKeyUsage=clientAuth\n")
+        # A node's certificate: served on its listeners and presented to the metadata
+        # service, so it has both usages.
+        issue(d, "node", "/CN=localhost",
+              "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+              "extendedKeyUsage=serverAuth,clientAuth\n")
         # A client certificate from an authority the node does not trust.
         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                 "-nodes", "-keyout", "mallory.key", "-out", "mallory.pem", "-days", "2",
@@ -180,3 +185,39 @@ def test_a_bad_certificate_stops_the_node_at_start(certs, tmp_path):
                                  "SILT_TLS__KEY_FILE": str(certs / "server.key")})
     log = (tmp_path / "silt.log").read_text(errors="replace")
     assert "TLS for the Kafka listener" in log and "holds no certificate" in log, log[:2000]
+
+
+def test_a_cluster_node_with_every_listener_on_tls(certs, tmp_path):
+    """`silt serve` with the metadata role: its own ingest and reader reach the metadata
+    service over https, presenting the node's certificate (client certificates required
+    everywhere)."""
+    env = {
+        "SILT_METADATA__ADDR": f"127.0.0.1:{free_port()}",
+        "SILT_METADATA__TLS": "true",
+        "SILT_KAFKA__TLS": "true",
+        "SILT_HTTP__TLS": "true",
+        "SILT_TLS__CERT_FILE": str(certs / "node.pem"),
+        "SILT_TLS__KEY_FILE": str(certs / "node.key"),
+        "SILT_TLS__CA_FILE": str(certs / "ca.pem"),
+        "SILT_TLS__CLIENT_CA_FILE": str(certs / "ca.pem"),
+        "SILT_TLS__CLIENT_AUTH": "required",
+    }
+    node = Silt(str(tmp_path), env=env, ca_file=str(certs / "ca.pem"),
+                client_cert=(str(certs / "alice.pem"), str(certs / "alice.key")),
+                mode=("serve", "--roles", "metadata,ingest,reader"))
+    try:
+        producer = Producer(ssl_config(node, certs, client="alice"))
+        for i in range(20):
+            producer.produce("cluster-tls", value=f"r{i}")
+        assert producer.flush(30) == 0
+        consumed = kcat(node, certs, "-C", "-t", "cluster-tls", "-e", "-f", "%s\n",
+                        client="alice")
+        assert consumed.returncode == 0, consumed.stderr
+        assert sorted(consumed.stdout.splitlines()) == sorted(f"r{i}" for i in range(20))
+        # The metadata listener refuses a client without a certificate.
+        anonymous = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+            urllib.request.urlopen(f"https://{env['SILT_METADATA__ADDR']}/v1/health", timeout=5,
+                                   context=anonymous)
+    finally:
+        node.stop()

@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             service.activate(0);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
-            tokio::spawn(serve(listener, service, CancellationToken::new()));
+            tokio::spawn(serve(listener, service, None, CancellationToken::new()));
             let client = MetadataClient::connect(ClientConfig::new(vec![url]))?;
             client.wait_connected(Duration::from_secs(10)).await?;
             Arc::new(client)

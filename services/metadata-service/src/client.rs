@@ -41,6 +41,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// KIP-848 heartbeat interval members are told (the coordinator's setting).
     pub consumer_heartbeat_interval: Duration,
+    /// For `https://` endpoints: the PEM authorities to trust (instead of the system's),
+    /// and the PEM certificate and key to present when the service asks for one.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    pub tls_identity_pem: Option<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -51,6 +55,8 @@ impl ClientConfig {
             group_retry_for: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             consumer_heartbeat_interval: Duration::from_secs(2),
+            tls_ca_pem: None,
+            tls_identity_pem: None,
         }
     }
 }
@@ -108,16 +114,28 @@ impl MetadataClient {
                 reason: "no metadata service URL configured".into(),
             });
         }
-        let http = reqwest::Client::builder()
+        let invalid = |what: &str, e: reqwest::Error| MetadataError::InvalidRequest {
+            reason: format!("{what}: {e}"),
+        };
+        let mut http = reqwest::Client::builder()
             .http2_prior_knowledge()
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(2))
-            .http2_keep_alive_timeout(Duration::from_secs(4))
+            .http2_keep_alive_timeout(Duration::from_secs(4));
+        if let Some(pem) = &config.tls_ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid("the metadata service's certificate authorities", e))?;
+            http = http.tls_certs_only(roots);
+        }
+        if let Some(pem) = &config.tls_identity_pem {
+            let identity = reqwest::Identity::from_pem(pem)
+                .map_err(|e| invalid("this node's certificate and key", e))?;
+            http = http.identity(identity);
+        }
+        let http = http
             .build()
-            .map_err(|e| MetadataError::InvalidRequest {
-                reason: format!("building the HTTP client: {e}"),
-            })?;
+            .map_err(|e| invalid("building the HTTP client", e))?;
         let inner = Arc::new(Inner {
             config,
             current: AtomicUsize::new(0),

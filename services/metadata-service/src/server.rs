@@ -398,13 +398,22 @@ async fn health(State(service): State<Arc<MetadataService>>) -> HttpResponse {
     (status, axum::Json(body)).into_response()
 }
 
-/// Serves `service` on `listener` (HTTP/1.1 and HTTP/2 without TLS) until `stop`.
+/// Serves `service` on `listener` until `stop`: HTTP/1.1 and HTTP/2 in plaintext, or over
+/// TLS with `tls` (built with ALPN `h2` and `http/1.1`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<MetadataService>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    if let Some(tls) = tls {
+        // The TLS listener sets TCP_NODELAY itself.
+        let listener = silt_tls::TlsListener::new(listener, tls)?;
+        return axum::serve(listener, service.router())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+    }
     // Small request/answer frames: without TCP_NODELAY, Nagle's algorithm and delayed
     // ACKs hold some of them for ~40 ms.
     let listener = listener.tap_io(|tcp| {

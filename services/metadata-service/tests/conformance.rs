@@ -104,7 +104,7 @@ impl Maker {
                             .await
                             .expect("binds");
                         let url = format!("http://{}", listener.local_addr().expect("addr"));
-                        tokio::spawn(serve(listener, service, CancellationToken::new()));
+                        tokio::spawn(serve(listener, service, None, CancellationToken::new()));
                         url
                     })
                     .await;

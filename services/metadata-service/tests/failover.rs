@@ -27,7 +27,7 @@ async fn start(db: &str, name: &str) -> Process {
         .await
         .expect("binds");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(serve(listener, service.clone(), stop.clone()));
+    tokio::spawn(serve(listener, service.clone(), None, stop.clone()));
     tokio::spawn(lease::run(
         service.clone(),
         store,

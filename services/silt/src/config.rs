@@ -268,6 +268,9 @@ pub struct MetadataSettings {
     /// Base URLs of the metadata processes (active and standbys), for the other roles.
     /// Default: this node's own metadata listener.
     pub urls: Vec<String>,
+    /// Serve the metadata listener over TLS with the `[tls]` certificate (its URLs are
+    /// then `https://`).
+    pub tls: bool,
 }
 
 impl Default for MetadataSettings {
@@ -276,6 +279,7 @@ impl Default for MetadataSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 9093)),
             store: None,
             urls: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -487,7 +491,8 @@ impl Config {
             } else {
                 addr.ip().to_string()
             };
-            vec![format!("http://{host}:{}", addr.port())]
+            let scheme = if self.metadata.tls { "https" } else { "http" };
+            vec![format!("{scheme}://{host}:{}", addr.port())]
         } else {
             self.metadata
                 .urls

@@ -201,9 +201,16 @@ async fn start_metadata_role(
         .await
         .with_context(|| format!("binding the metadata service to {}", config.metadata.addr))?;
     info!(addr = %listener.local_addr()?, "metadata service listening");
+    let tls = config
+        .metadata
+        .tls
+        .then(|| silt_tls::server_config(&config.tls, &[b"h2", b"http/1.1"]))
+        .transpose()
+        .context("TLS for the metadata listener")?;
     let server = tokio::spawn(silt_metadata_service::serve(
         listener,
         service,
+        tls,
         stop.clone(),
     ));
     Ok(MetadataRole {
@@ -244,6 +251,25 @@ fn spawn_heartbeat(
         let _ =
             tokio::time::timeout(Duration::from_secs(2), metadata.remove_node(node.node_id)).await;
     })
+}
+
+/// How this node reaches the metadata service: its URLs, and for `https://` ones the
+/// authorities to trust and the certificate to present (`[tls]`).
+fn metadata_client_config(config: &Config, urls: Vec<String>) -> anyhow::Result<ClientConfig> {
+    let mut client = ClientConfig::new(urls);
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    if let Some(ca) = &config.tls.ca_file {
+        client.tls_ca_pem = Some(read(ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) {
+        let mut identity = read(cert)?;
+        identity.push(b'\n');
+        identity.extend(read(key)?);
+        client.tls_identity_pem = Some(identity);
+    }
+    Ok(client)
 }
 
 fn http_url(config: &Config, kafka_host: &str) -> String {
@@ -308,7 +334,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             }
             if has("ingest") || has("reader") || has("compactor") {
                 let urls = config.metadata_urls();
-                let c = MetadataClient::connect(ClientConfig::new(urls.clone()))?;
+                let c = MetadataClient::connect(metadata_client_config(&config, urls.clone())?)?;
                 info!(urls = ?urls, "waiting for the metadata service");
                 c.wait_connected(Duration::from_secs(60)).await?;
                 client = Some(c.clone());

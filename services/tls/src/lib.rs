@@ -21,6 +21,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
+#[cfg(feature = "test-pki")]
+pub mod test_pki;
+
 /// Longest a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,6 +51,10 @@ pub struct TlsSettings {
     /// PEM file with the certificate authorities client certificates must chain to.
     pub client_ca_file: Option<PathBuf>,
     pub client_auth: ClientAuth,
+    /// PEM file with the authorities this node trusts when it connects to the metadata
+    /// service over `https://` (default: the system's). When that service asks for a
+    /// client certificate, the node presents `cert_file` and `key_file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,101 +1,12 @@
 //! Handshakes against the TLS listener with a rustls client: server-only TLS, client
 //! certificates optional and required, and configurations that must be refused.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use axum::serve::Listener;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
+use silt_tls::test_pki::Pki;
 use silt_tls::{ClientAuth, TlsError, TlsListener, TlsSettings, server_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    /// A CA, a server certificate for `localhost` and client certificates for alice
-    /// (signed by the CA) and mallory (self-signed).
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca_key = KeyPair::generate().expect("key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "test CA");
-        let ca_cert = ca.self_signed(&ca_key).expect("CA");
-        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write");
-        let issuer = Issuer::new(ca, ca_key);
-
-        let write = |name: &str, params: CertificateParams, signed: bool| {
-            let key = KeyPair::generate().expect("key");
-            let cert = if signed {
-                params.signed_by(&key, &issuer)
-            } else {
-                params.self_signed(&key)
-            }
-            .expect("certificate");
-            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
-            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem())
-                .expect("write");
-        };
-        let mut server = CertificateParams::new(vec!["localhost".into()]).expect("params");
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        write("server", server, true);
-        for (name, signed) in [("alice", true), ("mallory", false)] {
-            let mut client = CertificateParams::new(Vec::<String>::new()).expect("params");
-            client.distinguished_name.push(DnType::CommonName, name);
-            client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            write(name, client, signed);
-        }
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn settings(&self, client_auth: ClientAuth) -> TlsSettings {
-        TlsSettings {
-            cert_file: Some(self.path("server.pem")),
-            key_file: Some(self.path("server.key")),
-            client_ca_file: (client_auth != ClientAuth::None).then(|| self.path("ca.pem")),
-            client_auth,
-        }
-    }
-
-    fn client(&self, cert: Option<&str>) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(self.path("ca.pem")).expect("ca") {
-            roots.add(ca.expect("ca")).expect("root");
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
-        let config = match cert {
-            None => builder.with_no_client_auth(),
-            Some(name) => {
-                let chain = CertificateDer::pem_file_iter(self.path(&format!("{name}.pem")))
-                    .expect("chain")
-                    .collect::<Result<Vec<_>, _>>()
-                    .expect("chain");
-                let key =
-                    PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).expect("key");
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .expect("client cert")
-            }
-        };
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
-}
 
 /// Serves an echo over the TLS listener; returns whether a client with `cert` gets its
 /// bytes back.
