@@ -1,7 +1,8 @@
 """infra/: what can be checked without a Docker engine. The compose file, Prometheus config
 and Grafana dashboard parse; every setting compose passes to Silt is one Silt's own config
 loader accepts; every metric the dashboard queries is one a running Silt exports; the
-Dockerfile builds in stages and runs as a non-root user with a health check."""
+Dockerfile builds in stages and runs as a non-root user with a health check; the TLS
+variant covers every listener and its certificate script makes certificates that work."""
 
 import json
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import ROOT
+from conftest import ROOT, Silt
 
 INFRA = ROOT / "infra"
 SILT_SERVICES = ("metadata", "silt-1", "silt-2")
@@ -147,3 +148,48 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check():
     # The toolchain of the build stage is the one the workspace requires.
     rust_version = re.search(r'rust-version = "([0-9.]+)"', (ROOT / "Cargo.toml").read_text()).group(1)
     assert stages[0].startswith(f"rust:{rust_version}"), stages[0]
+
+
+def test_the_tls_variant_covers_every_listener_and_its_certificates_work(tmp_path):
+    """docker-compose.tls.yml turns TLS on for every Silt listener, health checks and
+    scrapes; the settings it adds are accepted by silt; and the certificates
+    make-certs.sh makes serve a node that kcat reaches over TLS by the names compose
+    uses."""
+    overlay = yaml.safe_load((INFRA / "docker-compose.tls.yml").read_text())["services"]
+    base = compose()["services"]
+    values = env_example()
+    binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
+    for name in SILT_SERVICES:
+        env = {**base[name].get("environment", {}), **overlay[name]["environment"]}
+        env = {k: substitute(v, values) for k, v in env.items()}
+        assert "https" in " ".join(overlay[name]["healthcheck"]["test"]), name
+        assert any("/etc/silt/tls" in v for v in overlay[name]["volumes"]), name
+        listeners = ("SILT_METADATA__TLS",) if name == "metadata" else ("SILT_KAFKA__TLS", "SILT_HTTP__TLS")
+        for key in listeners:
+            assert env.get(key) == "true", f"{name}: {key}"
+        assert json.loads(env["SILT_METADATA__URLS"])[0].startswith("https://")
+        command = [substitute(c, values) for c in base[name]["command"]]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("SILT_")}
+        silt_env = {k: v for k, v in env.items() if k.startswith("SILT_")}
+        done = subprocess.run([binary, "config", *command[1:]],
+                              env={**clean, "SILT_DATA_DIR": str(tmp_path / "cfg"), **silt_env},
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    scrape = yaml.safe_load((INFRA / "prometheus.tls.yml").read_text())
+    assert all(job["scheme"] == "https" for job in scrape["scrape_configs"])
+
+    certs = tmp_path / "tls"
+    subprocess.run([str(INFRA / "make-certs.sh"), str(certs)], check=True, capture_output=True)
+    (tmp_path / "node").mkdir()
+    node = Silt(str(tmp_path / "node"), ca_file=str(certs / "ca.pem"), env={
+        "SILT_KAFKA__TLS": "true", "SILT_HTTP__TLS": "true",
+        "SILT_TLS__CERT_FILE": str(certs / "node.pem"),
+        "SILT_TLS__KEY_FILE": str(certs / "node.key"),
+    })
+    try:
+        listing = subprocess.run(["kcat", "-b", node.bootstrap, "-X", "security.protocol=ssl",
+                                  "-X", f"ssl.ca.location={certs / 'ca.pem'}", "-L"],
+                                 capture_output=True, text=True, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+    finally:
+        node.stop()
