@@ -29,7 +29,7 @@ async fn the_metadata_service_over_tls_with_client_certificates() {
         .expect("opens");
     let service = MetadataService::new(Arc::new(store), GroupConfig::default());
     service.activate(0);
-    let tls = silt_tls::server_config(&pki.settings(ClientAuth::Required), &[b"h2", b"http/1.1"])
+    let tls = silt_tls::server_config(&pki.settings(ClientAuth::Required), silt_tls::HTTP_ALPN)
         .expect("server config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

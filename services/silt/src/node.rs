@@ -201,12 +201,7 @@ async fn start_metadata_role(
         .await
         .with_context(|| format!("binding the metadata service to {}", config.metadata.addr))?;
     info!(addr = %listener.local_addr()?, "metadata service listening");
-    let tls = config
-        .metadata
-        .tls
-        .then(|| silt_tls::server_config(&config.tls, &[b"h2", b"http/1.1"]))
-        .transpose()
-        .context("TLS for the metadata listener")?;
+    let tls = listener_tls(config, config.metadata.tls, silt_tls::HTTP_ALPN, "metadata")?;
     let server = tokio::spawn(silt_metadata_service::serve(
         listener,
         service,
@@ -251,6 +246,19 @@ fn spawn_heartbeat(
         let _ =
             tokio::time::timeout(Duration::from_secs(2), metadata.remove_node(node.node_id)).await;
     })
+}
+
+/// The TLS configuration of a listener with `tls = true`, its certificate read now.
+fn listener_tls(
+    config: &Config,
+    enabled: bool,
+    alpn: &[&[u8]],
+    listener: &str,
+) -> anyhow::Result<Option<Arc<silt_tls::ServerConfig>>> {
+    enabled
+        .then(|| silt_tls::server_config(&config.tls, alpn))
+        .transpose()
+        .with_context(|| format!("TLS for the {listener} listener"))
 }
 
 /// How this node reaches the metadata service: its URLs, and for `https://` ones the
@@ -462,18 +470,8 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             nodes: Arc::new(NodeCache::default()),
         };
         // Certificates are read before the node says it is ready: a bad one stops it here.
-        let http_tls = config
-            .http
-            .tls
-            .then(|| silt_tls::server_config(&config.tls, &[b"h2", b"http/1.1"]))
-            .transpose()
-            .context("TLS for the HTTP listener")?;
-        let kafka_tls = config
-            .kafka
-            .tls
-            .then(|| silt_tls::server_config(&config.tls, &[]))
-            .transpose()
-            .context("TLS for the Kafka listener")?
+        let http_tls = listener_tls(&config, config.http.tls, silt_tls::HTTP_ALPN, "HTTP")?;
+        let kafka_tls = listener_tls(&config, config.kafka.tls, &[], "Kafka")?
             .map(silt_kafka::TlsAcceptor::from);
         info!(
             node_id,

@@ -24,6 +24,11 @@ use tracing::debug;
 #[cfg(feature = "test-pki")]
 pub mod test_pki;
 
+pub use rustls::ServerConfig;
+
+/// ALPN protocols of HTTP listeners (the HTTP API, the metadata service).
+pub const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
 /// Longest a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
