@@ -15,8 +15,9 @@ use silt_groups::{
     GroupSummary, JoinRequest, JoinResponse, SyncRequest,
 };
 use silt_metadata::{
-    ChunkEntry, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, NodeInfo,
-    PartitionOffsets, ProducerIdentity, SegmentCommit, Topic, TopicConfig, WatchEvent, Watchers,
+    AclBinding, ChunkEntry, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore,
+    NodeInfo, PartitionOffsets, ProducerIdentity, ScramCredential, ScramMechanism, SegmentCommit,
+    Topic, TopicConfig, WatchEvent, Watchers,
 };
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -671,6 +672,77 @@ impl MetadataStore for MetadataClient {
     async fn live_nodes(&self) -> silt_metadata::Result<Vec<NodeInfo>> {
         match self.call(Request::LiveNodes).await? {
             Response::Nodes(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn set_scram_credential(
+        &self,
+        credential: &ScramCredential,
+    ) -> silt_metadata::Result<()> {
+        match self
+            .call(Request::SetScramCredential(credential.clone()))
+            .await?
+        {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> silt_metadata::Result<bool> {
+        let request = Request::DeleteScramCredential {
+            user: user.to_string(),
+            mechanism,
+        };
+        match self.call(request).await? {
+            Response::Removed(removed) => Ok(removed),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> silt_metadata::Result<Option<ScramCredential>> {
+        let request = Request::ScramCredential {
+            user: user.to_string(),
+            mechanism,
+        };
+        match self.call(request).await? {
+            Response::Credential(c) => Ok(c),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn scram_credentials(&self) -> silt_metadata::Result<Vec<ScramCredential>> {
+        match self.call(Request::ScramCredentials).await? {
+            Response::Credentials(c) => Ok(c),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn create_acls(&self, bindings: &[AclBinding]) -> silt_metadata::Result<()> {
+        match self.call(Request::CreateAcls(bindings.to_vec())).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_acls(&self, bindings: &[AclBinding]) -> silt_metadata::Result<u64> {
+        match self.call(Request::DeleteAcls(bindings.to_vec())).await? {
+            Response::Count(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn acls(&self) -> silt_metadata::Result<Vec<AclBinding>> {
+        match self.call(Request::Acls).await? {
+            Response::Acls(a) => Ok(a),
             other => Err(unexpected(&other)),
         }
     }

@@ -231,6 +231,23 @@ impl MetadataService {
                 Response::Done
             }
             Request::LiveNodes => Response::Nodes(store.live_nodes().await?),
+            Request::SetScramCredential(credential) => {
+                store.set_scram_credential(&credential).await?;
+                Response::Done
+            }
+            Request::DeleteScramCredential { user, mechanism } => {
+                Response::Removed(store.delete_scram_credential(&user, mechanism).await?)
+            }
+            Request::ScramCredential { user, mechanism } => {
+                Response::Credential(store.scram_credential(&user, mechanism).await?)
+            }
+            Request::ScramCredentials => Response::Credentials(store.scram_credentials().await?),
+            Request::CreateAcls(bindings) => {
+                store.create_acls(&bindings).await?;
+                Response::Done
+            }
+            Request::DeleteAcls(bindings) => Response::Count(store.delete_acls(&bindings).await?),
+            Request::Acls => Response::Acls(store.acls().await?),
             Request::Join(req) => Response::Join(groups.join(req).await),
             Request::Sync(req) => Response::Sync(groups.sync(req).await),
             Request::Heartbeat {

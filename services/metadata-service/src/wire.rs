@@ -10,8 +10,9 @@ use silt_groups::{
     JoinRequest, JoinResponse, SyncRequest,
 };
 use silt_metadata::{
-    ChunkEntry, ChunkOutcome, GroupOffset, MetadataError, NodeInfo, PartitionOffsets,
-    ProducerIdentity, SegmentCommit, Topic, TopicConfig, WatchEvent,
+    AclBinding, ChunkEntry, ChunkOutcome, GroupOffset, MetadataError, NodeInfo, PartitionOffsets,
+    ProducerIdentity, ScramCredential, ScramMechanism, SegmentCommit, Topic, TopicConfig,
+    WatchEvent,
 };
 
 /// Path of the request endpoint.
@@ -145,6 +146,19 @@ pub enum Request {
         partitions: Vec<(String, i32)>,
     },
     ConsumerHeartbeat(ConsumerHeartbeat),
+    SetScramCredential(ScramCredential),
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    ScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    ScramCredentials,
+    CreateAcls(Vec<AclBinding>),
+    DeleteAcls(Vec<AclBinding>),
+    Acls,
 }
 
 impl Request {
@@ -176,7 +190,14 @@ impl Request {
             | Self::LiveNodes
             | Self::FetchOffsets { .. }
             | Self::ListGroups
-            | Self::DescribeGroup { .. } => true,
+            | Self::DescribeGroup { .. }
+            | Self::SetScramCredential(_)
+            | Self::DeleteScramCredential { .. }
+            | Self::ScramCredential { .. }
+            | Self::ScramCredentials
+            | Self::CreateAcls(_)
+            | Self::DeleteAcls(_)
+            | Self::Acls => true,
             Self::CreateTopic { .. }
             | Self::DeleteTopic { .. }
             | Self::AddPartitions { .. }
@@ -234,6 +255,11 @@ pub enum Response {
     GroupList(Result<Vec<GroupSummary>, GroupError>),
     Described(Result<GroupDescription, GroupError>),
     ConsumerHeartbeat(Result<ConsumerHeartbeatResponse, GroupError>),
+    Removed(bool),
+    Count(u64),
+    Credential(Option<ScramCredential>),
+    Credentials(Vec<ScramCredential>),
+    Acls(Vec<AclBinding>),
 }
 
 /// The body of every answer from the request endpoint.

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use silt_groups::GroupConfig;
 use silt_metadata::{
-    ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore, NodeInfo,
-    PostgresStore, ProducerBatch, SegmentCommit, SqliteStore, TopicConfig, WatchEvent,
+    AclBinding, AclOperation, AclPermission, ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset,
+    MetadataError, MetadataStore, NodeInfo, PatternType, PostgresStore, ProducerBatch,
+    ResourceType, ScramCredential, ScramMechanism, SegmentCommit, SqliteStore, TopicConfig,
+    WatchEvent,
 };
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
 use tokio_util::sync::CancellationToken;
@@ -164,6 +166,8 @@ conformance!(
     nodes_are_live_until_their_heartbeat_expires,
     the_feed_reports_every_change,
     compaction_swaps_entries_and_gc_finds_unreferenced_segments,
+    scram_credentials_are_stored_replaced_and_deleted,
+    acl_bindings_are_stored_once_and_deleted_exactly,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -1162,4 +1166,163 @@ async fn postgres_lease_has_one_holder_and_fences_the_last() {
         .await
         .expect("b is active");
     lease_b.release().await;
+}
+
+fn credential(user: &str, mechanism: ScramMechanism, seed: u8) -> ScramCredential {
+    ScramCredential {
+        user: user.into(),
+        mechanism,
+        iterations: 4096,
+        salt: vec![seed; 16],
+        stored_key: vec![seed.wrapping_add(1); 32],
+        server_key: vec![seed.wrapping_add(2); 32],
+    }
+}
+
+async fn scram_credentials_are_stored_replaced_and_deleted(make: Maker) {
+    let store = make.open().await;
+    assert!(store.scram_credentials().await.expect("list").is_empty());
+    let alice = credential("alice", ScramMechanism::Sha512, 1);
+    store.set_scram_credential(&alice).await.expect("set");
+    store
+        .set_scram_credential(&credential("alice", ScramMechanism::Sha256, 2))
+        .await
+        .expect("set");
+    store
+        .set_scram_credential(&credential("bob", ScramMechanism::Sha512, 3))
+        .await
+        .expect("set");
+    assert_eq!(
+        store
+            .scram_credential("alice", ScramMechanism::Sha512)
+            .await
+            .expect("get"),
+        Some(alice)
+    );
+    // A new password replaces the old credential.
+    let changed = credential("alice", ScramMechanism::Sha512, 9);
+    store.set_scram_credential(&changed).await.expect("set");
+    let all = store.scram_credentials().await.expect("list");
+    let view: Vec<(String, ScramMechanism, u8)> = all
+        .iter()
+        .map(|c| (c.user.clone(), c.mechanism, c.salt[0]))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("alice".to_string(), ScramMechanism::Sha256, 2),
+            ("alice".to_string(), ScramMechanism::Sha512, 9),
+            ("bob".to_string(), ScramMechanism::Sha512, 3),
+        ]
+    );
+    assert!(
+        store
+            .delete_scram_credential("alice", ScramMechanism::Sha512)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_scram_credential("alice", ScramMechanism::Sha512)
+            .await
+            .expect("delete")
+    );
+    assert_eq!(
+        store
+            .scram_credential("alice", ScramMechanism::Sha512)
+            .await
+            .expect("get"),
+        None
+    );
+    // Nonsense is refused and stores nothing.
+    let mut empty = credential("carol", ScramMechanism::Sha256, 4);
+    empty.salt.clear();
+    let e = store
+        .set_scram_credential(&empty)
+        .await
+        .expect_err("no salt");
+    assert!(matches!(e, MetadataError::InvalidRequest { .. }), "{e:?}");
+    assert_eq!(store.scram_credentials().await.expect("list").len(), 2);
+}
+
+fn acl(principal: &str, name: &str, op: AclOperation, permission: AclPermission) -> AclBinding {
+    AclBinding {
+        principal: principal.into(),
+        host: "*".into(),
+        resource_type: ResourceType::Topic,
+        resource_name: name.into(),
+        pattern_type: PatternType::Literal,
+        operation: op,
+        permission,
+    }
+}
+
+async fn acl_bindings_are_stored_once_and_deleted_exactly(make: Maker) {
+    let store = make.open().await;
+    assert!(store.acls().await.expect("list").is_empty());
+    let read = acl(
+        "User:alice",
+        "orders",
+        AclOperation::Read,
+        AclPermission::Allow,
+    );
+    let write = acl(
+        "User:alice",
+        "orders",
+        AclOperation::Write,
+        AclPermission::Allow,
+    );
+    let deny = acl("User:bob", "orders", AclOperation::All, AclPermission::Deny);
+    let mut prefixed = acl(
+        "User:*",
+        "pay",
+        AclOperation::Describe,
+        AclPermission::Allow,
+    );
+    prefixed.pattern_type = PatternType::Prefixed;
+    store
+        .create_acls(&[read.clone(), write.clone(), deny.clone()])
+        .await
+        .expect("create");
+    // Creating one again changes nothing.
+    store
+        .create_acls(&[read.clone(), prefixed.clone()])
+        .await
+        .expect("create");
+    let mut all = store.acls().await.expect("list");
+    all.sort_by_key(|b| format!("{b:?}"));
+    let mut want = vec![read.clone(), write.clone(), deny.clone(), prefixed.clone()];
+    want.sort_by_key(|b| format!("{b:?}"));
+    assert_eq!(all, want);
+    // An invalid binding adds nothing, not even the valid ones beside it.
+    let mut bad = acl("alice", "x", AclOperation::Read, AclPermission::Allow);
+    let e = store
+        .create_acls(&[
+            acl("User:z", "z", AclOperation::Read, AclPermission::Allow),
+            bad.clone(),
+        ])
+        .await
+        .expect_err("principal without a type");
+    assert!(matches!(e, MetadataError::InvalidRequest { .. }), "{e:?}");
+    bad.principal = "User:alice".into();
+    bad.pattern_type = PatternType::Match;
+    assert!(store.create_acls(&[bad]).await.is_err());
+    assert_eq!(store.acls().await.expect("list").len(), 4);
+    // Deletion removes exactly the bindings named.
+    let removed = store
+        .delete_acls(&[
+            write.clone(),
+            acl(
+                "User:nobody",
+                "orders",
+                AclOperation::Read,
+                AclPermission::Allow,
+            ),
+        ])
+        .await
+        .expect("delete");
+    assert_eq!(removed, 1);
+    let left = store.acls().await.expect("list");
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&write));
 }

@@ -12,6 +12,7 @@ mod model;
 mod names;
 mod postgres;
 mod rows;
+mod security;
 mod sequence;
 mod sqlite;
 mod store;
@@ -24,6 +25,10 @@ pub use model::{
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
 pub use postgres::{PgLease, PostgresStore};
+pub use security::{
+    ANY_HOST, AclBinding, AclFilter, AclOperation, AclPermission, CLUSTER_RESOURCE, PatternType,
+    ResourceType, ScramCredential, ScramMechanism, WILDCARD,
+};
 pub use sqlite::SqliteStore;
 pub use store::MetadataStore;
 pub use watch::{WatchEvent, Watchers};

@@ -23,6 +23,10 @@ use crate::rows::{
     CHUNK_COLUMNS, RowRead, TOPIC_COLUMNS, chunk_from_row, group_offset_from_row, i32_of, now_ms,
     to_i64, topic_from_row,
 };
+use crate::security::{
+    AclBinding, AclRow, CredentialRow, ScramCredential, ScramMechanism, acl_from_row,
+    credential_from_row, validate_credential,
+};
 use crate::sequence::{
     PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, check_swap, judge, last_sequence,
     not_in_segment, same_entries,
@@ -122,6 +126,27 @@ CREATE INDEX segments_unreferenced ON segments(unreferenced_at_ms);
     // 4: a checksum of each object's footer (the footer holds the chunks' checksums)
     r#"
 ALTER TABLE segments ADD COLUMN footer_crc BIGINT;
+"#, // 5: security: users' SCRAM credentials (salted hashes only) and ACL bindings
+    r#"
+CREATE TABLE scram_credentials (
+    user_name TEXT NOT NULL,
+    mechanism TEXT NOT NULL,
+    iterations BIGINT NOT NULL,
+    salt BYTEA NOT NULL,
+    stored_key BYTEA NOT NULL,
+    server_key BYTEA NOT NULL,
+    PRIMARY KEY (user_name, mechanism)
+);
+CREATE TABLE acls (
+    principal TEXT NOT NULL,
+    host TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_name TEXT NOT NULL,
+    pattern_type TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    PRIMARY KEY (principal, host, resource_type, resource_name, pattern_type, operation, permission)
+);
 "#,
 ];
 
@@ -1177,6 +1202,126 @@ impl MetadataStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn set_scram_credential(&self, credential: &ScramCredential) -> Result<()> {
+        validate_credential(credential)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO scram_credentials \
+             (user_name, mechanism, iterations, salt, stored_key, server_key) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (user_name, mechanism) DO UPDATE SET iterations = excluded.iterations, \
+             salt = excluded.salt, stored_key = excluded.stored_key, \
+             server_key = excluded.server_key",
+        )
+        .bind(&credential.user)
+        .bind(credential.mechanism.name())
+        .bind(i64::from(credential.iterations))
+        .bind(&credential.salt)
+        .bind(&credential.stored_key)
+        .bind(&credential.server_key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done =
+            sqlx::query("DELETE FROM scram_credentials WHERE user_name = $1 AND mechanism = $2")
+                .bind(user)
+                .bind(mechanism.name())
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>> {
+        let row: Option<CredentialRow> = sqlx::query_as(
+            "SELECT user_name, mechanism, iterations, salt, stored_key, server_key \
+             FROM scram_credentials WHERE user_name = $1 AND mechanism = $2",
+        )
+        .bind(user)
+        .bind(mechanism.name())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(credential_from_row).transpose()
+    }
+
+    async fn scram_credentials(&self) -> Result<Vec<ScramCredential>> {
+        let rows: Vec<CredentialRow> = sqlx::query_as(
+            "SELECT user_name, mechanism, iterations, salt, stored_key, server_key \
+             FROM scram_credentials ORDER BY user_name, mechanism",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(credential_from_row).collect()
+    }
+
+    async fn create_acls(&self, bindings: &[AclBinding]) -> Result<()> {
+        for b in bindings {
+            b.validate()?;
+        }
+        let mut tx = self.begin_write().await?;
+        for b in bindings {
+            sqlx::query(
+                "INSERT INTO acls (principal, host, resource_type, resource_name, pattern_type, \
+                 operation, permission) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&b.principal)
+            .bind(&b.host)
+            .bind(b.resource_type.name())
+            .bind(&b.resource_name)
+            .bind(b.pattern_type.name())
+            .bind(b.operation.name())
+            .bind(b.permission.name())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_acls(&self, bindings: &[AclBinding]) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for b in bindings {
+            removed += sqlx::query(
+                "DELETE FROM acls WHERE principal = $1 AND host = $2 AND resource_type = $3 \
+                 AND resource_name = $4 AND pattern_type = $5 AND operation = $6 \
+                 AND permission = $7",
+            )
+            .bind(&b.principal)
+            .bind(&b.host)
+            .bind(b.resource_type.name())
+            .bind(&b.resource_name)
+            .bind(b.pattern_type.name())
+            .bind(b.operation.name())
+            .bind(b.permission.name())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn acls(&self) -> Result<Vec<AclBinding>> {
+        let rows: Vec<AclRow> = sqlx::query_as(
+            "SELECT principal, host, resource_type, resource_name, pattern_type, operation, \
+             permission FROM acls ORDER BY resource_type, resource_name, principal, operation",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(acl_from_row).collect()
     }
 
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {

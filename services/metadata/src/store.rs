@@ -8,6 +8,7 @@ use crate::model::{
     ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerIdentity,
     SegmentCommit, Topic, TopicConfig,
 };
+use crate::security::{AclBinding, ScramCredential, ScramMechanism};
 use crate::watch::WatchEvent;
 
 /// The metadata service API, used by every role: in-process over the embedded SQLite
@@ -138,6 +139,33 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Nodes whose last heartbeat has not expired, by node id.
     async fn live_nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    /// Stores a user's SCRAM credential for its mechanism, replacing an earlier one.
+    async fn set_scram_credential(&self, credential: &ScramCredential) -> Result<()>;
+
+    /// Deletes a user's credential for `mechanism`; false if there was none.
+    async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool>;
+
+    /// A user's credential for `mechanism`, if any.
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>>;
+
+    /// Every stored credential, by user and mechanism.
+    async fn scram_credentials(&self) -> Result<Vec<ScramCredential>>;
+
+    /// Adds ACL bindings (one already stored is left as it is). Each is validated first;
+    /// an invalid one adds nothing.
+    async fn create_acls(&self, bindings: &[AclBinding]) -> Result<()>;
+
+    /// Removes exactly these bindings (those not stored are ignored); returns how many
+    /// were removed.
+    async fn delete_acls(&self, bindings: &[AclBinding]) -> Result<u64>;
+
+    /// Every stored ACL binding.
+    async fn acls(&self) -> Result<Vec<AclBinding>>;
 
     /// Every high-watermark change and topic deletion from now on (what the metadata
     /// service streams to remote readers).
