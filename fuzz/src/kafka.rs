@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceResponse};
 use kafka_protocol::protocol::Decodable;
-use silt_kafka::{KafkaConfig, KafkaState, NodeCache, answer_frame};
+use silt_kafka::{KafkaConfig, KafkaSecurity, KafkaState, NodeCache, answer_frame};
 
 use crate::harness::{PATIENCE, node};
 use crate::seeds;
@@ -25,6 +25,7 @@ fn state() -> &'static KafkaState {
             reader: node.reader.clone(),
             groups: node.groups.clone(),
             nodes: Arc::new(NodeCache::default()),
+            security: Arc::new(KafkaSecurity::open(node.metadata.clone())),
         }
     })
 }

@@ -41,6 +41,10 @@ pub enum GroupError {
     CoordinatorNotAvailable,
     #[error("metadata: {0}")]
     Metadata(String),
+    #[error("the principal may not use this group")]
+    NotAuthorized,
+    #[error("the principal may not describe topic {topic}")]
+    TopicNotAuthorized { topic: String },
 }
 
 impl From<MetadataError> for GroupError {

@@ -25,10 +25,10 @@ pub enum SaslError {
     #[error("malformed SASL message: {0}")]
     Malformed(String),
     /// Wrong user or password.
-    #[error("authentication failed: invalid credentials")]
+    #[error("invalid credentials")]
     InvalidCredentials,
     /// The client asked for something this server does not do.
-    #[error("authentication failed: {0}")]
+    #[error("{0} is not supported")]
     Unsupported(String),
 }
 
@@ -380,8 +380,13 @@ impl ScramServer {
             .next()
             .and_then(|p| attribute(p, 'r'))
             .ok_or_else(|| SaslError::Malformed("client-final has no nonce".into()))?;
-        if their_nonce != nonce {
-            return Err(SaslError::Malformed("nonce differs".into()));
+        // RFC 5802 wants the nonce of server-first back. librdkafka sends the client's part
+        // again in front of it; Kafka accepts any nonce ending with its own, and so do we
+        // (the proof covers the message as sent either way).
+        if !their_nonce.ends_with(&nonce) {
+            return Err(SaslError::Malformed(
+                "nonce differs from the server's".into(),
+            ));
         }
         let proof = B64
             .decode(proof)
@@ -450,6 +455,7 @@ mod tests {
         credential: Option<ScramCredential>,
         user: &str,
         password: &str,
+        nonce_prefix: &str,
     ) -> Result<(String, Vec<u8>), SaslError> {
         let m = server.mechanism();
         let bare = format!(
@@ -469,7 +475,7 @@ mod tests {
                 _ => {}
             }
         }
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c=biws,r={nonce_prefix}{nonce}");
         let auth = format!("{bare},{first},{without_proof}");
         let salted = salted_password(m, password, &salt, iterations);
         let client_key = hmac(m, &salted, b"Client Key");
@@ -500,18 +506,29 @@ mod tests {
                 Some(credential.clone()),
                 "al,i=ce",
                 "s3cret",
+                "",
             )
             .expect("right password");
+            // librdkafka repeats its own nonce in front of the server's.
+            client_exchange(
+                &mut ScramServer::new(m),
+                Some(credential.clone()),
+                "al,i=ce",
+                "s3cret",
+                "abcdefgh",
+            )
+            .expect("librdkafka's nonce");
             assert_eq!(who, "al,i=ce");
             let wrong = client_exchange(
                 &mut ScramServer::new(m),
                 Some(credential),
                 "al,i=ce",
                 "guess",
+                "",
             );
             assert_eq!(wrong, Err(SaslError::InvalidCredentials));
             // An unknown user fails the same way, at the proof.
-            let unknown = client_exchange(&mut ScramServer::new(m), None, "nobody", "guess");
+            let unknown = client_exchange(&mut ScramServer::new(m), None, "nobody", "guess", "");
             assert_eq!(unknown, Err(SaslError::InvalidCredentials));
         }
     }

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::connection::{RequestContext, encode_response};
 use crate::error::KafkaError;
-use crate::{KafkaState, configs, fetch, groups, metadata, produce, topics};
+use crate::{KafkaState, configs, fetch, groups, metadata, produce, security, topics};
 
 /// One API and the versions of it Silt answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,13 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 pub fn supported_apis() -> &'static [SupportedApi] {
@@ -99,6 +106,17 @@ pub(crate) fn respond<T: Encodable + HeaderVersion>(
     body: &T,
 ) -> Result<Bytes, KafkaError> {
     encode_response(ctx, T::header_version(ctx.version), body)
+}
+
+/// Refuses an API or version outside [`SUPPORTED`].
+pub(crate) fn check_version(ctx: &RequestContext) -> Result<(), KafkaError> {
+    match supported(ctx.api_key) {
+        Some(range) if (range.min..=range.max).contains(&ctx.version) => Ok(()),
+        _ => Err(KafkaError::UnsupportedVersion {
+            api: format!("{:?}", ctx.api_key),
+            version: ctx.version,
+        }),
+    }
 }
 
 pub(crate) async fn handle(
@@ -177,6 +195,25 @@ pub(crate) async fn handle(
         ApiKey::ConsumerGroupDescribe => {
             now(groups::consumer_describe(state, ctx, decode(ctx, &mut body)?).await)
         }
+        ApiKey::DescribeUserScramCredentials => {
+            now(
+                security::describe_user_scram_credentials(state, ctx, decode(ctx, &mut body)?)
+                    .await,
+            )
+        }
+        ApiKey::AlterUserScramCredentials => {
+            now(security::alter_user_scram_credentials(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::CreateAcls => now(security::create_acls(state, ctx, decode(ctx, &mut body)?).await),
+        ApiKey::DescribeAcls => {
+            now(security::describe_acls(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::DeleteAcls => now(security::delete_acls(state, ctx, decode(ctx, &mut body)?).await),
+        // SASL belongs to a connection (see connection.rs); without one there is no
+        // session to authenticate.
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => Err(KafkaError::Malformed(
+            "SASL request outside a connection".into(),
+        )),
         other => Err(KafkaError::UnsupportedVersion {
             api: format!("{other:?}"),
             version: ctx.version,

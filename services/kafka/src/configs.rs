@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use silt_metadata::{MetadataError, TopicConfig};
+use silt_metadata::{AclOperation, MetadataError, ResourceType, TopicConfig};
 use tracing::info;
 
 use crate::KafkaState;
@@ -50,6 +50,24 @@ fn topic_configs(
     ]
 }
 
+/// The error for a config resource the principal may not `op`, if it may not: topics
+/// need the operation on the topic, broker resources on the cluster.
+fn denied(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    op: AclOperation,
+) -> Option<i16> {
+    if resource_type == TOPIC {
+        (!state.allowed(ctx, op, ResourceType::Topic, name))
+            .then(|| ResponseError::TopicAuthorizationFailed.code())
+    } else {
+        (!state.allowed_on_cluster(ctx, op))
+            .then(|| ResponseError::ClusterAuthorizationFailed.code())
+    }
+}
+
 pub(crate) async fn describe(
     state: &KafkaState,
     ctx: &RequestContext,
@@ -60,6 +78,17 @@ pub(crate) async fn describe(
         let mut result = DescribeConfigsResult::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
+        if let Some(code) = denied(
+            state,
+            ctx,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            AclOperation::DescribeConfigs,
+        ) {
+            result.error_code = code;
+            response.results.push(result);
+            continue;
+        }
         match resource.resource_type {
             TOPIC => match state.metadata.topic(resource.resource_name.as_str()).await {
                 Ok(topic) => {
@@ -129,8 +158,20 @@ pub(crate) async fn alter(
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
+        let denial = denied(
+            state,
+            ctx,
+            resource.resource_type,
+            &name,
+            AclOperation::AlterConfigs,
+        );
         let outcome =
             async {
+                if let Some(code) = denial {
+                    return Err(MetadataError::InvalidRequest {
+                        reason: format!("denied ({code})"),
+                    });
+                }
                 if resource.resource_type != TOPIC {
                     return Err(not_a_topic(resource.resource_type));
                 }
@@ -146,7 +187,9 @@ pub(crate) async fn alter(
             );
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
-        if let Err(e) = outcome {
+        if let Some(code) = denial {
+            r.error_code = code;
+        } else if let Err(e) = outcome {
             r.error_code = metadata_code(&e);
             r.error_message = Some(text(e.to_string()));
         }
@@ -168,7 +211,19 @@ pub(crate) async fn incremental_alter(
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
+        let denial = denied(
+            state,
+            ctx,
+            resource.resource_type,
+            &name,
+            AclOperation::AlterConfigs,
+        );
         let outcome = async {
+            if let Some(code) = denial {
+                return Err(MetadataError::InvalidRequest {
+                    reason: format!("denied ({code})"),
+                });
+            }
             if resource.resource_type != TOPIC {
                 return Err(not_a_topic(resource.resource_type));
             }
@@ -193,7 +248,9 @@ pub(crate) async fn incremental_alter(
             kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
-        if let Err(e) = outcome {
+        if let Some(code) = denial {
+            r.error_code = code;
+        } else if let Err(e) = outcome {
             r.error_code = metadata_code(&e);
             r.error_message = Some(text(e.to_string()));
         }

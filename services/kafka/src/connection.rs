@@ -17,9 +17,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use silt_auth::Principal;
+
 use crate::KafkaState;
 use crate::apis::{self, Reply};
 use crate::error::KafkaError;
+use crate::security::Session;
 
 /// A decoded request header with what the handlers need to answer.
 #[derive(Debug, Clone)]
@@ -28,6 +31,9 @@ pub(crate) struct RequestContext {
     pub(crate) version: i16,
     pub(crate) correlation_id: i32,
     pub(crate) client_id: Option<String>,
+    /// Who sent it (the connection's authenticated principal).
+    pub(crate) principal: Arc<Principal>,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 /// Encodes a response frame: size, header (in the version the API implies), body.
@@ -119,6 +125,8 @@ pub(crate) fn decode_header(frame: &mut Bytes) -> Result<RequestContext, KafkaEr
         version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()),
+        principal: Arc::new(Principal::anonymous()),
+        peer: None,
     })
 }
 
@@ -131,6 +139,7 @@ fn record_latency(api: String, received: std::time::Instant) {
 pub(crate) async fn run<S>(
     stream: S,
     peer: SocketAddr,
+    principal: Principal,
     state: KafkaState,
     pool: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -171,6 +180,7 @@ pub(crate) async fn run<S>(
         let _ = write.flush().await;
     });
 
+    let mut session = Session::new(peer, principal, !state.security.sasl_mechanisms.is_empty());
     let max = state.config.max_frame_bytes;
     let pool_bytes = state.config.max_queued_request_bytes;
     let reason = loop {
@@ -184,10 +194,26 @@ pub(crate) async fn run<S>(
             Err(e) => break e.to_string(),
         };
         let received = std::time::Instant::now();
-        let ctx = match decode_header(&mut frame) {
+        if session.in_raw_exchange() {
+            // After a v0 SaslHandshake the client sends bare SASL tokens.
+            let step = session.raw_token(&state, &frame).await;
+            drop(pooled);
+            let (tx, rx) = oneshot::channel();
+            if queue_tx.send(rx).await.is_err() {
+                break "writer stopped".to_string();
+            }
+            let _ = tx.send(Some(step.answer));
+            match step.close {
+                Some(reason) => break reason,
+                None => continue,
+            }
+        }
+        let mut ctx = match decode_header(&mut frame) {
             Ok(ctx) => ctx,
             Err(e) => break e.to_string(),
         };
+        ctx.principal = session.principal.clone();
+        ctx.peer = Some(peer);
         metrics::counter!("silt_kafka_requests_total", "api" => format!("{:?}", ctx.api_key))
             .increment(1);
         debug!(
@@ -198,9 +224,32 @@ pub(crate) async fn run<S>(
             %peer,
             "request"
         );
-        let reply = match apis::handle(&state, &ctx, frame).await {
-            Ok(reply) => reply,
-            Err(e) => break format!("{:?} v{}: {e}", ctx.api_key, ctx.version),
+        let mut close_after = None;
+        let reply = match ctx.api_key {
+            // Authentication moves this connection's state: answered here, in order.
+            ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+                if let Err(e) = apis::check_version(&ctx) {
+                    break format!("{:?} v{}: {e}", ctx.api_key, ctx.version);
+                }
+                match session.sasl(&state, &ctx, frame).await {
+                    Ok(step) => {
+                        close_after = step.close;
+                        Reply::Now(Some(step.answer))
+                    }
+                    Err(e) => break format!("{:?} v{}: {e}", ctx.api_key, ctx.version),
+                }
+            }
+            other => {
+                if other != ApiKey::ApiVersions
+                    && let Some(reason) = session.refusal()
+                {
+                    break format!("{other:?} refused: {reason}");
+                }
+                match apis::handle(&state, &ctx, frame).await {
+                    Ok(reply) => reply,
+                    Err(e) => break format!("{:?} v{}: {e}", ctx.api_key, ctx.version),
+                }
+            }
         };
         // The ordered prelude is done: a produce's records are now held by ingest, within
         // its own budget, so the frame's share of the request pool goes back.
@@ -224,6 +273,9 @@ pub(crate) async fn run<S>(
                     let _ = tx.send(answer);
                 });
             }
+        }
+        if let Some(reason) = close_after {
+            break reason;
         }
     };
     // Let the answers already promised go out, then close.

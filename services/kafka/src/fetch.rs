@@ -1,5 +1,6 @@
 //! Fetch (with long polling through the reader) and ListOffsets.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
+use silt_metadata::{AclOperation, ResourceType};
 use silt_reader::{FetchRequest as ReadRequest, ReaderError};
 use tokio::time::Instant;
 use tracing::debug;
@@ -38,7 +40,14 @@ pub(crate) fn handle(state: &KafkaState, ctx: &RequestContext, request: FetchReq
     let ctx = ctx.clone();
     Reply::Later(
         async move {
-            let response = fetch(&state, &request).await;
+            // Topics the principal may not read answer TOPIC_AUTHORIZATION_FAILED.
+            let denied: HashSet<String> = request
+                .topics
+                .iter()
+                .map(|t| t.topic.0.to_string())
+                .filter(|t| !state.allowed(&ctx, AclOperation::Read, ResourceType::Topic, t))
+                .collect();
+            let response = fetch(&state, &request, &denied).await;
             respond(&ctx, &response)
                 .inspect_err(|e| debug!(error = %e, "encoding a fetch response failed"))
                 .ok()
@@ -47,13 +56,18 @@ pub(crate) fn handle(state: &KafkaState, ctx: &RequestContext, request: FetchReq
     )
 }
 
-async fn fetch(state: &KafkaState, request: &FetchRequest) -> FetchResponse {
+async fn fetch(
+    state: &KafkaState,
+    request: &FetchRequest,
+    denied: &HashSet<String>,
+) -> FetchResponse {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let wanted: Vec<Wanted> = request
         .topics
         .iter()
+        .filter(|t| !denied.contains(t.topic.0.as_str()))
         .flat_map(|t| {
             t.partitions.iter().map(|p| Wanted {
                 topic: t.topic.0.to_string(),
@@ -64,7 +78,7 @@ async fn fetch(state: &KafkaState, request: &FetchRequest) -> FetchResponse {
         })
         .collect();
     loop {
-        let (response, bytes, errors) = one_pass(state, request, &wanted).await;
+        let (response, bytes, errors) = one_pass(state, request, &wanted, denied).await;
         // min_bytes 0 answers at once, as in Kafka.
         if bytes >= min_bytes || errors || Instant::now() >= deadline {
             return response;
@@ -72,7 +86,7 @@ async fn fetch(state: &KafkaState, request: &FetchRequest) -> FetchResponse {
         wait_for_any(state, &wanted, deadline).await;
         if Instant::now() >= deadline {
             // One last look, then answer whatever there is.
-            return one_pass(state, request, &wanted).await.0;
+            return one_pass(state, request, &wanted, denied).await.0;
         }
     }
 }
@@ -129,6 +143,7 @@ async fn one_pass(
     state: &KafkaState,
     request: &FetchRequest,
     wanted: &[Wanted],
+    denied: &HashSet<String>,
 ) -> (FetchResponse, usize, bool) {
     let mut budget = if request.max_bytes > 0 {
         request.max_bytes as usize
@@ -158,7 +173,10 @@ async fn one_pass(
             data.log_start_offset = -1;
             data.preferred_read_replica = BrokerId(-1);
             data.records = Some(Bytes::new());
-            if let Some(w) = w {
+            if denied.contains(topic.topic.0.as_str()) {
+                errors = true;
+                data.error_code = ResponseError::TopicAuthorizationFailed.code();
+            } else if let Some(w) = w {
                 // Once the response is full, later partitions only report their offsets;
                 // the first partition with data always gets at least one whole record.
                 let max_bytes = if total == 0 {
@@ -248,11 +266,18 @@ pub(crate) fn list_offsets(
                 let name = topic.name.0.to_string();
                 let mut out = ListOffsetsTopicResponse::default();
                 out.name = topic.name.clone();
+                let allowed =
+                    state.allowed(&ctx, AclOperation::Describe, ResourceType::Topic, &name);
                 for p in &topic.partitions {
                     let mut r = ListOffsetsPartitionResponse::default();
                     r.partition_index = p.partition_index;
                     r.timestamp = -1;
                     r.offset = -1;
+                    if !allowed {
+                        r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        out.partitions.push(r);
+                        continue;
+                    }
                     match list_one(&state, &name, p.partition_index, p.timestamp).await {
                         Ok(Some((offset, timestamp))) => {
                             r.offset = offset;

@@ -45,7 +45,7 @@ use kafka_protocol::protocol::StrBytes;
 use silt_groups::{
     ConsumerHeartbeat, GroupError, JoinRequest, SyncRequest, TopicInfo, TopicPartitions,
 };
-use silt_metadata::GroupOffset;
+use silt_metadata::{AclOperation, GroupOffset, ResourceType};
 
 use crate::KafkaState;
 use crate::apis::{Reply, respond};
@@ -57,6 +57,11 @@ fn text(s: impl Into<String>) -> StrBytes {
 }
 
 /// The Kafka error code of a group error.
+/// Whether the principal may `op` the group.
+fn group_allowed(state: &KafkaState, ctx: &RequestContext, op: AclOperation, group: &str) -> bool {
+    state.allowed(ctx, op, ResourceType::Group, group)
+}
+
 pub(crate) fn group_code(e: &GroupError) -> i16 {
     let error = match e {
         GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
@@ -75,6 +80,8 @@ pub(crate) fn group_code(e: &GroupError) -> i16 {
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
         GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+        GroupError::NotAuthorized => ResponseError::GroupAuthorizationFailed,
+        GroupError::TopicNotAuthorized { .. } => ResponseError::TopicAuthorizationFailed,
     };
     error.code()
 }
@@ -101,11 +108,14 @@ pub(crate) fn find_coordinator(
         // v4+ batches keys; any node coordinates any group.
         for key in request.coordinator_keys {
             let mut c = CoordinatorEntry::default();
-            c.key = key;
             c.node_id = node;
             c.host = host.clone();
             c.port = port;
             c.error_code = error.unwrap_or(0);
+            if error.is_none() && !group_allowed(state, ctx, AclOperation::Describe, key.as_str()) {
+                c.error_code = ResponseError::GroupAuthorizationFailed.code();
+            }
+            c.key = key;
             response.coordinators.push(c);
         }
     } else {
@@ -113,6 +123,11 @@ pub(crate) fn find_coordinator(
         response.host = host;
         response.port = port;
         response.error_code = error.unwrap_or(0);
+        if error.is_none()
+            && !group_allowed(state, ctx, AclOperation::Describe, request.key.as_str())
+        {
+            response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        }
     }
     respond(ctx, &response)
 }
@@ -143,6 +158,13 @@ pub(crate) fn join(state: &KafkaState, ctx: &RequestContext, request: JoinGroupR
                     .collect(),
                 require_known_member_id: ctx.version >= 4,
             };
+            if !group_allowed(&state, &ctx, AclOperation::Read, &req.group_id) {
+                let mut response = JoinGroupResponse::default();
+                response.error_code = ResponseError::GroupAuthorizationFailed.code();
+                response.generation_id = -1;
+                response.member_id = text(req.member_id);
+                return respond(&ctx, &response).ok();
+            }
             let answer = state.groups.join(req).await;
             let mut response = JoinGroupResponse::default();
             response.error_code = answer.error.as_ref().map_or(0, group_code);
@@ -189,6 +211,10 @@ pub(crate) fn sync(state: &KafkaState, ctx: &RequestContext, request: SyncGroupR
                     .collect(),
             };
             let mut response = SyncGroupResponse::default();
+            if !group_allowed(&state, &ctx, AclOperation::Read, &req.group_id) {
+                response.error_code = ResponseError::GroupAuthorizationFailed.code();
+                return respond(&ctx, &response).ok();
+            }
             match state.groups.sync(req).await {
                 Ok(assignment) => {
                     response.assignment = assignment;
@@ -208,6 +234,11 @@ pub(crate) async fn heartbeat(
     ctx: &RequestContext,
     request: HeartbeatRequest,
 ) -> Result<Bytes, KafkaError> {
+    if !group_allowed(state, ctx, AclOperation::Read, request.group_id.0.as_str()) {
+        let mut response = HeartbeatResponse::default();
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return respond(ctx, &response);
+    }
     let result = state
         .groups
         .heartbeat(
@@ -243,7 +274,14 @@ pub(crate) async fn leave(
     } else {
         vec![(request.member_id.to_string(), None)]
     };
-    let results = state.groups.leave(&group, &members).await;
+    let results = if group_allowed(state, ctx, AclOperation::Read, &group) {
+        state.groups.leave(&group, &members).await
+    } else {
+        members
+            .iter()
+            .map(|_| Err(GroupError::NotAuthorized))
+            .collect()
+    };
     let mut response = LeaveGroupResponse::default();
     if ctx.version >= 3 {
         response.members = members
@@ -289,12 +327,20 @@ pub(crate) fn commit(
                     slot.insert(count);
                 }
             }
+            let group_ok = group_allowed(&state, &ctx, AclOperation::Read, &group);
+            let readable: std::collections::HashSet<&String> = partitions_of
+                .keys()
+                .filter(|t| state.allowed(&ctx, AclOperation::Read, ResourceType::Topic, t))
+                .collect();
             let valid = |topic: &str, p: i32| {
                 partitions_of
                     .get(topic)
                     .copied()
                     .flatten()
                     .is_some_and(|n| (0..n).contains(&p))
+            };
+            let committable = |topic: &str, p: i32| {
+                group_ok && readable.contains(&topic.to_string()) && valid(topic, p)
             };
             let offsets: Vec<GroupOffset> = request
                 .topics
@@ -303,7 +349,7 @@ pub(crate) fn commit(
                     let name = t.name.0.to_string();
                     t.partitions
                         .iter()
-                        .filter(|p| valid(&name, p.partition_index))
+                        .filter(|p| committable(&name, p.partition_index))
                         .map(|p| GroupOffset {
                             topic: name.clone(),
                             partition: p.partition_index,
@@ -314,16 +360,20 @@ pub(crate) fn commit(
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            let result = state
-                .groups
-                .commit_offsets(
-                    &group,
-                    request.member_id.as_str(),
-                    request.group_instance_id.as_ref().map(|s| s.as_str()),
-                    request.generation_id_or_member_epoch,
-                    &offsets,
-                )
-                .await;
+            let result = if !group_ok {
+                Err(GroupError::NotAuthorized)
+            } else {
+                state
+                    .groups
+                    .commit_offsets(
+                        &group,
+                        request.member_id.as_str(),
+                        request.group_instance_id.as_ref().map(|s| s.as_str()),
+                        request.generation_id_or_member_epoch,
+                        &offsets,
+                    )
+                    .await
+            };
             let mut response = OffsetCommitResponse::default();
             for t in &request.topics {
                 let mut topic = OffsetCommitResponseTopic::default();
@@ -331,7 +381,11 @@ pub(crate) fn commit(
                 for p in &t.partitions {
                     let mut r = OffsetCommitResponsePartition::default();
                     r.partition_index = p.partition_index;
-                    r.error_code = if !valid(t.name.0.as_str(), p.partition_index) {
+                    r.error_code = if !group_ok {
+                        ResponseError::GroupAuthorizationFailed.code()
+                    } else if !readable.contains(&t.name.0.to_string()) {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    } else if !valid(t.name.0.as_str(), p.partition_index) {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
                         code_of(&result)
@@ -347,12 +401,21 @@ pub(crate) fn commit(
 }
 
 /// Committed offsets of one group, for the requested (topic, partitions) or all.
+/// Topics the principal may not describe are left out (all offsets) or answered with
+/// offset -1 (named topics); a group it may not describe is refused.
 async fn fetch_group(
     state: &KafkaState,
+    ctx: &RequestContext,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Vec<(String, Vec<(i32, i64, Option<String>)>)>, GroupError> {
-    let committed = state.groups.fetch_offsets(group).await?;
+    if !group_allowed(state, ctx, AclOperation::Describe, group) {
+        return Err(GroupError::NotAuthorized);
+    }
+    let describable =
+        |topic: &str| state.allowed(ctx, AclOperation::Describe, ResourceType::Topic, topic);
+    let mut committed = state.groups.fetch_offsets(group).await?;
+    committed.retain(|o| describable(&o.topic));
     let lookup = |topic: &str, p: i32| {
         committed
             .iter()
@@ -404,7 +467,7 @@ pub(crate) fn fetch_offsets(
                     });
                     let mut out = OffsetFetchResponseGroup::default();
                     out.group_id = g.group_id.clone();
-                    match fetch_group(&state, g.group_id.0.as_str(), wanted).await {
+                    match fetch_group(&state, &ctx, g.group_id.0.as_str(), wanted).await {
                         Ok(topics) => {
                             out.topics = topics
                                 .into_iter()
@@ -436,7 +499,7 @@ pub(crate) fn fetch_offsets(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                match fetch_group(&state, request.group_id.0.as_str(), wanted).await {
+                match fetch_group(&state, &ctx, request.group_id.0.as_str(), wanted).await {
                     Ok(topics) => {
                         response.topics = topics
                             .into_iter()
@@ -473,9 +536,15 @@ pub(crate) async fn list(
     request: ListGroupsRequest,
 ) -> Result<Bytes, KafkaError> {
     let mut response = ListGroupsResponse::default();
+    // Describe on the cluster lists every group; otherwise those the principal may
+    // describe.
+    let all = state.allowed_on_cluster(ctx, AclOperation::Describe);
     match state.groups.list().await {
         Ok(groups) => {
             for g in groups {
+                if !all && !group_allowed(state, ctx, AclOperation::Describe, &g.group_id) {
+                    continue;
+                }
                 let name = g.state.kafka_name();
                 if !request.states_filter.is_empty()
                     && !request
@@ -515,6 +584,11 @@ pub(crate) async fn describe(
     for group_id in request.groups {
         let mut out = DescribedGroup::default();
         out.group_id = group_id.clone();
+        if !group_allowed(state, ctx, AclOperation::Describe, group_id.0.as_str()) {
+            out.error_code = ResponseError::GroupAuthorizationFailed.code();
+            response.groups.push(out);
+            continue;
+        }
         match state.groups.describe(group_id.0.as_str()).await {
             Ok(d) => {
                 out.group_state = text(d.state.kafka_name());
@@ -550,7 +624,11 @@ pub(crate) async fn delete(
     let mut response = DeleteGroupsResponse::default();
     for group_id in request.groups_names {
         let mut r = DeletableGroupResult::default();
-        r.error_code = code_of(&state.groups.delete(group_id.0.as_str()).await);
+        r.error_code = if group_allowed(state, ctx, AclOperation::Delete, group_id.0.as_str()) {
+            code_of(&state.groups.delete(group_id.0.as_str()).await)
+        } else {
+            ResponseError::GroupAuthorizationFailed.code()
+        };
         r.group_id = group_id;
         response.results.push(r);
     }
@@ -571,10 +649,27 @@ pub(crate) async fn delete_offsets(
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let result = state
-        .groups
-        .delete_offsets(request.group_id.0.as_str(), &partitions)
-        .await;
+    let unreadable = partitions
+        .iter()
+        .find(|(t, _)| !state.allowed(ctx, AclOperation::Read, ResourceType::Topic, t));
+    let result = if !group_allowed(
+        state,
+        ctx,
+        AclOperation::Delete,
+        request.group_id.0.as_str(),
+    ) {
+        Err(GroupError::NotAuthorized)
+    } else if let Some((topic, _)) = unreadable {
+        let mut response = OffsetDeleteResponse::default();
+        response.error_code = ResponseError::TopicAuthorizationFailed.code();
+        tracing::debug!(topic, "offset delete refused: topic not readable");
+        return respond(ctx, &response);
+    } else {
+        state
+            .groups
+            .delete_offsets(request.group_id.0.as_str(), &partitions)
+            .await
+    };
     let mut response = OffsetDeleteResponse::default();
     response.error_code = code_of(&result);
     if result.is_ok() {
@@ -627,6 +722,21 @@ pub(crate) async fn consumer_heartbeat(
     let mut response = ConsumerGroupHeartbeatResponse::default();
     response.heartbeat_interval_ms = state.groups.consumer_heartbeat_interval().as_millis() as i32;
     let outcome = async {
+        if !group_allowed(state, ctx, AclOperation::Read, request.group_id.0.as_str()) {
+            return Err(GroupError::NotAuthorized);
+        }
+        if let Some(denied) = request.subscribed_topic_names.iter().flatten().find(|t| {
+            !state.allowed(
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                t.0.as_str(),
+            )
+        }) {
+            return Err(GroupError::TopicNotAuthorized {
+                topic: denied.0.to_string(),
+            });
+        }
         if request
             .subscribed_topic_regex
             .as_ref()
@@ -706,6 +816,11 @@ pub(crate) async fn consumer_describe(
     for group_id in request.group_ids {
         let mut out = ConsumerDescribedGroup::default();
         out.group_id = group_id.clone();
+        if !group_allowed(state, ctx, AclOperation::Describe, group_id.0.as_str()) {
+            out.error_code = ResponseError::GroupAuthorizationFailed.code();
+            response.groups.push(out);
+            continue;
+        }
         match state.groups.describe(group_id.0.as_str()).await {
             Ok(d)
                 if d.protocol_type == "consumer" && !d.members.is_empty() && d.leader.is_none() =>

@@ -21,10 +21,12 @@ mod groups;
 mod metadata;
 mod produce;
 mod records;
+mod security;
 mod topics;
 
 use std::sync::Arc;
 
+use silt_auth::Principal;
 use silt_groups::GroupService;
 use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
@@ -37,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use apis::{SupportedApi, api_table, supported_apis};
+pub use security::{KafkaSecurity, SASL_MECHANISMS};
 
 /// The record batch codec of the produce and fetch paths (Kafka v2 batches ↔ Silt
 /// records), public for the micro benchmarks and fuzz targets.
@@ -107,6 +110,8 @@ pub struct KafkaState {
     pub groups: Arc<dyn GroupService>,
     /// Live nodes, cached briefly.
     pub nodes: Arc<NodeCache>,
+    /// Authentication and ACLs.
+    pub security: Arc<KafkaSecurity>,
 }
 
 /// Answers one request frame (the bytes after its size prefix) as a connection would:
@@ -153,10 +158,30 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 connections.spawn(async move {
                     match tls {
-                        None => connection::run(stream, peer, state, pool, shutdown).await,
+                        None => {
+                            let principal = Principal::anonymous();
+                            connection::run(stream, peer, principal, state, pool, shutdown).await;
+                        }
                         Some(acceptor) => match silt_tls::handshake(&acceptor, stream).await {
                             Ok(stream) => {
-                                connection::run(stream, peer, state, pool, shutdown).await;
+                                // A verified client certificate names the principal (until
+                                // SASL, if the listener has it, names another).
+                                let principal = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|chain| chain.first())
+                                    .and_then(|cert| {
+                                        silt_tls::certificate_principal(
+                                            cert,
+                                            state.security.tls_principal,
+                                        )
+                                    })
+                                    .map_or_else(Principal::anonymous, |name| {
+                                        Principal::user(&name)
+                                    });
+                                connection::run(stream, peer, principal, state, pool, shutdown)
+                                    .await;
                             }
                             Err(e) => warn!(%peer, error = %e, "Kafka TLS handshake failed"),
                         },

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use silt_metadata::{MetadataError, Topic, TopicConfig};
+use silt_metadata::{AclOperation, MetadataError, ResourceType, Topic, TopicConfig};
 use tracing::info;
 
 use crate::KafkaState;
@@ -131,9 +131,16 @@ pub(crate) async fn handle(
     let allow_create = ctx.version < 4 || request.allow_auto_topic_creation;
     match request.topics {
         // All topics (null, or an empty list before v1 semantics changed).
+        // Only the topics the principal may describe are listed.
         None => match state.metadata.topics().await {
             Ok(topics) => {
-                response.topics = topics.iter().map(|t| topic_entry(&cluster, t)).collect()
+                response.topics = topics
+                    .iter()
+                    .filter(|t| {
+                        state.allowed(ctx, AclOperation::Describe, ResourceType::Topic, &t.name)
+                    })
+                    .map(|t| topic_entry(&cluster, t))
+                    .collect()
             }
             Err(e) => response.error_code = metadata_code(&e),
         },
@@ -148,6 +155,19 @@ pub(crate) async fn handle(
                         .ok()
                         .and_then(|all| all.into_iter().find(|t| t.id == wanted.topic_id));
                     response.topics.push(match found {
+                        Some(topic)
+                            if !state.allowed(
+                                ctx,
+                                AclOperation::Describe,
+                                ResourceType::Topic,
+                                &topic.name,
+                            ) =>
+                        {
+                            let mut entry = MetadataResponseTopic::default();
+                            entry.topic_id = wanted.topic_id;
+                            entry.error_code = ResponseError::TopicAuthorizationFailed.code();
+                            entry
+                        }
                         Some(topic) => topic_entry(&cluster, &topic),
                         None => {
                             let mut entry = MetadataResponseTopic::default();
@@ -159,6 +179,17 @@ pub(crate) async fn handle(
                     continue;
                 };
                 let name = name.0.to_string();
+                if !state.allowed(ctx, AclOperation::Describe, ResourceType::Topic, &name) {
+                    response.topics.push(error_entry(
+                        &name,
+                        ResponseError::TopicAuthorizationFailed.code(),
+                    ));
+                    continue;
+                }
+                // Creating on first use takes Create on the cluster or on the topic.
+                let allow_create = allow_create
+                    && (state.allowed_on_cluster(ctx, AclOperation::Create)
+                        || state.allowed(ctx, AclOperation::Create, ResourceType::Topic, &name));
                 response
                     .topics
                     .push(match find_or_create(state, &name, allow_create).await {

@@ -10,7 +10,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use silt_ingest::{IngestError, PendingAppend};
-use silt_metadata::Topic;
+use silt_metadata::{AclOperation, ResourceType, Topic};
 use silt_segment::Record;
 use tracing::{debug, warn};
 
@@ -181,9 +181,16 @@ pub(crate) async fn handle(
             topics.insert(name.clone(), found);
         }
         let topic = topics.get(&name).and_then(Option::as_ref);
+        let writable = state.allowed(ctx, AclOperation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for p in topic_data.partition_data {
-            let state_for = if transactional {
+            let state_for = if !writable {
+                // Nothing of a topic the principal may not write reaches ingest.
+                refuse(
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not write to {name}", ctx.principal),
+                )
+            } else if transactional {
                 refuse(
                     ResponseError::InvalidRecord,
                     "transactional producers are not supported",

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use silt_metadata::{MetadataError, TopicConfig, validate_topic_name};
+use silt_metadata::{AclOperation, MetadataError, ResourceType, TopicConfig, validate_topic_name};
 use tracing::info;
 
 use crate::KafkaState;
@@ -45,6 +45,14 @@ pub(crate) async fn create(
         } else {
             topic.num_partitions
         };
+        if !state.allowed_on_cluster(ctx, AclOperation::Create)
+            && !state.allowed(ctx, AclOperation::Create, ResourceType::Topic, &name)
+        {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(text(format!("{} may not create {name}", ctx.principal)));
+            response.topics.push(result);
+            continue;
+        }
         let outcome = async {
             if !topic.assignments.is_empty() {
                 return Err(MetadataError::InvalidRequest {
@@ -149,7 +157,10 @@ pub(crate) async fn delete(
             continue;
         };
         result.name = Some(TopicName(text(name.clone())));
-        if let Err(e) = state.metadata.delete_topic(&name).await {
+        if !state.allowed(ctx, AclOperation::Delete, ResourceType::Topic, &name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(text(format!("{} may not delete {name}", ctx.principal)));
+        } else if let Err(e) = state.metadata.delete_topic(&name).await {
             result.error_code = metadata_code(&e);
             result.error_message = Some(text(e.to_string()));
         } else {
@@ -170,6 +181,12 @@ pub(crate) async fn create_partitions(
         let name = topic.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name;
+        if !state.allowed(ctx, AclOperation::Alter, ResourceType::Topic, &name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(text(format!("{} may not alter {name}", ctx.principal)));
+            response.results.push(result);
+            continue;
+        }
         let outcome = async {
             if topic.assignments.is_some() {
                 return Err(MetadataError::InvalidRequest {
@@ -213,6 +230,14 @@ pub(crate) async fn init_producer_id(
         response.error_code = ResponseError::InvalidRequest.code();
         return respond(ctx, &response);
     }
+    // An idempotent producer needs IdempotentWrite on the cluster, or Write on some topic
+    // (as Kafka 3 allows).
+    if !state.allowed_on_cluster(ctx, AclOperation::IdempotentWrite)
+        && !state.allowed_on_any(ctx, AclOperation::Write, ResourceType::Topic)
+    {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return respond(ctx, &response);
+    }
     // A fresh id for new producers and for producers recovering from an error (KIP-360):
     // either way the sequence numbers start over.
     match state.metadata.init_producer_id().await {
@@ -238,10 +263,16 @@ pub(crate) async fn delete_records(
         let name = topic.name.0.to_string();
         let mut result = DeleteRecordsTopicResult::default();
         result.name = topic.name;
+        let allowed = state.allowed(ctx, AclOperation::Delete, ResourceType::Topic, &name);
         for p in topic.partitions {
             let mut out = DeleteRecordsPartitionResult::default();
             out.partition_index = p.partition_index;
             out.low_watermark = -1;
+            if !allowed {
+                out.error_code = ResponseError::TopicAuthorizationFailed.code();
+                result.partitions.push(out);
+                continue;
+            }
             let moved = async {
                 let offsets = state
                     .metadata

@@ -29,6 +29,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The certificate of every listener with `tls = true`.
     pub tls: silt_tls::TlsSettings,
+    /// Authorisation (ACLs, super users).
+    pub auth: AuthSettings,
 }
 
 impl Default for Config {
@@ -45,8 +47,45 @@ impl Default for Config {
             compactor: CompactorSettings::default(),
             log: LogConfig::default(),
             tls: silt_tls::TlsSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
+}
+
+/// The `[auth]` settings: Kafka's authoriser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Enforce ACLs on the Kafka and HTTP doors (Kafka's `authorizer.class.name`).
+    pub acls: bool,
+    /// Principals allowed everything (Kafka's `super.users`), e.g. `["User:admin"]`.
+    pub super_users: Vec<String>,
+    /// Allow operations on resources no ACL names (Kafka's
+    /// `allow.everyone.if.no.acl.found`).
+    pub allow_if_no_acls: bool,
+    /// How often a node reloads ACLs changed through other nodes.
+    #[serde(with = "humantime_serde")]
+    pub acl_refresh: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            acls: false,
+            super_users: Vec::new(),
+            allow_if_no_acls: false,
+            acl_refresh: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A bearer token the HTTP API accepts: the hex SHA-256 of the token (`silt users token`
+/// makes one) and the principal it stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpToken {
+    pub principal: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +101,10 @@ pub struct HttpConfig {
     pub max_wait: Duration,
     /// Serve HTTPS with the `[tls]` certificate.
     pub tls: bool,
+    /// Require every request but health checks to authenticate: HTTP basic auth with a
+    /// user's password (its SCRAM credential), or a bearer token from `tokens`.
+    pub require_auth: bool,
+    pub tokens: Vec<HttpToken>,
 }
 
 impl Default for HttpConfig {
@@ -72,6 +115,8 @@ impl Default for HttpConfig {
             max_request_bytes: 32 << 20,
             max_wait: Duration::from_secs(30),
             tls: false,
+            require_auth: false,
+            tokens: Vec::new(),
         }
     }
 }
@@ -97,6 +142,13 @@ pub struct KafkaSettings {
     pub cluster_id: String,
     /// Serve Kafka over TLS with the `[tls]` certificate (Kafka's `SSL` listener).
     pub tls: bool,
+    /// SASL mechanisms clients must authenticate with: any of PLAIN, SCRAM-SHA-256,
+    /// SCRAM-SHA-512 (Kafka's `sasl.enabled.mechanisms`). Empty: no SASL.
+    pub sasl_mechanisms: Vec<String>,
+    /// How long a SASL session lasts before the client must re-authenticate (Kafka's
+    /// `connections.max.reauth.ms`, KIP-368); unset: forever.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub max_reauth: Option<Duration>,
 }
 
 impl Default for KafkaSettings {
@@ -110,6 +162,8 @@ impl Default for KafkaSettings {
             max_queued_request_bytes: 16 << 20,
             cluster_id: "silt-dev".into(),
             tls: false,
+            sasl_mechanisms: Vec::new(),
+            max_reauth: None,
         }
     }
 }
@@ -458,6 +512,49 @@ impl Config {
         }
         if s3.request_timeout.is_zero() {
             bail!("storage.s3.request_timeout must be positive");
+        }
+        for m in &self.kafka.sasl_mechanisms {
+            if !silt_kafka::SASL_MECHANISMS.contains(&m.as_str()) {
+                bail!(
+                    "kafka.sasl_mechanisms: unknown mechanism '{m}'; known: {}",
+                    silt_kafka::SASL_MECHANISMS.join(", ")
+                );
+            }
+        }
+        if self
+            .kafka
+            .max_reauth
+            .is_some_and(|d| d < Duration::from_secs(1))
+        {
+            bail!("kafka.max_reauth must be at least 1s");
+        }
+        if self.kafka.max_reauth.is_some() && self.kafka.sasl_mechanisms.is_empty() {
+            bail!("kafka.max_reauth needs kafka.sasl_mechanisms");
+        }
+        for p in &self.auth.super_users {
+            if !p.contains(':') {
+                bail!("auth.super_users: '{p}' is not a principal like User:admin");
+            }
+        }
+        if self.auth.acl_refresh.is_zero() {
+            bail!("auth.acl_refresh must be positive");
+        }
+        for t in &self.http.tokens {
+            if !t.principal.contains(':') {
+                bail!(
+                    "http.tokens: '{}' is not a principal like User:ci",
+                    t.principal
+                );
+            }
+            if silt_auth::parse_sha256_hex(&t.sha256).is_none() {
+                bail!(
+                    "http.tokens: the sha256 of {}'s token is not 64 hex digits",
+                    t.principal
+                );
+            }
+        }
+        if !self.http.tokens.is_empty() && !self.http.require_auth {
+            bail!("http.tokens are only used with http.require_auth = true");
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 mod config;
 mod groups_cli;
 mod node;
+mod security_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,21 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Users' SCRAM credentials (for SASL and HTTP basic auth) and HTTP bearer tokens,
+    /// in the metadata store the configuration names.
+    Users {
+        #[command(subcommand)]
+        command: security_cli::UsersCommand,
+        #[command(flatten)]
+        node: ServeArgs,
+    },
+    /// ACLs (Kafka's model), in the metadata store the configuration names.
+    Acls {
+        #[command(subcommand)]
+        command: security_cli::AclsCommand,
+        #[command(flatten)]
+        node: ServeArgs,
+    },
     /// Consumer groups of a running node (through its HTTP API).
     Groups {
         #[command(subcommand)]
@@ -74,42 +90,42 @@ enum GroupsCommand {
 #[derive(Debug, Args)]
 struct DevArgs {
     /// TOML configuration file (see silt.example.toml).
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     /// Folder for metadata, local objects and cache.
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Address of the HTTP API.
-    #[arg(long)]
+    #[arg(long, global = true)]
     http_addr: Option<SocketAddr>,
     /// Address of the Kafka protocol listener.
-    #[arg(long)]
+    #[arg(long, global = true)]
     kafka_addr: Option<SocketAddr>,
     /// host:port that Kafka clients are told to connect to.
-    #[arg(long)]
+    #[arg(long, global = true)]
     kafka_advertised_addr: Option<String>,
     /// How long ingest waits to fill a segment, e.g. 20ms.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, global = true)]
     linger: Option<Duration>,
     /// S3-compatible endpoint URL (MinIO, ...); unset means AWS.
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_endpoint: Option<String>,
     /// Keep objects in this S3 bucket instead of a local folder.
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_bucket: Option<String>,
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_region: Option<String>,
     /// Key prefix for all objects in the bucket.
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_prefix: Option<String>,
     /// Use path-style URLs (MinIO and most S3-compatible servers).
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_path_style: bool,
     /// Allow a plain http:// endpoint.
-    #[arg(long)]
+    #[arg(long, global = true)]
     s3_allow_http: bool,
     /// Create the bucket if it does not exist.
-    #[arg(long)]
+    #[arg(long, global = true)]
     create_bucket: bool,
 }
 
@@ -118,22 +134,22 @@ struct ServeArgs {
     #[command(flatten)]
     node: DevArgs,
     /// Roles to run, comma-separated: metadata, ingest, reader, compactor.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', global = true)]
     roles: Option<Vec<String>>,
     /// This node's broker id (generated when absent).
-    #[arg(long)]
+    #[arg(long, global = true)]
     node_id: Option<i32>,
     /// Availability zone or rack (Kafka's broker.rack).
-    #[arg(long)]
+    #[arg(long, global = true)]
     rack: Option<String>,
     /// Listener of the metadata role.
-    #[arg(long)]
+    #[arg(long, global = true)]
     metadata_addr: Option<SocketAddr>,
     /// Store of the metadata role: sqlite:PATH or a postgres:// URL.
-    #[arg(long)]
+    #[arg(long, global = true)]
     metadata_store: Option<String>,
     /// Metadata service URL(s) for the other roles; repeat or separate with commas.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', global = true)]
     metadata_url: Vec<String>,
 }
 
@@ -237,6 +253,18 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(compact(&url, min_age.as_deref()))
+        }
+        Command::Users { command, node } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(security_cli::users(&node, command))
+        }
+        Command::Acls { command, node } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(security_cli::acls(&node, command))
         }
         Command::KafkaApis => {
             print!("{}", silt_kafka::api_table());

@@ -10,7 +10,7 @@ use silt_compactor::Compactor;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
 use silt_http::{AppState, HttpLimits, Maintenance};
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
-use silt_kafka::{KafkaConfig, KafkaState, NodeCache};
+use silt_kafka::{KafkaConfig, KafkaSecurity, KafkaState, NodeCache};
 use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, SqliteStore};
 use silt_metadata_service::lease::{self, LeaseTiming};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService};
@@ -263,7 +263,10 @@ fn listener_tls(
 
 /// How this node reaches the metadata service: its URLs, and for `https://` ones the
 /// authorities to trust and the certificate to present (`[tls]`).
-fn metadata_client_config(config: &Config, urls: Vec<String>) -> anyhow::Result<ClientConfig> {
+pub(crate) fn metadata_client_config(
+    config: &Config,
+    urls: Vec<String>,
+) -> anyhow::Result<ClientConfig> {
     let mut client = ClientConfig::new(urls);
     let read = |path: &std::path::Path| {
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))
@@ -278,6 +281,54 @@ fn metadata_client_config(config: &Config, urls: Vec<String>) -> anyhow::Result<
         client.tls_identity_pem = Some(identity);
     }
     Ok(client)
+}
+
+/// Authentication and authorisation of the Kafka and HTTP doors, from `[kafka]`,
+/// `[http]`, `[tls]` and `[auth]`. With ACLs on, they are reloaded every
+/// `auth.acl_refresh` until `stop`.
+async fn security(
+    config: &Config,
+    metadata: Arc<dyn MetadataStore>,
+    stop: CancellationToken,
+) -> anyhow::Result<KafkaSecurity> {
+    let tokens = config
+        .http
+        .tokens
+        .iter()
+        .map(|t| {
+            let principal = t
+                .principal
+                .split_once(':')
+                .map(|(_, name)| silt_auth::Principal::user(name))
+                .context("a token's principal is Type:name")?;
+            let sha256 = silt_auth::parse_sha256_hex(&t.sha256)
+                .context("a token's sha256 is 64 hex digits")?;
+            Ok(silt_auth::BearerToken { principal, sha256 })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let authorizer = silt_auth::Authorizer::new(
+        silt_auth::AclSettings {
+            enabled: config.auth.acls,
+            super_users: config.auth.super_users.iter().cloned().collect(),
+            allow_if_no_acls: config.auth.allow_if_no_acls,
+        },
+        metadata.clone(),
+    );
+    if config.auth.acls {
+        // Loaded before the node serves, so its first requests see the ACLs in force.
+        authorizer
+            .refresh()
+            .await
+            .context("loading ACLs from the metadata service")?;
+        authorizer.spawn_refresh(config.auth.acl_refresh, stop);
+    }
+    Ok(KafkaSecurity {
+        sasl_mechanisms: config.kafka.sasl_mechanisms.clone(),
+        reauth_after: config.kafka.max_reauth,
+        authenticator: silt_auth::Authenticator::new(metadata, tokens),
+        authorizer,
+        tls_principal: config.tls.principal,
+    })
 }
 
 fn http_url(config: &Config, kafka_host: &str) -> String {
@@ -410,6 +461,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             metadata.clone(),
             Some(listener),
         );
+        let security = security(&config, metadata.clone(), stop.clone()).await?;
         let limits = HttpLimits {
             max_message_bytes: config.http.max_message_bytes,
             max_request_bytes: config.http.max_request_bytes,
@@ -468,6 +520,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             reader: reader.clone(),
             groups,
             nodes: Arc::new(NodeCache::default()),
+            security: Arc::new(security),
         };
         // Certificates are read before the node says it is ready: a bad one stops it here.
         let http_tls = listener_tls(&config, config.http.tls, silt_tls::HTTP_ALPN, "HTTP")?;

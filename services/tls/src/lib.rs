@@ -60,6 +60,74 @@ pub struct TlsSettings {
     /// service over `https://` (default: the system's). When that service asks for a
     /// client certificate, the node presents `cert_file` and `key_file`.
     pub ca_file: Option<PathBuf>,
+    /// What of a verified client certificate becomes the principal (`User:` and it).
+    pub principal: PrincipalFrom,
+}
+
+/// How a client certificate names its principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalFrom {
+    /// The whole subject in RFC 2253 form, as Kafka does: `CN=alice,OU=eng,O=Example`.
+    #[default]
+    Subject,
+    /// The subject's common name alone: `alice`.
+    CommonName,
+}
+
+/// The principal name a client certificate (DER) gives, or `None` if it cannot be read
+/// (or, for `CommonName`, has none).
+pub fn certificate_principal(der: &[u8], from: PrincipalFrom) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    match from {
+        PrincipalFrom::CommonName => subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_string),
+        PrincipalFrom::Subject => {
+            let registry = x509_parser::objects::oid_registry();
+            // RFC 2253: the last RDN first; attributes of one RDN joined by '+'.
+            let rdns: Vec<String> = subject
+                .iter_rdn()
+                .map(|rdn| {
+                    rdn.iter()
+                        .map(|atv| {
+                            let key = x509_parser::objects::oid2abbrev(atv.attr_type(), registry)
+                                .map_or_else(|_| atv.attr_type().to_id_string(), str::to_string);
+                            let value = atv.as_str().map_or_else(
+                                |_| format!("#{}", hex(atv.attr_value().as_bytes())),
+                                escape_rfc2253,
+                            );
+                            format!("{key}={value}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join("+")
+                })
+                .collect();
+            Some(rdns.into_iter().rev().collect::<Vec<_>>().join(","))
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]

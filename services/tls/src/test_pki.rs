@@ -51,6 +51,11 @@ impl Pki {
         write("server", server, true);
         for (name, signed) in [("alice", true), ("mallory", false)] {
             let mut client = CertificateParams::new(Vec::<String>::new()).expect("params");
+            // Organisation, then common name: RFC 2253 writes them the other way round.
+            client.distinguished_name = rcgen::DistinguishedName::new();
+            client
+                .distinguished_name
+                .push(DnType::OrganizationName, "Example, Inc.");
             client.distinguished_name.push(DnType::CommonName, name);
             client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             write(name, client, signed);
@@ -75,6 +80,7 @@ impl Pki {
             client_ca_file: (client_auth != ClientAuth::None).then(|| self.path("ca.pem")),
             client_auth,
             ca_file: Some(self.path("ca.pem")),
+            principal: crate::PrincipalFrom::Subject,
         }
     }
 

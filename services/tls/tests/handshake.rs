@@ -103,3 +103,23 @@ fn incomplete_or_wrong_settings_are_refused() {
         "a key that is not the certificate's"
     );
 }
+
+#[test]
+fn client_certificates_name_their_principal() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pki = Pki::new();
+    let der = CertificateDer::from_pem_file(pki.path("alice.pem")).expect("alice");
+    assert_eq!(
+        silt_tls::certificate_principal(&der, silt_tls::PrincipalFrom::Subject).as_deref(),
+        Some("CN=alice,O=Example\\, Inc.")
+    );
+    assert_eq!(
+        silt_tls::certificate_principal(&der, silt_tls::PrincipalFrom::CommonName).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        silt_tls::certificate_principal(b"not a certificate", silt_tls::PrincipalFrom::Subject),
+        None
+    );
+}
