@@ -2,17 +2,19 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use silt_groups::GroupError;
-use silt_metadata::{GroupOffset, MetadataError, validate_group_id};
+use silt_metadata::{
+    AclOperation, CLUSTER_RESOURCE, GroupOffset, MetadataError, ResourceType, validate_group_id,
+};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::error::HttpError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::{AppState, Caller};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,10 +58,15 @@ pub struct GroupOffsets {
     responses((status = 204), (status = 400, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn commit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(group): ApiPath<String>,
     ApiJson(body): ApiJson<CommitOffsets>,
 ) -> Result<StatusCode, HttpError> {
     validate_group_id(&group)?;
+    // Read on the group is checked with the route; committing also reads each topic.
+    for o in &body.offsets {
+        state.authorize(&caller, AclOperation::Read, ResourceType::Topic, &o.topic)?;
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let mut partitions: HashMap<String, i32> = HashMap::new();
     for o in &body.offsets {
@@ -204,11 +211,29 @@ fn group_error(e: GroupError) -> HttpError {
 }
 
 #[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
-pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<GroupList>, HttpError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<GroupList>, HttpError> {
     let groups = state.groups.list().await.map_err(group_error)?;
+    // Describe on the cluster lists every group; otherwise those the caller may describe.
+    let all = state.allowed(
+        &caller,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE,
+    );
     Ok(Json(GroupList {
         groups: groups
             .into_iter()
+            .filter(|g| {
+                all || state.allowed(
+                    &caller,
+                    AclOperation::Describe,
+                    ResourceType::Group,
+                    &g.group_id,
+                )
+            })
             .map(|g| GroupListEntry {
                 group: g.group_id,
                 state: g.state.kafka_name().to_string(),

@@ -7,6 +7,7 @@
 //! `silt-reader` and `silt-metadata`; nothing depends on it but the binary.
 
 mod admin;
+mod auth;
 mod error;
 mod extract;
 mod groups;
@@ -29,6 +30,7 @@ use silt_metadata::MetadataStore;
 use silt_reader::Reader;
 
 pub use admin::{FaultSwitch, Maintenance};
+pub use auth::{Caller, HttpSecurity};
 pub use error::{ErrorBody, HttpError};
 pub use openapi::ApiDoc;
 pub use partitioner::partition_for_key;
@@ -71,6 +73,8 @@ pub struct AppState {
     pub maintenance: Option<Arc<dyn Maintenance>>,
     /// The object-store fault injector of a test cluster (`POST /v1/admin/faults`).
     pub faults: Option<Arc<dyn FaultSwitch>>,
+    /// Authentication and ACLs; `None`: every caller is anonymous and allowed everything.
+    pub security: Option<HttpSecurity>,
     round_robin: Arc<AtomicU64>,
 }
 
@@ -92,6 +96,7 @@ impl AppState {
             metrics,
             maintenance: None,
             faults: None,
+            security: None,
             round_robin: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -99,6 +104,12 @@ impl AppState {
     /// Lets `POST /v1/admin/compact` run passes of this compactor.
     pub fn with_maintenance(mut self, maintenance: Arc<dyn Maintenance>) -> Self {
         self.maintenance = Some(maintenance);
+        self
+    }
+
+    /// Authenticates callers and enforces ACLs.
+    pub fn with_security(mut self, security: HttpSecurity) -> Self {
+        self.security = Some(security);
         self
     }
 
@@ -145,6 +156,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

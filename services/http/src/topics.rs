@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use silt_metadata::{Topic, TopicConfig};
+use silt_metadata::{AclOperation, CLUSTER_RESOURCE, ResourceType, Topic, TopicConfig};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::error::HttpError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::{AppState, Caller};
 
 /// A topic config value: Kafka-style string, or a JSON number.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,8 +81,23 @@ fn info(t: Topic) -> TopicInfo {
     responses((status = 201, body = TopicInfo), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateTopic>,
 ) -> Result<(StatusCode, Json<TopicInfo>), HttpError> {
+    // Create on the cluster, or on the topic.
+    if !state.allowed(
+        &caller,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_RESOURCE,
+    ) {
+        state.authorize(
+            &caller,
+            AclOperation::Create,
+            ResourceType::Topic,
+            &body.name,
+        )?;
+    }
     let pairs = body.config.into_iter().map(|(k, v)| {
         let v = match v {
             ConfigValue::Text(s) => s,
@@ -100,12 +115,24 @@ pub(crate) async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
-pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<TopicList>, HttpError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<TopicList>, HttpError> {
+    // Only the topics the caller may describe.
     let topics = state
         .metadata
         .topics()
         .await?
         .into_iter()
+        .filter(|t| {
+            state.allowed(
+                &caller,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                &t.name,
+            )
+        })
         .map(info)
         .collect();
     Ok(Json(TopicList { topics }))

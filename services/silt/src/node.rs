@@ -482,6 +482,13 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         if let Some(faults) = &faults {
             state = state.with_faults(Arc::new(FaultAdmin(faults.clone())));
         }
+        if config.http.require_auth || config.auth.acls {
+            state = state.with_security(silt_http::HttpSecurity {
+                require_auth: config.http.require_auth,
+                authenticator: security.authenticator.clone(),
+                authorizer: security.authorizer.clone(),
+            });
+        }
         let app = silt_http::router(state);
         let http = tokio::net::TcpListener::bind(config.http.addr)
             .await
@@ -539,15 +546,21 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         if let Some(tls) = http_tls {
             let http = silt_tls::TlsListener::new(http, tls)?;
             doors.push(tokio::spawn(async move {
-                let _ = axum::serve(http, app)
-                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                    .await;
+                let _ = axum::serve(
+                    http,
+                    app.into_make_service_with_connect_info::<silt_tls::PeerAddr>(),
+                )
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await;
             }));
         } else {
             doors.push(tokio::spawn(async move {
-                let _ = axum::serve(http, app)
-                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                    .await;
+                let _ = axum::serve(
+                    http,
+                    app.into_make_service_with_connect_info::<silt_tls::PeerAddr>(),
+                )
+                .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                .await;
             }));
         }
         doors.push(tokio::spawn(silt_kafka::serve(
