@@ -230,6 +230,8 @@ pub struct ScramServer {
     stage: Stage,
     /// Set by `client_first`, used by `server_first`.
     pending: Option<(String, String, String, String)>,
+    /// The user the client named.
+    user: Option<String>,
 }
 
 impl std::fmt::Debug for ScramServer {
@@ -246,7 +248,13 @@ impl ScramServer {
             mechanism,
             stage: Stage::Start,
             pending: None,
+            user: None,
         }
+    }
+
+    /// The user the client named in its first message, once read.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     pub fn mechanism(&self) -> ScramMechanism {
@@ -300,6 +308,7 @@ impl ScramServer {
             }
         }
         let gs2_header = format!("{flag},{authzid},");
+        self.user = Some(user.clone());
         self.pending = Some((
             user.clone(),
             gs2_header,

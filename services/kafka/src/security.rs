@@ -388,10 +388,11 @@ async fn scram_first(
 }
 
 fn scram_final(server: &mut ScramServer, message: &[u8]) -> Result<Step, Failure> {
+    let who = server.user().unwrap_or_default().to_string();
     server
         .client_final(message)
         .map(|(user, last)| Step::Done(user, last))
-        .map_err(|e| sasl_failure(e, ""))
+        .map_err(|e| sasl_failure(e, &who))
 }
 
 // --- Users -----------------------------------------------------------------------------

@@ -1,0 +1,392 @@
+"""SASL, client-certificate principals and ACLs, with clients Silt did not write: kcat and
+confluent-kafka (librdkafka) over SASL_SSL with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 and
+over SSL with client certificates; users and ACLs managed through confluent-kafka's
+AdminClient and `silt users` / `silt acls`; the HTTP API with basic auth and bearer
+tokens. Certificates come from openssl (test_tls.py's fixture)."""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
+                                   AclPermissionType, AdminClient, NewTopic,
+                                   ResourcePatternType, ResourceType, ScramCredentialInfo,
+                                   ScramMechanism, UserScramCredentialUpsertion)
+
+from conftest import ROOT, Silt
+from test_tls import certs  # noqa: F401 (the fixture)
+
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret",
+             "carol": "carol-secret"}
+
+
+def silt_cli(*args, data_dir, stdin=None):
+    binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SILT_")}
+    done = subprocess.run([binary, *args, "--data-dir", data_dir], input=stdin,
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def sasl_config(node, certs, user, mechanism="SCRAM-SHA-512", password=None):
+    return {
+        "bootstrap.servers": node.bootstrap,
+        "security.protocol": "sasl_ssl",
+        "ssl.ca.location": str(certs / "ca.pem"),
+        "sasl.mechanism": mechanism,
+        "sasl.username": user,
+        "sasl.password": password if password is not None else PASSWORDS[user],
+    }
+
+
+def kcat(node, certs, user, *args, mechanism="SCRAM-SHA-512", password=None, data=None):
+    cmd = ["kcat", "-b", node.bootstrap, "-X", "security.protocol=sasl_ssl",
+           "-X", f"ssl.ca.location={certs / 'ca.pem'}", "-X", f"sasl.mechanisms={mechanism}",
+           "-X", f"sasl.username={user}",
+           "-X", f"sasl.password={password if password is not None else PASSWORDS[user]}"]
+    return subprocess.run(cmd + list(args), input=data, capture_output=True, text=True,
+                          timeout=60)
+
+
+def high_watermark(node, certs, topic, partition=0):
+    consumer = Consumer({**sasl_config(node, certs, "admin"), "group.id": "hwm-probe"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+    finally:
+        consumer.close()
+
+
+def http(node, path, method="GET", body=None, auth=None):
+    """(status, JSON body) of an HTTP API call; `auth` is ("basic", user, password) or
+    ("bearer", token)."""
+    request = urllib.request.Request(f"{node.http}{path}", method=method,
+                                     data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    if auth and auth[0] == "basic":
+        pair = base64.b64encode(f"{auth[1]}:{auth[2]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {pair}")
+    elif auth:
+        request.add_header("Authorization", f"Bearer {auth[1]}")
+    try:
+        with urllib.request.urlopen(request, timeout=15, context=node.ssl_context) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw.startswith(b"{") else raw.decode()
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture(scope="module")
+def secured(certs):  # noqa: F811
+    """A node with SASL_SSL on Kafka, HTTPS with authentication required, and ACLs, set
+    up from scratch as docs/security.md shows: users and ACLs first, then the node."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data")
+        for user, password in PASSWORDS.items():
+            silt_cli("users", "add", user, "--password-stdin", data_dir=data, stdin=password)
+        silt_cli("acls", "add", "--principal", "User:alice", "--operation", "write,read",
+                 "--topic", "orders", data_dir=data)
+        silt_cli("acls", "add", "--principal", "User:alice", "--operation", "read",
+                 "--group", "orders-", "--prefixed", data_dir=data)
+        silt_cli("acls", "add", "--principal", "User:bob", "--operation", "read",
+                 "--topic", "orders", data_dir=data)
+        token = silt_cli("users", "token", "User:ci", data_dir=data)
+        ci_token = token.splitlines()[0].split(": ", 1)[1]
+        token_entry = token[token.index("[[http.tokens]]"):]
+        config = Path(tmp, "silt.toml")
+        config.write_text(f"""
+[kafka]
+tls = true
+sasl_mechanisms = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+max_reauth = "3s"
+
+[http]
+tls = true
+require_auth = true
+
+{token_entry}
+
+[tls]
+cert_file = "{certs / 'server.pem'}"
+key_file = "{certs / 'server.key'}"
+
+[auth]
+acls = true
+super_users = ["User:admin"]
+""")
+        node = Silt(tmp, extra=["--config", str(config)], ca_file=str(certs / "ca.pem"))
+        node.ci_token = ci_token
+        try:
+            admin = AdminClient(sasl_config(node, certs, "admin"))
+            for t in admin.create_topics([NewTopic("orders", num_partitions=1),
+                                          NewTopic("secret", num_partitions=1)]).values():
+                t.result(30)
+            yield node
+        finally:
+            node.stop()
+
+
+def test_allowed_principals_produce_and_consume_with_every_mechanism(secured, certs):  # noqa: F811
+    node = secured
+    lines = "".join(f"scram-{i}\n" for i in range(50))
+    produced = kcat(node, certs, "alice", "-P", "-t", "orders", data=lines)
+    assert produced.returncode == 0, produced.stderr
+    producer = Producer({**sasl_config(node, certs, "alice", mechanism="PLAIN"),
+                         "enable.idempotence": True})
+    for i in range(50):
+        producer.produce("orders", value=f"plain-{i}")
+    assert producer.flush(30) == 0
+    consumer = Consumer({**sasl_config(node, certs, "alice", mechanism="SCRAM-SHA-256"),
+                         "group.id": "orders-app", "auto.offset.reset": "earliest"})
+    consumer.subscribe(["orders"])
+    got = []
+    deadline = time.time() + 60
+    while len(got) < 100 and time.time() < deadline:
+        msg = consumer.poll(5)
+        if msg is None:
+            continue
+        assert msg.error() is None, msg.error()
+        got.append(msg.value().decode())
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    assert sorted(got) == sorted([f"scram-{i}" for i in range(50)]
+                                 + [f"plain-{i}" for i in range(50)])
+    # bob may read the topic (no group needed for a plain read).
+    read = kcat(node, certs, "bob", "-C", "-t", "orders", "-e", "-c", "100")
+    assert read.returncode == 0, read.stderr
+    assert len(read.stdout.splitlines()) == 100
+
+
+def test_a_principal_without_write_is_refused_and_nothing_is_written(secured, certs):  # noqa: F811
+    node = secured
+    before = high_watermark(node, certs, "orders")
+    producer = Producer({**sasl_config(node, certs, "bob"), "message.timeout.ms": 10000})
+    reports = []
+    for i in range(5):
+        producer.produce("orders", value=f"bob-{i}", on_delivery=lambda err, m: reports.append(err))
+    producer.flush(30)
+    assert len(reports) == 5
+    assert all(e is not None and e.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+               for e in reports), reports
+    out = kcat(node, certs, "bob", "-P", "-t", "orders", data="bob via kcat\n")
+    assert "Topic authorization failed" in out.stderr, out.stderr
+    assert high_watermark(node, certs, "orders") == before
+
+
+def test_a_wrong_password_fails_to_authenticate(secured, certs):  # noqa: F811
+    node = secured
+    # An unknown user fails the same way (nothing tells it apart from a wrong password).
+    ghost = kcat(node, certs, "ghost", "-L", "-m", "5", password="guess")
+    assert "invalid credentials" in ghost.stderr, ghost.stderr
+    errors = []
+    producer = Producer({**sasl_config(node, certs, "alice", password="guess"),
+                         "error_cb": errors.append, "message.timeout.ms": 5000})
+    producer.produce("orders", value=b"never")
+    producer.flush(10)
+    assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
+    assert any("invalid credentials" in e.str() for e in errors), errors
+    for mechanism in ("PLAIN", "SCRAM-SHA-256"):
+        listing = kcat(node, certs, "alice", "-L", "-m", "5", mechanism=mechanism,
+                       password="guess")
+        assert listing.returncode != 0
+        assert "Authentication failed" in listing.stderr, listing.stderr
+    # Secrets never reach the log; failures do, with who and from where (the first ones
+    # of a burst: the rest are counted, not written).
+    log = re.sub(r"\x1b\[[0-9;]*m", "", Path(node.log_path).read_text(errors="replace"))
+    assert "authentication failed" in log and 'principal="ghost"' in log, log[-3000:]
+    for password in [*PASSWORDS.values(), "guess"]:
+        assert password not in log
+
+
+def test_a_consumer_without_group_read_cannot_join(secured, certs):  # noqa: F811
+    node = secured
+    consumer = Consumer({**sasl_config(node, certs, "bob"), "group.id": "bobs-group",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe(["orders"])
+    seen = None
+    deadline = time.time() + 30
+    while seen is None and time.time() < deadline:
+        msg = consumer.poll(2)
+        if msg is not None and msg.error():
+            seen = msg.error()
+        elif msg is not None:
+            pytest.fail("bob consumed through a group he may not read")
+    consumer.close()
+    assert seen is not None and seen.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, seen
+
+
+def test_metadata_lists_only_topics_the_principal_may_describe(secured, certs):  # noqa: F811
+    node = secured
+    alice = kcat(node, certs, "alice", "-L")
+    assert alice.returncode == 0, alice.stderr
+    assert 'topic "orders"' in alice.stdout and "secret" not in alice.stdout
+    admin = kcat(node, certs, "admin", "-L")
+    assert 'topic "orders"' in admin.stdout and 'topic "secret"' in admin.stdout
+    # Asking for it by name: TOPIC_AUTHORIZATION_FAILED, not its partitions.
+    named = kcat(node, certs, "alice", "-L", "-t", "secret")
+    assert "Topic authorization failed" in named.stdout + named.stderr, named.stdout
+
+
+def test_acls_and_users_made_through_the_admin_client_take_effect_at_once(secured, certs):  # noqa: F811
+    node = secured
+    admin = AdminClient(sasl_config(node, certs, "admin"))
+    # A user made through AlterUserScramCredentials authenticates at once.
+    upsert = UserScramCredentialUpsertion(
+        "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"dave-secret")
+    for f in admin.alter_user_scram_credentials([upsert]).values():
+        f.result(30)
+    described = admin.describe_user_scram_credentials(["dave"])["dave"].result(30)
+    assert [(i.mechanism, i.iterations) for i in described.scram_credential_infos] == \
+        [(ScramMechanism.SCRAM_SHA_256, 8192)]
+    dave_write = kcat(node, certs, "dave", "-P", "-t", "dave-topic", mechanism="SCRAM-SHA-256",
+                      password="dave-secret", data="by dave\n")
+    assert "Topic authorization failed" in dave_write.stderr + dave_write.stdout, dave_write
+
+    # ACLs created through CreateAcls apply without a restart.
+    bindings = [
+        AclBinding(ResourceType.TOPIC, "dave-", ResourcePatternType.PREFIXED, "User:dave", "*",
+                   AclOperation.WRITE, AclPermissionType.ALLOW),
+        AclBinding(ResourceType.TOPIC, "dave-", ResourcePatternType.PREFIXED, "User:dave", "*",
+                   AclOperation.CREATE, AclPermissionType.ALLOW),
+    ]
+    for f in admin.create_acls(bindings).values():
+        f.result(30)
+    listed = admin.describe_acls(AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, "User:dave", None, AclOperation.ANY,
+        AclPermissionType.ANY)).result(30)
+    assert sorted(b.operation for b in listed) == sorted([AclOperation.WRITE,
+                                                          AclOperation.CREATE])
+    producer = Producer(sasl_config(node, certs, "dave", mechanism="SCRAM-SHA-256",
+                                    password="dave-secret"))
+    for i in range(10):
+        producer.produce("dave-topic", value=f"dave-{i}")
+    assert producer.flush(30) == 0
+    assert high_watermark(node, certs, "dave-topic") == 10
+
+    # Deleting them closes the topic again.
+    deleted = admin.delete_acls([AclBindingFilter(
+        ResourceType.TOPIC, "dave-", ResourcePatternType.PREFIXED, "User:dave", None,
+        AclOperation.ANY, AclPermissionType.ANY)])
+    removed = list(deleted.values())[0].result(30)
+    assert len(removed) == 2
+    again = kcat(node, certs, "dave", "-P", "-t", "dave-topic", mechanism="SCRAM-SHA-256",
+                 password="dave-secret", data="late\n")
+    assert "Topic authorization failed" in again.stderr + again.stdout
+    assert high_watermark(node, certs, "dave-topic") == 10
+
+    # A principal without Alter on the cluster may not change ACLs or users.
+    alice_admin = AdminClient(sasl_config(node, certs, "alice"))
+    refused = list(alice_admin.create_acls(bindings[:1]).values())[0]
+    with pytest.raises(Exception, match="CLUSTER_AUTHORIZATION_FAILED|[Cc]luster authorization"):
+        refused.result(30)
+
+
+def test_sessions_are_reauthenticated(secured, certs):  # noqa: F811
+    """kafka.max_reauth = 3s: librdkafka re-authenticates its connections (KIP-368) and a
+    producer running across several sessions loses nothing."""
+    node = secured
+    producer = Producer(sasl_config(node, certs, "alice"))
+    for i in range(40):
+        producer.produce("orders", value=f"reauth-{i}")
+        producer.poll(0.2)
+    assert producer.flush(30) == 0
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{node.http}/metrics",
+            headers={"Authorization": "Basic " + base64.b64encode(
+                b"admin:admin-secret").decode()}), timeout=10, context=node.ssl_context) as r:
+        metrics = r.read().decode()
+    reauths = [line for line in metrics.splitlines()
+               if line.startswith("silt_kafka_authentications_total")
+               and 'outcome="reauthenticated"' in line]
+    assert reauths and float(reauths[0].split()[-1]) >= 1, reauths
+
+
+def test_http_needs_credentials_and_rights(secured, certs):  # noqa: F811
+    node = secured
+    before = high_watermark(node, certs, "orders")
+    record = {"records": [{"value": "over http"}]}
+    status, body = http(node, "/v1/topics/orders/records", "POST", record)
+    assert status == 401 and body["code"] == "unauthenticated", body
+    status, body = http(node, "/v1/topics/orders/records", "POST", record,
+                        auth=("basic", "alice", "guess"))
+    assert status == 401, body
+    # The ci token is valid but has no rights: 403, nothing written.
+    status, body = http(node, "/v1/topics/orders/records", "POST", record,
+                        auth=("bearer", node.ci_token))
+    assert status == 403 and body["code"] == "forbidden", body
+    status, body = http(node, "/v1/topics/orders/records", "POST", record,
+                        auth=("basic", "bob", PASSWORDS["bob"]))
+    assert status == 403, body
+    assert high_watermark(node, certs, "orders") == before
+    # alice may write, and sees only the topics she may describe.
+    status, body = http(node, "/v1/topics/orders/records", "POST", record,
+                        auth=("basic", "alice", PASSWORDS["alice"]))
+    assert status == 200, body
+    assert high_watermark(node, certs, "orders") == before + 1
+    status, body = http(node, "/v1/topics", auth=("basic", "alice", PASSWORDS["alice"]))
+    assert status == 200 and [t["name"] for t in body["topics"]] == ["orders"], body
+    status, body = http(node, "/v1/topics/secret", auth=("basic", "alice", PASSWORDS["alice"]))
+    assert status == 403, body
+    # Granting the token a right through `silt acls` takes effect within acl_refresh.
+    silt_cli("acls", "add", "--principal", "User:ci", "--operation", "describe",
+             "--topic", "secret", data_dir=os.path.join(node.data_dir, "data"))
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        status, body = http(node, "/v1/topics/secret", auth=("bearer", node.ci_token))
+        if status == 200:
+            break
+        time.sleep(0.5)
+    assert status == 200 and body["name"] == "secret", body
+    # Health checks stay open.
+    status, _ = http(node, "/healthz")
+    assert status == 200
+
+
+def test_client_certificate_subjects_are_principals(certs, tmp_path):  # noqa: F811
+    """SSL with client certificates required: the certificate's subject is the principal
+    ACLs name (RFC 2253, as Kafka writes it)."""
+    subject = subprocess.run(
+        ["openssl", "x509", "-in", str(certs / "alice.pem"), "-noout", "-subject",
+         "-nameopt", "RFC2253"], capture_output=True, text=True, check=True
+    ).stdout.strip().removeprefix("subject=").strip()
+    data = str(tmp_path / "data")
+    silt_cli("acls", "add", "--principal", f"User:{subject}", "--operation", "all",
+             "--topic", "mtls-", "--prefixed", data_dir=data)
+    env = {
+        "SILT_KAFKA__TLS": "true",
+        "SILT_HTTP__TLS": "true",
+        "SILT_TLS__CERT_FILE": str(certs / "server.pem"),
+        "SILT_TLS__KEY_FILE": str(certs / "server.key"),
+        "SILT_TLS__CLIENT_AUTH": "required",
+        "SILT_TLS__CLIENT_CA_FILE": str(certs / "ca.pem"),
+        "SILT_AUTH__ACLS": "true",
+    }
+    node = Silt(str(tmp_path), env=env, ca_file=str(certs / "ca.pem"),
+                client_cert=(str(certs / "alice.pem"), str(certs / "alice.key")))
+    try:
+        config = {"bootstrap.servers": node.bootstrap, "security.protocol": "ssl",
+                  "ssl.ca.location": str(certs / "ca.pem"),
+                  "ssl.certificate.location": str(certs / "alice.pem"),
+                  "ssl.key.location": str(certs / "alice.key")}
+        producer = Producer(config)
+        for i in range(20):
+            producer.produce("mtls-orders", value=f"cert-{i}")
+        assert producer.flush(30) == 0
+        reports = []
+        producer = Producer({**config, "message.timeout.ms": 10000})
+        producer.produce("other", value=b"no", on_delivery=lambda e, m: reports.append(e))
+        producer.flush(30)
+        assert reports and reports[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, reports
+        log = Path(node.log_path).read_text(errors="replace")
+        assert "silt is ready" in log
+    finally:
+        node.stop()
