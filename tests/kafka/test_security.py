@@ -349,6 +349,14 @@ def test_http_needs_credentials_and_rights(secured, certs):  # noqa: F811
     # Health checks stay open.
     status, _ = http(node, "/healthz")
     assert status == 200
+    # The command line reaches the API with a token and the authority's certificate.
+    binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
+    cli = [binary, "groups", "list", "--url", node.http, "--ca-file", str(certs / "ca.pem")]
+    listed = subprocess.run(cli + ["--token", node.ci_token], capture_output=True, text=True,
+                            timeout=30)
+    assert listed.returncode == 0 and "GROUP" in listed.stdout, listed.stderr
+    refused = subprocess.run(cli, capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "401" in refused.stderr, refused.stderr
 
 
 def test_client_certificate_subjects_are_principals(certs, tmp_path):  # noqa: F811

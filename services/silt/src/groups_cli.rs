@@ -3,10 +3,12 @@
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::GroupsCommand;
+use crate::{ApiArgs, GroupsCommand};
 
-async fn get(url: &str) -> anyhow::Result<Value> {
-    let response = reqwest::get(url)
+async fn get(api: &ApiArgs, url: &str) -> anyhow::Result<Value> {
+    let response = api
+        .request(reqwest::Method::GET, url)?
+        .send()
         .await
         .with_context(|| format!("is silt running? GET {url}"))?;
     let status = response.status();
@@ -29,11 +31,11 @@ fn text(v: &Value) -> String {
     }
 }
 
-pub(crate) async fn run(base: &str, command: GroupsCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(base: &str, api: &ApiArgs, command: GroupsCommand) -> anyhow::Result<()> {
     let base = base.trim_end_matches('/');
     match command {
         GroupsCommand::List => {
-            let body = get(&format!("{base}/v1/groups")).await?;
+            let body = get(api, &format!("{base}/v1/groups")).await?;
             println!("{:<40} {:<22} PROTOCOL TYPE", "GROUP", "STATE");
             for g in body["groups"].as_array().into_iter().flatten() {
                 println!(
@@ -45,7 +47,7 @@ pub(crate) async fn run(base: &str, command: GroupsCommand) -> anyhow::Result<()
             }
         }
         GroupsCommand::Describe { group } => {
-            let g = get(&format!("{base}/v1/groups/{group}")).await?;
+            let g = get(api, &format!("{base}/v1/groups/{group}")).await?;
             println!(
                 "group {}  state {}  protocol {}  generation {}  total lag {}",
                 text(&g["group"]),

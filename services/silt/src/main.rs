@@ -53,6 +53,8 @@ enum Command {
         /// Base URL of the node's HTTP API (a node running the compactor).
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Users' SCRAM credentials (for SASL and HTTP basic auth) and HTTP bearer tokens,
     /// in the metadata store the configuration names.
@@ -76,7 +78,46 @@ enum Command {
         /// Base URL of the node's HTTP API.
         #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
         url: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
+}
+
+/// How the command line reaches a node's HTTP API.
+#[derive(Debug, Args)]
+struct ApiArgs {
+    /// A bearer token (`silt users token`), for nodes with http.require_auth.
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// PEM file with the authority of the node's HTTPS certificate.
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    /// A request builder for `method` `url` with the token, on a client trusting the
+    /// authority.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        use anyhow::Context;
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no certificate", ca.display()))?
+            {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        let request = client.build()?.request(method, url);
+        Ok(match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,17 +283,17 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(node::run(config, node::Mode::Serve))
         }
-        Command::Groups { command, url } => {
+        Command::Groups { command, url, api } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(groups_cli::run(&url, command))
+            runtime.block_on(groups_cli::run(&url, &api, command))
         }
-        Command::Compact { min_age, url } => {
+        Command::Compact { min_age, url, api } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(compact(&url, min_age.as_deref()))
+            runtime.block_on(compact(&url, &api, min_age.as_deref()))
         }
         Command::Users { command, node } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -278,14 +319,14 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn compact(base: &str, min_age: Option<&str>) -> anyhow::Result<()> {
+async fn compact(base: &str, api: &ApiArgs, min_age: Option<&str>) -> anyhow::Result<()> {
     use anyhow::Context;
     let mut url = format!("{}/v1/admin/compact", base.trim_end_matches('/'));
     if let Some(age) = min_age {
         url.push_str(&format!("?min_age={age}"));
     }
-    let response = reqwest::Client::new()
-        .post(&url)
+    let response = api
+        .request(reqwest::Method::POST, &url)?
         .send()
         .await
         .with_context(|| format!("is silt running? POST {url}"))?;
