@@ -25,6 +25,8 @@ issue() {
 issue node "/CN=silt" \
   "subjectAltName=DNS:metadata,DNS:silt-1,DNS:silt-2,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
 issue alice "/CN=alice" "extendedKeyUsage=clientAuth\n"
+# The password Prometheus scrapes the secured cluster with (docker-compose.secure.yml).
+[ -s prometheus.password ] || openssl rand -hex 24 > prometheus.password
 # The containers run as an unprivileged user: let it read the keys (trial certificates).
-chmod 644 ./*.pem ./*.key
-echo "certificates in $dir: ca.pem, node.pem/node.key, alice.pem/alice.key"
+chmod 644 ./*.pem ./*.key prometheus.password
+echo "in $dir: ca.pem, node.pem/node.key, alice.pem/alice.key, prometheus.password"

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import ROOT, Silt
+from conftest import ROOT, Silt, free_port
 
 INFRA = ROOT / "infra"
 SILT_SERVICES = ("metadata", "silt-1", "silt-2")
@@ -193,3 +193,83 @@ def test_the_tls_variant_covers_every_listener_and_its_certificates_work(tmp_pat
         assert listing.returncode == 0, listing.stderr
     finally:
         node.stop()
+
+
+def test_the_secure_variant_is_accepted_and_its_users_init_works(tmp_path):
+    """docker-compose.secure.yml (over the TLS variant) adds SASL, HTTP authentication and
+    ACLs to the nodes and client certificates to the metadata service: silt accepts the
+    merged settings of every process, and users-init's commands, run as the container
+    would (its SILT_ settings, a shell), create the admin and prometheus users and the
+    ACL against a real metadata service that requires client certificates."""
+    tls = yaml.safe_load((INFRA / "docker-compose.tls.yml").read_text())["services"]
+    secure = yaml.safe_load((INFRA / "docker-compose.secure.yml").read_text())["services"]
+    base = compose()["services"]
+    values = env_example()
+    binary = os.environ.get("E2E_SILT_BIN", str(ROOT / "target/debug/silt"))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SILT_")}
+    for name in SILT_SERVICES:
+        env = {**base[name].get("environment", {}), **tls[name]["environment"],
+               **secure[name]["environment"]}
+        env = {k: substitute(v, values) for k, v in env.items()}
+        if name == "metadata":
+            assert env["SILT_TLS__CLIENT_AUTH"] == "required"
+            assert "--cert" in secure[name]["healthcheck"]["test"]
+        else:
+            assert json.loads(env["SILT_KAFKA__SASL_MECHANISMS"])
+            assert env["SILT_AUTH__ACLS"] == "true" and env["SILT_HTTP__REQUIRE_AUTH"] == "true"
+            assert "users-init" in secure[name]["depends_on"]
+        command = [substitute(c, values) for c in base[name]["command"]]
+        silt_env = {k: v for k, v in env.items() if k.startswith("SILT_")}
+        done = subprocess.run([binary, "config", *command[1:]],
+                              env={**clean, "SILT_DATA_DIR": str(tmp_path / "cfg"), **silt_env},
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    scrape = yaml.safe_load((INFRA / "prometheus.secure.yml").read_text())
+    nodes = next(j for j in scrape["scrape_configs"] if j["job_name"] == "silt-nodes")
+    assert nodes["basic_auth"]["username"] == "prometheus"
+
+    # users-init against a metadata service with client certificates required.
+    certs = tmp_path / "tls"
+    subprocess.run([str(INFRA / "make-certs.sh"), str(certs)], check=True, capture_output=True)
+    assert len((certs / "prometheus.password").read_text().strip()) >= 32
+    port = free_port()
+    tls_env = {"SILT_TLS__CERT_FILE": str(certs / "node.pem"),
+               "SILT_TLS__KEY_FILE": str(certs / "node.key"),
+               "SILT_TLS__CA_FILE": str(certs / "ca.pem")}
+    metadata = subprocess.Popen(
+        [binary, "serve", "--roles", "metadata", "--metadata-addr", f"127.0.0.1:{port}",
+         "--metadata-store", f"sqlite:{tmp_path / 'meta.db'}", "--data-dir", str(tmp_path / "m")],
+        env={**clean, **tls_env, "SILT_METADATA__TLS": "true", "SILT_TLS__CLIENT_AUTH": "required",
+             "SILT_TLS__CLIENT_CA_FILE": str(certs / "ca.pem")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        init = secure["users-init"]
+        script = init["command"][0].replace("$$", "$").replace("/etc/silt/tls", str(certs))
+        env = {k: substitute(v, values) for k, v in init["environment"].items()}
+        env = {k: v.replace("/etc/silt/tls", str(certs)) for k, v in env.items()}
+        env["SILT_METADATA__URLS"] = f'["https://localhost:{port}"]'
+        env["SILT_DATA_DIR"] = str(tmp_path / "init")
+        deadline = time.time() + 30
+        while True:
+            done = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                                  env={**clean, **env, "PATH": f"{Path(binary).parent}:{os.environ['PATH']}"},
+                                  timeout=60)
+            if done.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert done.returncode == 0, done.stderr
+        listed = subprocess.run([binary, "users", "list"], capture_output=True, text=True,
+                                env={**clean, **env}, timeout=30)
+        assert "admin" in listed.stdout and "prometheus" in listed.stdout, listed.stderr
+        acls = subprocess.run([binary, "acls", "list"], capture_output=True, text=True,
+                              env={**clean, **env}, timeout=30)
+        assert "User:prometheus Allow Describe from * on Cluster kafka-cluster" in acls.stdout
+        # Without a client certificate the metadata service turns `silt users` away.
+        no_cert = {k: v for k, v in env.items()
+                   if k not in ("SILT_TLS__CERT_FILE", "SILT_TLS__KEY_FILE")}
+        refused = subprocess.run([binary, "users", "list"], capture_output=True, text=True,
+                                 env={**clean, **no_cert}, timeout=60)
+        assert refused.returncode != 0
+    finally:
+        metadata.terminate()
+        metadata.wait(timeout=30)
