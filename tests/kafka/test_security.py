@@ -66,6 +66,16 @@ def high_watermark(node, certs, topic, partition=0):
         consumer.close()
 
 
+def reauthentications(node):
+    """SASL re-authentications the node has counted (KIP-368)."""
+    status, text = http(node, "/metrics", auth=("basic", "admin", PASSWORDS["admin"]))
+    assert status == 200, text
+    lines = [line for line in text.splitlines()
+             if line.startswith("silt_kafka_authentications_total")
+             and 'outcome="reauthenticated"' in line]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
 def http(node, path, method="GET", body=None, auth=None):
     """(status, JSON body) of an HTTP API call; `auth` is ("basic", user, password) or
     ("bearer", token)."""
@@ -294,20 +304,20 @@ def test_sessions_are_reauthenticated(secured, certs):  # noqa: F811
     """kafka.max_reauth = 3s: librdkafka re-authenticates its connections (KIP-368) and a
     producer running across several sessions loses nothing."""
     node = secured
+    before = reauthentications(node)
     producer = Producer(sasl_config(node, certs, "alice"))
-    for i in range(40):
-        producer.produce("orders", value=f"reauth-{i}")
-        producer.poll(0.2)
+    delivered = []
+    started = time.time()
+    i = 0
+    while time.time() - started < 8:  # across two and more 3 s sessions
+        producer.produce("orders", value=f"reauth-{i}",
+                         on_delivery=lambda err, m: delivered.append(err))
+        producer.poll(0)
+        time.sleep(0.2)
+        i += 1
     assert producer.flush(30) == 0
-    with urllib.request.urlopen(urllib.request.Request(
-            f"{node.http}/metrics",
-            headers={"Authorization": "Basic " + base64.b64encode(
-                b"admin:admin-secret").decode()}), timeout=10, context=node.ssl_context) as r:
-        metrics = r.read().decode()
-    reauths = [line for line in metrics.splitlines()
-               if line.startswith("silt_kafka_authentications_total")
-               and 'outcome="reauthenticated"' in line]
-    assert reauths and float(reauths[0].split()[-1]) >= 1, reauths
+    assert len(delivered) == i and all(e is None for e in delivered)
+    assert reauthentications(node) > before
 
 
 def test_http_needs_credentials_and_rights(secured, certs):  # noqa: F811
@@ -398,3 +408,92 @@ def test_client_certificate_subjects_are_principals(certs, tmp_path):  # noqa: F
         assert "silt is ready" in log
     finally:
         node.stop()
+
+
+def test_kafka_python_authenticates_with_scram_and_reauthenticates(secured, certs):  # noqa: F811
+    """kafka-python (its own SASL code, KIP-368 included) over SASL_SSL."""
+    from kafka import KafkaConsumer, KafkaProducer
+    node = secured
+    common = dict(bootstrap_servers=node.bootstrap, security_protocol="SASL_SSL",
+                  ssl_cafile=str(certs / "ca.pem"), ssl_check_hostname=False,
+                  sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="alice",
+                  sasl_plain_password=PASSWORDS["alice"])
+    before = reauthentications(node)
+    producer = KafkaProducer(**common)
+    futures = []
+    for i in range(20):
+        futures.append(producer.send("orders", f"kafka-python-{i}".encode()))
+        time.sleep(0.25)  # across the 3 s session lifetime: re-authentication happens
+    offsets = [f.get(timeout=30).offset for f in futures]
+    producer.close()
+    assert reauthentications(node) > before
+    assert offsets == sorted(offsets) and len(set(offsets)) == 20
+    consumer = KafkaConsumer("orders", group_id="orders-python", auto_offset_reset="earliest",
+                             consumer_timeout_ms=10000, **common)
+    values = {m.value.decode() for m in consumer}
+    consumer.close()
+    assert {f"kafka-python-{i}" for i in range(20)} <= values
+
+
+def test_the_v0_handshake_exchanges_bare_tokens(secured, certs):  # noqa: F811
+    """SaslHandshake v0 (clients from before KIP-152): the SASL tokens that follow are
+    bare, size-prefixed, not SaslAuthenticate requests. A raw client speaks it here, as
+    no installed client still does."""
+    import socket
+    import ssl
+    import struct
+    node = secured
+
+    def connect():
+        context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        raw = socket.create_connection(("127.0.0.1", node.kafka_port), timeout=10)
+        return context.wrap_socket(raw, server_hostname="localhost")
+
+    def frame(conn, payload):
+        conn.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def read(conn):
+        size = struct.unpack(">i", recv(conn, 4))[0]
+        return recv(conn, size)
+
+    def recv(conn, n):
+        out = b""
+        while len(out) < n:
+            chunk = conn.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("closed")
+            out += chunk
+        return out
+
+    def request(api_key, version, correlation, body):
+        client = b"raw"
+        return (struct.pack(">hhih", api_key, version, correlation, len(client)) + client
+                + body)
+
+    def handshake(conn, mechanism):
+        frame(conn, request(17, 0, 1, struct.pack(">h", len(mechanism)) + mechanism))
+        answer = read(conn)
+        correlation, error = struct.unpack(">ih", answer[:6])
+        assert correlation == 1
+        return error
+
+    good = connect()
+    assert handshake(good, b"PLAIN") == 0
+    frame(good, b"\0alice\0" + PASSWORDS["alice"].encode())
+    assert read(good) == b""  # PLAIN's (empty) server token: authenticated
+    frame(good, request(3, 1, 2, struct.pack(">i", -1)))  # Metadata v1, all topics
+    answer = read(good)
+    assert struct.unpack(">i", answer[:4])[0] == 2 and b"orders" in answer
+    good.close()
+
+    bad = connect()
+    assert handshake(bad, b"PLAIN") == 0
+    frame(bad, b"\0alice\0guess")
+    with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+        read(bad)  # v0 has no error answer: the connection is closed
+    bad.close()
+
+    # An unknown mechanism is refused with UNSUPPORTED_SASL_MECHANISM (33).
+    other = connect()
+    assert handshake(other, b"GSSAPI") == 33
+    other.close()

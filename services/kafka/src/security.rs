@@ -243,6 +243,13 @@ impl Session {
         if self.exchange.is_none() {
             self.raw = false;
         }
+        if outcome.error.is_some() {
+            // Nothing to send: v0 clients learn of a failure by the connection closing.
+            return SaslStep {
+                answer: Bytes::new(),
+                close,
+            };
+        }
         let mut answer = Vec::with_capacity(4 + outcome.bytes.len());
         answer.extend_from_slice(&(outcome.bytes.len() as u32).to_be_bytes());
         answer.extend_from_slice(&outcome.bytes);
