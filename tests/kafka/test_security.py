@@ -215,6 +215,16 @@ def test_a_wrong_password_fails_to_authenticate(secured, certs):  # noqa: F811
     assert "authentication failed" in log and 'principal="ghost"' in log, log[-3000:]
     for password in [*PASSWORDS.values(), "guess"]:
         assert password not in log
+    # A client retrying with a wrong password does not flood the log: failures are all
+    # counted, but at most 20 per 10 s are written.
+    status, metrics = http(node, "/metrics", auth=("basic", "admin", PASSWORDS["admin"]))
+    failures = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                   if line.startswith('silt_auth_failures_total{door="kafka"'))
+    warned = [line for line in log.splitlines()
+              if "WARN" in line and "authentication failed" in line.lower()]
+    assert failures > 25, failures
+    assert len(warned) < failures, (len(warned), failures)
+    assert not any("connection closed" in line for line in warned), warned[:3]
 
 
 def test_a_consumer_without_group_read_cannot_join(secured, certs):  # noqa: F811

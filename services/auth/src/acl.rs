@@ -3,7 +3,7 @@
 //! Delete and Alter imply Describe; AlterConfigs implies DescribeConfigs; All implies
 //! everything).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub struct AclSettings {
 pub struct Authorizer {
     settings: AclSettings,
     metadata: Arc<dyn MetadataStore>,
-    bindings: RwLock<Arc<Vec<AclBinding>>>,
+    bindings: RwLock<Arc<Index>>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -67,6 +67,64 @@ fn granting(op: AclOperation) -> &'static [AclOperation] {
     }
 }
 
+/// The bindings, arranged for lookups: literal names by resource, then the literal `*`
+/// bindings and the prefixed ones per resource type (usually few), so a decision does
+/// not scan every binding.
+#[derive(Default)]
+struct Index {
+    all: Vec<AclBinding>,
+    literal: HashMap<ResourceType, HashMap<String, Vec<AclBinding>>>,
+    wildcard: HashMap<ResourceType, Vec<AclBinding>>,
+    prefixed: HashMap<ResourceType, Vec<AclBinding>>,
+}
+
+impl Index {
+    fn new(all: Vec<AclBinding>) -> Self {
+        let mut index = Self::default();
+        for b in &all {
+            let slot = match b.pattern_type {
+                PatternType::Literal if b.resource_name == WILDCARD => {
+                    index.wildcard.entry(b.resource_type).or_default()
+                }
+                PatternType::Literal => index
+                    .literal
+                    .entry(b.resource_type)
+                    .or_default()
+                    .entry(b.resource_name.clone())
+                    .or_default(),
+                PatternType::Prefixed => index.prefixed.entry(b.resource_type).or_default(),
+                _ => continue,
+            };
+            slot.push(b.clone());
+        }
+        index.all = all;
+        index
+    }
+
+    /// The bindings that apply to the resource.
+    fn applying<'a>(
+        &'a self,
+        resource_type: ResourceType,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a AclBinding> + 'a {
+        let literal = self
+            .literal
+            .get(&resource_type)
+            .and_then(|by_name| by_name.get(name))
+            .into_iter()
+            .flatten();
+        let wildcard = self.wildcard.get(&resource_type).into_iter().flatten();
+        let prefixed = self
+            .prefixed
+            .get(&resource_type)
+            .into_iter()
+            .flatten()
+            .filter(move |b| name.starts_with(&b.resource_name));
+        literal.chain(wildcard).chain(prefixed)
+    }
+}
+
+#[cfg(test)]
 fn applies_to(b: &AclBinding, resource_type: ResourceType, name: &str) -> bool {
     b.resource_type == resource_type
         && match b.pattern_type {
@@ -90,7 +148,7 @@ impl Authorizer {
         Arc::new(Self {
             settings,
             metadata,
-            bindings: RwLock::new(Arc::new(Vec::new())),
+            bindings: RwLock::new(Arc::new(Index::default())),
         })
     }
 
@@ -102,7 +160,7 @@ impl Authorizer {
         self.settings.super_users.contains(principal.as_str())
     }
 
-    fn snapshot(&self) -> Arc<Vec<AclBinding>> {
+    fn snapshot(&self) -> Arc<Index> {
         self.bindings
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -115,7 +173,7 @@ impl Authorizer {
         *self
             .bindings
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Index::new(fresh));
         Ok(())
     }
 
@@ -157,10 +215,7 @@ impl Authorizer {
         let bindings = self.snapshot();
         let mut any_acl = false;
         let mut allowed = false;
-        for b in bindings
-            .iter()
-            .filter(|b| applies_to(b, resource_type, name))
-        {
+        for b in bindings.applying(resource_type, name) {
             any_acl = true;
             if !names(b, principal, host) {
                 continue;
@@ -188,7 +243,7 @@ impl Authorizer {
         if !self.settings.enabled || self.is_super_user(principal) {
             return true;
         }
-        self.snapshot().iter().any(|b| {
+        self.snapshot().all.iter().any(|b| {
             b.resource_type == resource_type
                 && b.permission == AclPermission::Allow
                 && granting(op).contains(&b.operation)
@@ -236,5 +291,46 @@ impl Authorizer {
         }
         self.refresh().await?;
         Ok(selected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index finds exactly the bindings the plain rule says apply.
+    #[test]
+    fn the_index_finds_what_applies() {
+        let names = ["orders", "orders-eu", "ord", "*", "pay", "o"];
+        let mut all = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for pattern in [PatternType::Literal, PatternType::Prefixed] {
+                for rt in [ResourceType::Topic, ResourceType::Group] {
+                    all.push(AclBinding {
+                        principal: format!("User:u{i}"),
+                        host: "*".into(),
+                        resource_type: rt,
+                        resource_name: (*name).into(),
+                        pattern_type: pattern,
+                        operation: AclOperation::Read,
+                        permission: AclPermission::Allow,
+                    });
+                }
+            }
+        }
+        let index = Index::new(all.clone());
+        for rt in [
+            ResourceType::Topic,
+            ResourceType::Group,
+            ResourceType::Cluster,
+        ] {
+            for name in ["orders", "orders-eu-1", "o", "payments", "x", "*"] {
+                let mut want: Vec<_> = all.iter().filter(|b| applies_to(b, rt, name)).collect();
+                let mut got: Vec<_> = index.applying(rt, name).collect();
+                want.sort_by_key(|b| format!("{b:?}"));
+                got.sort_by_key(|b| format!("{b:?}"));
+                assert_eq!(got, want, "{rt:?} {name}");
+            }
+        }
     }
 }

@@ -153,28 +153,34 @@ impl Authenticator {
                 return Ok(true);
             }
         }
+        let mut found = None;
         for mechanism in [ScramMechanism::Sha512, ScramMechanism::Sha256] {
             if let Some(credential) = self.metadata.scram_credential(user, mechanism).await? {
-                let password = password.to_string();
-                let ok = tokio::task::spawn_blocking(move || {
-                    scram::verify_password(&credential, &password)
-                })
-                .await
-                .unwrap_or(false);
-                if ok {
-                    let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-                    if checked.len() >= PASSWORD_CACHE_MAX {
-                        checked.retain(|_, at| at.elapsed() < PASSWORD_CACHE_TTL);
-                        if checked.len() >= PASSWORD_CACHE_MAX {
-                            checked.clear();
-                        }
-                    }
-                    checked.insert(key, Instant::now());
-                }
-                return Ok(ok);
+                found = Some(credential);
+                break;
             }
         }
-        Ok(false)
+        // An unknown user costs the same key derivation as a known one (at the default
+        // iteration count), so response times do not tell which users exist.
+        let unknown = found.is_none();
+        let credential = found.unwrap_or_else(|| scram::stand_in_credential(user));
+        let password = password.to_string();
+        let matches =
+            tokio::task::spawn_blocking(move || scram::verify_password(&credential, &password))
+                .await
+                .unwrap_or(false);
+        let ok = matches && !unknown;
+        if ok {
+            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            if checked.len() >= PASSWORD_CACHE_MAX {
+                checked.retain(|_, at| at.elapsed() < PASSWORD_CACHE_TTL);
+                if checked.len() >= PASSWORD_CACHE_MAX {
+                    checked.clear();
+                }
+            }
+            checked.insert(key, Instant::now());
+        }
+        Ok(ok)
     }
 
     /// The principal of a bearer token, if it is one of the configured tokens.

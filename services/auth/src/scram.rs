@@ -185,6 +185,17 @@ fn stand_in(user: &str, mechanism: ScramMechanism) -> ScramCredential {
     }
 }
 
+/// The iteration count `silt users add` uses unless told otherwise.
+pub const DEFAULT_ITERATIONS: u32 = 8192;
+
+/// A credential no password matches, for checking a password of a user that does not
+/// exist at the cost of a real check (PLAIN, HTTP basic auth).
+pub fn stand_in_credential(user: &str) -> ScramCredential {
+    let mut credential = stand_in(user, ScramMechanism::Sha512);
+    credential.iterations = DEFAULT_ITERATIONS;
+    credential
+}
+
 /// A SCRAM user name: `=2C` and `=3D` stand for `,` and `=`.
 fn decode_name(raw: &str) -> Result<String, SaslError> {
     let mut out = String::with_capacity(raw.len());

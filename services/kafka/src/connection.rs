@@ -181,6 +181,8 @@ pub(crate) async fn run<S>(
     });
 
     let mut session = Session::new(peer, principal, !state.security.sasl_mechanisms.is_empty());
+    // Whether the connection is closed over authentication (already logged, rate-limited).
+    let mut auth_close = false;
     let max = state.config.max_frame_bytes;
     let pool_bytes = state.config.max_queued_request_bytes;
     let reason = loop {
@@ -197,6 +199,7 @@ pub(crate) async fn run<S>(
         if session.in_raw_exchange() {
             // After a v0 SaslHandshake the client sends bare SASL tokens.
             let step = session.raw_token(&state, &frame).await;
+            auth_close |= step.close.is_some();
             drop(pooled);
             let (tx, rx) = oneshot::channel();
             if queue_tx.send(rx).await.is_err() {
@@ -233,6 +236,7 @@ pub(crate) async fn run<S>(
                 }
                 match session.sasl(&state, &ctx, frame).await {
                     Ok(step) => {
+                        auth_close |= step.close.is_some();
                         close_after = step.close;
                         Reply::Now(Some(step.answer))
                     }
@@ -243,6 +247,15 @@ pub(crate) async fn run<S>(
                 if other != ApiKey::ApiVersions
                     && let Some(reason) = session.refusal()
                 {
+                    // Logged, rate-limited, as an authentication failure; the close
+                    // itself is not (a client retrying would flood the log).
+                    state.security.authenticator.failed(
+                        "kafka",
+                        session.principal.name(),
+                        Some(peer),
+                        &reason,
+                    );
+                    auth_close = true;
                     break format!("{other:?} refused: {reason}");
                 }
                 match apis::handle(&state, &ctx, frame).await {
@@ -284,6 +297,8 @@ pub(crate) async fn run<S>(
     metrics::gauge!("silt_kafka_connections").decrement(1.0);
     if reason == "closed by client" {
         debug!(%peer, "Kafka connection closed");
+    } else if auth_close {
+        debug!(%peer, "Kafka connection closed: {reason}");
     } else if reason == "node shutting down" {
         info!(%peer, "Kafka connection closed: {reason}");
     } else {

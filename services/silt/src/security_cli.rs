@@ -36,7 +36,7 @@ pub(crate) enum UsersCommand {
         #[arg(long, value_delimiter = ',')]
         mechanism: Vec<String>,
         /// PBKDF2 iterations (4096 to 16384).
-        #[arg(long, default_value_t = 8192)]
+        #[arg(long, default_value_t = scram::DEFAULT_ITERATIONS)]
         iterations: u32,
     },
     /// Delete a user's credentials (all mechanisms unless --mechanism).
