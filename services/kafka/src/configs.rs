@@ -165,12 +165,11 @@ pub(crate) async fn alter(
             &name,
             AclOperation::AlterConfigs,
         );
+        // A refused resource is left alone (the answer carries the refusal).
         let outcome =
             async {
-                if let Some(code) = denial {
-                    return Err(MetadataError::InvalidRequest {
-                        reason: format!("denied ({code})"),
-                    });
+                if denial.is_some() {
+                    return Ok(());
                 }
                 if resource.resource_type != TOPIC {
                     return Err(not_a_topic(resource.resource_type));
@@ -218,11 +217,10 @@ pub(crate) async fn incremental_alter(
             &name,
             AclOperation::AlterConfigs,
         );
+        // A refused resource is left alone (the answer carries the refusal).
         let outcome = async {
-            if let Some(code) = denial {
-                return Err(MetadataError::InvalidRequest {
-                    reason: format!("denied ({code})"),
-                });
+            if denial.is_some() {
+                return Ok(());
             }
             if resource.resource_type != TOPIC {
                 return Err(not_a_topic(resource.resource_type));

@@ -1271,18 +1271,11 @@ impl MetadataStore for PostgresStore {
         }
         let mut tx = self.begin_write().await?;
         for b in bindings {
-            sqlx::query(
+            bind_acl(b, sqlx::query(
                 "INSERT INTO acls (principal, host, resource_type, resource_name, pattern_type, \
                  operation, permission) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT DO NOTHING",
-            )
-            .bind(&b.principal)
-            .bind(&b.host)
-            .bind(b.resource_type.name())
-            .bind(&b.resource_name)
-            .bind(b.pattern_type.name())
-            .bind(b.operation.name())
-            .bind(b.permission.name())
+            ))
             .execute(&mut *tx)
             .await?;
         }
@@ -1294,18 +1287,14 @@ impl MetadataStore for PostgresStore {
         let mut tx = self.begin_write().await?;
         let mut removed = 0;
         for b in bindings {
-            removed += sqlx::query(
-                "DELETE FROM acls WHERE principal = $1 AND host = $2 AND resource_type = $3 \
+            removed += bind_acl(
+                b,
+                sqlx::query(
+                    "DELETE FROM acls WHERE principal = $1 AND host = $2 AND resource_type = $3 \
                  AND resource_name = $4 AND pattern_type = $5 AND operation = $6 \
                  AND permission = $7",
+                ),
             )
-            .bind(&b.principal)
-            .bind(&b.host)
-            .bind(b.resource_type.name())
-            .bind(&b.resource_name)
-            .bind(b.pattern_type.name())
-            .bind(b.operation.name())
-            .bind(b.permission.name())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1331,4 +1320,19 @@ impl MetadataStore for PostgresStore {
     fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {
         self.watchers.subscribe(topic, partition)
     }
+}
+
+/// Binds an ACL binding's seven columns, in table order.
+fn bind_acl<'q>(
+    b: &'q AclBinding,
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&b.principal)
+        .bind(&b.host)
+        .bind(b.resource_type.name())
+        .bind(&b.resource_name)
+        .bind(b.pattern_type.name())
+        .bind(b.operation.name())
+        .bind(b.permission.name())
 }

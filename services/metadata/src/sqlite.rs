@@ -1108,18 +1108,11 @@ impl MetadataStore for SqliteStore {
         let _guard = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         for b in bindings {
-            sqlx::query(
+            bind_acl(b, sqlx::query(
                 "INSERT INTO acls (principal, host, resource_type, resource_name, pattern_type, \
                  operation, permission) VALUES (?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT DO NOTHING",
-            )
-            .bind(&b.principal)
-            .bind(&b.host)
-            .bind(b.resource_type.name())
-            .bind(&b.resource_name)
-            .bind(b.pattern_type.name())
-            .bind(b.operation.name())
-            .bind(b.permission.name())
+            ))
             .execute(&mut *tx)
             .await?;
         }
@@ -1132,18 +1125,14 @@ impl MetadataStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let mut removed = 0;
         for b in bindings {
-            removed += sqlx::query(
-                "DELETE FROM acls WHERE principal = ? AND host = ? AND resource_type = ? \
+            removed += bind_acl(
+                b,
+                sqlx::query(
+                    "DELETE FROM acls WHERE principal = ? AND host = ? AND resource_type = ? \
                  AND resource_name = ? AND pattern_type = ? AND operation = ? \
                  AND permission = ?",
+                ),
             )
-            .bind(&b.principal)
-            .bind(&b.host)
-            .bind(b.resource_type.name())
-            .bind(&b.resource_name)
-            .bind(b.pattern_type.name())
-            .bind(b.operation.name())
-            .bind(b.permission.name())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1169,4 +1158,19 @@ impl MetadataStore for SqliteStore {
     fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {
         self.watchers.subscribe(topic, partition)
     }
+}
+
+/// Binds an ACL binding's seven columns, in table order.
+fn bind_acl<'q>(
+    b: &'q AclBinding,
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    query
+        .bind(&b.principal)
+        .bind(&b.host)
+        .bind(b.resource_type.name())
+        .bind(&b.resource_name)
+        .bind(b.pattern_type.name())
+        .bind(b.operation.name())
+        .bind(b.permission.name())
 }
