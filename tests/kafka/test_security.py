@@ -507,3 +507,45 @@ def test_the_v0_handshake_exchanges_bare_tokens(secured, certs):  # noqa: F811
     other = connect()
     assert handshake(other, b"GSSAPI") == 33
     other.close()
+
+
+def test_an_unauthenticated_client_cannot_hold_the_listener(secured, certs):  # noqa: F811
+    """A client that announces a huge frame before authenticating is cut off at once
+    (frames before SASL are small, as Kafka's sasl.server.max.receive.size), and holds
+    no memory others need meanwhile."""
+    import socket
+    import ssl
+    import struct
+    node = secured
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    hogs = []
+    for _ in range(4):
+        raw = socket.create_connection(("127.0.0.1", node.kafka_port), timeout=10)
+        hog = context.wrap_socket(raw, server_hostname="localhost")
+        hog.sendall(struct.pack(">i", 16 << 20))  # 16 MiB announced, nothing sent
+        hogs.append(hog)
+    # Authenticated clients are served while the hogs' sockets are still open.
+    producer = Producer(sasl_config(node, certs, "alice"))
+    producer.produce("orders", value=b"beside the hogs")
+    assert producer.flush(15) == 0
+    # And the node has closed every hog (not merely left it waiting).
+    for hog in hogs:
+        hog.settimeout(5)
+        try:
+            assert hog.recv(1) == b"", "the node answered a frame it must refuse"
+        except socket.timeout:
+            pytest.fail("a connection announcing a 16 MiB frame before SASL is still open")
+        except (ConnectionError, ssl.SSLError):
+            pass
+        hog.close()
+
+
+def test_head_requests_are_checked_like_get(secured, certs):  # noqa: F811
+    node = secured
+    alice = base64.b64encode(f"alice:{PASSWORDS['alice']}".encode()).decode()
+    for path in ("/v1/topics/secret/partitions/0/records", "/v1/topics/secret", "/metrics"):
+        request = urllib.request.Request(f"{node.http}{path}", method="HEAD",
+                                         headers={"Authorization": f"Basic {alice}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10, context=node.ssl_context)
+        assert refused.value.code == 403, path

@@ -38,6 +38,7 @@ pub struct Authorizer {
     settings: AclSettings,
     metadata: Arc<dyn MetadataStore>,
     bindings: RwLock<Arc<Index>>,
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -47,6 +48,10 @@ impl std::fmt::Debug for Authorizer {
             .finish_non_exhaustive()
     }
 }
+
+/// A resource name no binding can name literally (names are not empty and hold no NUL
+/// in practice), standing for "some resource of this type" in [`Authorizer::authorize_any`].
+const UNNAMED: &str = "\0";
 
 /// The operations whose permission grants `op` too.
 fn granting(op: AclOperation) -> &'static [AclOperation] {
@@ -139,7 +144,14 @@ fn names(b: &AclBinding, principal: &Principal, host: Option<IpAddr>) -> bool {
         || b.principal
             .split_once(':')
             .is_some_and(|(kind, name)| name == WILDCARD && kind == principal.kind());
-    let host_matches = b.host == ANY_HOST || host.is_some_and(|h| b.host == h.to_string());
+    // Addresses compare as addresses: an IPv4 client on a dual-stack listener
+    // (::ffff:10.0.0.5) is 10.0.0.5, and IPv6 may be written compressed or not.
+    let host_matches = b.host == ANY_HOST
+        || host.is_some_and(|h| {
+            b.host
+                .parse::<IpAddr>()
+                .is_ok_and(|named| named.to_canonical() == h.to_canonical())
+        });
     principal_matches && host_matches
 }
 
@@ -149,6 +161,7 @@ impl Authorizer {
             settings,
             metadata,
             bindings: RwLock::new(Arc::new(Index::default())),
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -169,6 +182,9 @@ impl Authorizer {
 
     /// Reloads the bindings from the metadata service.
     pub async fn refresh(&self) -> silt_metadata::Result<()> {
+        // One reload at a time: a periodic reload that read before a local change cannot
+        // install its older view after the reload that change made.
+        let _one = self.reloading.lock().await;
         let fresh = self.metadata.acls().await?;
         *self
             .bindings
@@ -241,6 +257,11 @@ impl Authorizer {
         resource_type: ResourceType,
     ) -> bool {
         if !self.settings.enabled || self.is_super_user(principal) {
+            return true;
+        }
+        // As Kafka: a resource no ACL names decides first (allowed with
+        // allow_if_no_acls, unless a wildcard binding says otherwise).
+        if self.authorize(principal, host, op, resource_type, UNNAMED) {
             return true;
         }
         self.snapshot().all.iter().any(|b| {

@@ -139,12 +139,30 @@ impl Authenticator {
     /// credential, else its SCRAM-SHA-256 one. `Err` when the metadata service cannot be
     /// asked.
     pub async fn check_password(&self, user: &str, password: &str) -> silt_metadata::Result<bool> {
-        let mut tag = Vec::with_capacity(user.len() + password.len() + 1);
+        // Both credentials are always looked up, so a known and an unknown user cost the
+        // same lookups; an unknown user also costs the same key derivation (a stand-in at
+        // the default iteration count): response times do not tell which users exist.
+        let sha512 = self
+            .metadata
+            .scram_credential(user, ScramMechanism::Sha512)
+            .await?;
+        let sha256 = self
+            .metadata
+            .scram_credential(user, ScramMechanism::Sha256)
+            .await?;
+        let found = sha512.or(sha256);
+        let unknown = found.is_none();
+        let credential = found.unwrap_or_else(|| scram::stand_in_credential(user));
+        // A remembered check is keyed by the credential too: a changed or removed
+        // password stops working at once.
+        let mut tag = Vec::with_capacity(user.len() + password.len() + 2 + 64);
         tag.extend_from_slice(user.as_bytes());
         tag.push(0);
         tag.extend_from_slice(password.as_bytes());
+        tag.push(0);
+        tag.extend_from_slice(&credential.stored_key);
         let key = hmac::sign(&self.cache_key, &tag).as_ref().to_vec();
-        {
+        if !unknown {
             let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
             if checked
                 .get(&key)
@@ -153,17 +171,6 @@ impl Authenticator {
                 return Ok(true);
             }
         }
-        let mut found = None;
-        for mechanism in [ScramMechanism::Sha512, ScramMechanism::Sha256] {
-            if let Some(credential) = self.metadata.scram_credential(user, mechanism).await? {
-                found = Some(credential);
-                break;
-            }
-        }
-        // An unknown user costs the same key derivation as a known one (at the default
-        // iteration count), so response times do not tell which users exist.
-        let unknown = found.is_none();
-        let credential = found.unwrap_or_else(|| scram::stand_in_credential(user));
         let password = password.to_string();
         let matches =
             tokio::task::spawn_blocking(move || scram::verify_password(&credential, &password))

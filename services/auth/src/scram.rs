@@ -178,7 +178,8 @@ fn stand_in(user: &str, mechanism: ScramMechanism) -> ScramCredential {
     ScramCredential {
         user: user.to_string(),
         mechanism,
-        iterations: MIN_ITERATIONS,
+        // What `silt users add` stores, so the count does not tell a stand-in apart.
+        iterations: DEFAULT_ITERATIONS,
         salt,
         stored_key: random(output_len(mechanism)),
         server_key: random(output_len(mechanism)),
@@ -191,9 +192,7 @@ pub const DEFAULT_ITERATIONS: u32 = 8192;
 /// A credential no password matches, for checking a password of a user that does not
 /// exist at the cost of a real check (PLAIN, HTTP basic auth).
 pub fn stand_in_credential(user: &str) -> ScramCredential {
-    let mut credential = stand_in(user, ScramMechanism::Sha512);
-    credential.iterations = DEFAULT_ITERATIONS;
-    credential
+    stand_in(user, ScramMechanism::Sha512)
 }
 
 /// A SCRAM user name: `=2C` and `=3D` stand for `,` and `=`.

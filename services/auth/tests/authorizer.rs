@@ -133,6 +133,11 @@ async fn hosts_deny_and_the_no_acl_default() {
     let other: Option<IpAddr> = Some("10.0.0.2".parse().expect("ip"));
     assert!(auth.authorize(&alice, one, Op::Read, topic, "t"));
     assert!(!auth.authorize(&alice, other, Op::Read, topic, "t"));
+    // The same address written otherwise: IPv4-mapped IPv6 of a dual-stack listener.
+    let mapped: Option<IpAddr> = Some("::ffff:10.0.0.1".parse().expect("ip"));
+    assert!(auth.authorize(&alice, mapped, Op::Read, topic, "t"));
+    // allow_if_no_acls lets an idempotent producer in when no topic ACL names it.
+    assert!(auth.authorize_any(&alice, other, Op::Write, topic));
     // allow_if_no_acls opens only resources no binding names.
     assert!(auth.authorize(&alice, other, Op::Write, topic, "elsewhere"));
     assert!(!auth.authorize(&alice, other, Op::Write, topic, "t"));
@@ -240,6 +245,25 @@ async fn passwords_are_checked_against_stored_credentials() {
         .expect("set");
     assert!(
         auth.check_password("alice", "looking-glass")
+            .await
+            .expect("check")
+    );
+    // A changed or removed password stops working at once, remembered or not.
+    assert!(
+        !auth
+            .check_password("alice", "wonderland")
+            .await
+            .expect("check")
+    );
+    for m in [ScramMechanism::Sha512, ScramMechanism::Sha256] {
+        store
+            .delete_scram_credential("alice", m)
+            .await
+            .expect("delete");
+    }
+    assert!(
+        !auth
+            .check_password("alice", "looking-glass")
             .await
             .expect("check")
     );

@@ -154,13 +154,21 @@ async fn authenticate(
     Err(format!("unsupported authorization scheme {scheme:?}"))
 }
 
-/// The resource and operation a route acts on, from its path and method (`None`: no
-/// check beyond authentication here; the handler checks what it must).
-fn route_acl(
-    method: &Method,
-    route: &str,
-    path: &str,
-) -> Option<(AclOperation, ResourceType, String)> {
+/// What a route needs.
+#[derive(Debug, PartialEq, Eq)]
+enum RouteAcl {
+    /// This operation on the resource its path names.
+    Check(AclOperation, ResourceType, String),
+    /// Only an authenticated caller here: the handler checks what the body or its listing
+    /// reveals.
+    InHandler,
+    /// A route this table does not know: refused while ACLs are on (a new route must say
+    /// what it needs before anyone may call it).
+    Unknown,
+}
+
+/// The resource and operation a route acts on, from its path and method (HEAD as GET).
+fn route_acl(method: &Method, route: &str, path: &str) -> RouteAcl {
     use AclOperation::*;
     // Percent-decoded path segments: /v1/topics/{topic}/..., /v1/groups/{group}/...
     let segment = |i: usize| {
@@ -173,10 +181,15 @@ fn route_acl(
             })
             .unwrap_or_default()
     };
-    let cluster = |op| Some((op, ResourceType::Cluster, CLUSTER_RESOURCE.to_string()));
-    let topic = |op| Some((op, ResourceType::Topic, segment(3)));
-    let group = |op| Some((op, ResourceType::Group, segment(3)));
-    match (method.as_str(), route) {
+    let cluster = |op| RouteAcl::Check(op, ResourceType::Cluster, CLUSTER_RESOURCE.to_string());
+    let topic = |op| RouteAcl::Check(op, ResourceType::Topic, segment(3));
+    let group = |op| RouteAcl::Check(op, ResourceType::Group, segment(3));
+    let method = if *method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    match (method, route) {
         ("GET", "/v1/topics/{topic}") => topic(Describe),
         ("DELETE", "/v1/topics/{topic}") => topic(Delete),
         ("POST", "/v1/topics/{topic}/records") => topic(Write),
@@ -190,7 +203,11 @@ fn route_acl(
         ("PUT", "/v1/groups/{group}/offsets") => group(Read),
         // Checked by the handlers: creating and listing topics, listing groups; the
         // OpenAPI document needs only an authenticated caller.
-        _ => None,
+        ("POST", "/v1/topics") | ("GET", "/v1/topics") | ("GET", "/v1/groups") => {
+            RouteAcl::InHandler
+        }
+        ("GET", "/v1/openapi.json") => RouteAcl::InHandler,
+        _ => RouteAcl::Unknown,
     }
 }
 
@@ -231,12 +248,29 @@ pub(crate) async fn guard(
         None => Principal::anonymous(),
     };
     let caller = Caller { principal, peer };
-    if let Some(route) = &route
-        && let Some((op, resource_type, name)) =
-            route_acl(request.method(), route, request.uri().path())
-        && !state.allowed(&caller, op, resource_type, &name)
+    let acls_on = security.authorizer.enabled();
+    match route
+        .as_deref()
+        .map(|r| route_acl(request.method(), r, request.uri().path()))
     {
-        return forbidden(&caller, op, resource_type, &name).into_response();
+        Some(RouteAcl::Check(op, resource_type, name))
+            if !state.allowed(&caller, op, resource_type, &name) =>
+        {
+            return forbidden(&caller, op, resource_type, &name).into_response();
+        }
+        Some(RouteAcl::Unknown) | None if acls_on => {
+            return HttpError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "{} {} has no ACL rule",
+                    request.method(),
+                    request.uri().path()
+                ),
+            )
+            .into_response();
+        }
+        _ => {}
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
@@ -253,19 +287,63 @@ mod tests {
             "/v1/topics/{topic}/records",
             "/v1/topics/or%20ders/records",
         );
-        assert_eq!(
-            acl,
-            Some((AclOperation::Write, ResourceType::Topic, "or ders".into()))
-        );
+        let write = RouteAcl::Check(AclOperation::Write, ResourceType::Topic, "or ders".into());
+        assert_eq!(acl, write);
         let acl = route_acl(
             &Method::PUT,
             "/v1/groups/{group}/offsets",
             "/v1/groups/g1/offsets",
         );
+        let read = RouteAcl::Check(AclOperation::Read, ResourceType::Group, "g1".into());
+        assert_eq!(acl, read);
         assert_eq!(
-            acl,
-            Some((AclOperation::Read, ResourceType::Group, "g1".into()))
+            route_acl(&Method::POST, "/v1/topics", "/v1/topics"),
+            RouteAcl::InHandler
         );
-        assert_eq!(route_acl(&Method::POST, "/v1/topics", "/v1/topics"), None);
+        // HEAD is GET (axum answers HEAD with the GET handler).
+        let head = route_acl(
+            &Method::HEAD,
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            "/v1/topics/t/partitions/0/records",
+        );
+        let read = RouteAcl::Check(AclOperation::Read, ResourceType::Topic, "t".into());
+        assert_eq!(head, read);
+        assert_eq!(
+            route_acl(&Method::PATCH, "/v1/topics", "/v1/topics"),
+            RouteAcl::Unknown
+        );
+    }
+
+    /// Every route of the router has a rule (a route added without one would be refused
+    /// to everyone while ACLs are on).
+    #[test]
+    fn every_route_has_a_rule() {
+        let source = include_str!("lib.rs");
+        let start = source.find("Router::new()").expect("router");
+        let end = source[start..].find(".route_layer").expect("layer") + start;
+        let routes = &source[start..end];
+        let mut seen = 0;
+        for (i, _) in routes.match_indices(".route(") {
+            let rest = &routes[i + 1..];
+            let path = rest.split('"').nth(1).expect("path");
+            let handlers = &rest[..rest.find(".route(").unwrap_or(rest.len())];
+            for (verb, method) in [
+                ("get(", Method::GET),
+                ("post(", Method::POST),
+                ("put(", Method::PUT),
+                ("delete(", Method::DELETE),
+            ] {
+                if handlers.contains(verb) && path != "/healthz" {
+                    seen += 1;
+                    let sample = path
+                        .replace("{topic}", "t")
+                        .replace("{group}", "g")
+                        .replace("{partition}", "0");
+                    let rule = route_acl(&method, path, &sample);
+                    assert_ne!(rule, RouteAcl::Unknown, "{method} {path}");
+                }
+            }
+        }
+        assert!(seen >= 15, "{seen} routes seen");
     }
 }

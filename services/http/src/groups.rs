@@ -105,9 +105,19 @@ pub(crate) async fn commit(
 /// A group's committed offsets with the high watermark and lag of each partition.
 async fn offsets_with_lag(
     state: &AppState,
+    caller: &Caller,
     group: &str,
 ) -> Result<(Vec<OffsetOut>, i64), HttpError> {
-    let committed = state.metadata.group_offsets(group).await?;
+    // Offsets of topics the caller may not describe are left out (as Kafka's OffsetFetch).
+    let mut committed = state.metadata.group_offsets(group).await?;
+    committed.retain(|o| {
+        state.allowed(
+            caller,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            &o.topic,
+        )
+    });
     let mut watermarks: HashMap<String, HashMap<i32, i64>> = HashMap::new();
     let mut offsets = Vec::with_capacity(committed.len());
     for o in committed {
@@ -141,9 +151,10 @@ async fn offsets_with_lag(
     responses((status = 200, body = GroupOffsets)))]
 pub(crate) async fn fetch(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupOffsets>, HttpError> {
-    let (offsets, total_lag) = offsets_with_lag(&state, &group).await?;
+    let (offsets, total_lag) = offsets_with_lag(&state, &caller, &group).await?;
     Ok(Json(GroupOffsets {
         group,
         offsets,
@@ -247,13 +258,14 @@ pub(crate) async fn list(
     responses((status = 200, body = GroupDetail), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn describe(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDetail>, HttpError> {
     let d = state.groups.describe(&group).await.map_err(group_error)?;
     if d.state == silt_groups::GroupState::Dead {
         return Err(group_error(GroupError::GroupIdNotFound));
     }
-    let (offsets, total_lag) = offsets_with_lag(&state, &group).await?;
+    let (offsets, total_lag) = offsets_with_lag(&state, &caller, &group).await?;
     Ok(Json(GroupDetail {
         group,
         state: d.state_name,

@@ -133,7 +133,20 @@ pub(crate) async fn list(
                 &t.name,
             )
         })
-        .map(info)
+        .map(|t| {
+            // Configs only where the caller may DescribeConfigs.
+            let configs = state.allowed(
+                &caller,
+                AclOperation::DescribeConfigs,
+                ResourceType::Topic,
+                &t.name,
+            );
+            let mut topic = info(t);
+            if !configs {
+                topic.config.clear();
+            }
+            topic
+        })
         .collect();
     Ok(Json(TopicList { topics }))
 }
@@ -142,6 +155,7 @@ pub(crate) async fn list(
     responses((status = 200, body = TopicDetail), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn describe(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TopicDetail>, HttpError> {
     let topic = state.metadata.topic(&name).await?;
@@ -156,10 +170,17 @@ pub(crate) async fn describe(
             latest_offset: o.high_watermark,
         })
         .collect();
-    Ok(Json(TopicDetail {
-        topic: info(topic),
-        partitions,
-    }))
+    let mut topic = info(topic);
+    // Describe (checked with the route) shows the topic; its configs need DescribeConfigs.
+    if !state.allowed(
+        &caller,
+        AclOperation::DescribeConfigs,
+        ResourceType::Topic,
+        &name,
+    ) {
+        topic.config.clear();
+    }
+    Ok(Json(TopicDetail { topic, partitions }))
 }
 
 #[utoipa::path(delete, path = "/v1/topics/{topic}", params(("topic" = String, Path)),

@@ -36,6 +36,13 @@ pub(crate) struct RequestContext {
     pub(crate) peer: Option<SocketAddr>,
 }
 
+/// Largest frame a client may send before it has authenticated (Kafka's default
+/// `sasl.server.max.receive.size`).
+const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
+
+/// A deadline that never comes.
+const FOREVER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
 /// Encodes a response frame: size, header (in the version the API implies), body.
 pub(crate) fn encode_response<R: Encodable>(
     ctx: &RequestContext,
@@ -60,6 +67,8 @@ pub(crate) fn encode_response<R: Encodable>(
 /// Reads one size-prefixed frame. Its bytes are taken from the shared request pool before
 /// the body is read (a frame larger than the pool takes all of it), so a node under more
 /// load than it can absorb stops reading sockets instead of growing without bound.
+/// `pool_bytes` 0 takes nothing from the pool (the small frames of a client that has not
+/// authenticated: it must not be able to hold the pool others need).
 async fn read_frame(
     stream: &mut (impl AsyncReadExt + Unpin),
     max: usize,
@@ -74,7 +83,11 @@ async fn read_frame(
     if size < 0 || size as usize > max {
         return Err(KafkaError::FrameSize { size, max });
     }
-    let permits = u32::try_from((size as usize).clamp(1, pool_bytes.max(1))).unwrap_or(u32::MAX);
+    let permits = if pool_bytes == 0 {
+        0
+    } else {
+        u32::try_from((size as usize).clamp(1, pool_bytes)).unwrap_or(u32::MAX)
+    };
     let permit = match pool.clone().try_acquire_many_owned(permits) {
         Ok(permit) => permit,
         Err(_) => {
@@ -186,9 +199,30 @@ pub(crate) async fn run<S>(
     let max = state.config.max_frame_bytes;
     let pool_bytes = state.config.max_queued_request_bytes;
     let reason = loop {
+        // Until SASL succeeds a client may send only small frames (Kafka's
+        // sasl.server.max.receive.size) and must finish within AUTHENTICATION_TIMEOUT: an
+        // unauthenticated client cannot hold the request pool or a connection for long.
+        let (limit, charged, deadline) = match session.authentication_deadline() {
+            Some(deadline) => (max.min(MAX_UNAUTHENTICATED_FRAME), 0, deadline),
+            None => (
+                max,
+                pool_bytes.max(1),
+                tokio::time::Instant::now() + FOREVER,
+            ),
+        };
         let frame = tokio::select! {
-            frame = read_frame(&mut read, max, &pool, pool_bytes) => frame,
+            frame = read_frame(&mut read, limit, &pool, charged) => frame,
             () = shutdown.cancelled() => break "node shutting down".to_string(),
+            () = tokio::time::sleep_until(deadline) => {
+                state.security.authenticator.failed(
+                    "kafka",
+                    "",
+                    Some(peer),
+                    "no SASL authentication within the time allowed",
+                );
+                auth_close = true;
+                break "SASL authentication not completed in time".to_string();
+            }
         };
         let (mut frame, pooled) = match frame {
             Ok(Some(frame)) => frame,
@@ -260,6 +294,12 @@ pub(crate) async fn run<S>(
                 }
                 match apis::handle(&state, &ctx, frame).await {
                     Ok(reply) => reply,
+                    Err(e @ KafkaError::Unauthorized(_)) => {
+                        // Counted as a denial already; the close is not worth a warning
+                        // per retry of a misconfigured producer.
+                        auth_close = true;
+                        break format!("{:?} v{}: {e}", ctx.api_key, ctx.version);
+                    }
                     Err(e) => break format!("{:?} v{}: {e}", ctx.api_key, ctx.version),
                 }
             }

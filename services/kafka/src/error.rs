@@ -21,6 +21,10 @@ pub enum KafkaError {
     UnsupportedVersion { api: String, version: i16 },
     #[error("encoding a response failed: {0}")]
     Encode(String),
+    /// A request that takes no answer (acks=0) was refused by ACLs: as Kafka, the
+    /// connection is closed so the client notices.
+    #[error("not authorised: {0}")]
+    Unauthorized(String),
 }
 
 /// The Kafka error code for a metadata error.

@@ -401,14 +401,17 @@ pub(crate) fn commit(
 }
 
 /// Committed offsets of one group, for the requested (topic, partitions) or all.
+/// One partition's committed offset: partition, offset, metadata, error code.
+type Fetched = (i32, i64, Option<String>, i16);
+
 /// Topics the principal may not describe are left out (all offsets) or answered with
-/// offset -1 (named topics); a group it may not describe is refused.
+/// TOPIC_AUTHORIZATION_FAILED (named topics); a group it may not describe is refused.
 async fn fetch_group(
     state: &KafkaState,
     ctx: &RequestContext,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
-) -> Result<Vec<(String, Vec<(i32, i64, Option<String>)>)>, GroupError> {
+) -> Result<Vec<(String, Vec<Fetched>)>, GroupError> {
     if !group_allowed(state, ctx, AclOperation::Describe, group) {
         return Err(GroupError::NotAuthorized);
     }
@@ -425,23 +428,27 @@ async fn fetch_group(
         Some(topics) => topics
             .into_iter()
             .map(|(topic, partitions)| {
+                let denied = !describable(&topic);
                 let found = partitions
                     .into_iter()
                     .map(|p| match lookup(&topic, p) {
-                        Some(o) => (p, o.offset, o.metadata.clone()),
-                        None => (p, -1, None),
+                        _ if denied => {
+                            (p, -1, None, ResponseError::TopicAuthorizationFailed.code())
+                        }
+                        Some(o) => (p, o.offset, o.metadata.clone(), 0),
+                        None => (p, -1, None, 0),
                     })
                     .collect();
                 (topic, found)
             })
             .collect(),
         None => {
-            let mut by_topic: BTreeMap<String, Vec<(i32, i64, Option<String>)>> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, Vec<Fetched>> = BTreeMap::new();
             for o in committed {
                 by_topic
                     .entry(o.topic)
                     .or_default()
-                    .push((o.partition, o.offset, o.metadata));
+                    .push((o.partition, o.offset, o.metadata, 0));
             }
             by_topic.into_iter().collect()
         }
@@ -476,9 +483,10 @@ pub(crate) fn fetch_offsets(
                                     t.name = TopicName(text(name));
                                     t.partitions = partitions
                                         .into_iter()
-                                        .map(|(p, offset, metadata)| {
+                                        .map(|(p, offset, metadata, error)| {
                                             let mut r = OffsetFetchResponsePartitions::default();
                                             r.partition_index = p;
+                                            r.error_code = error;
                                             r.committed_offset = offset;
                                             r.committed_leader_epoch = -1;
                                             r.metadata = Some(text(metadata.unwrap_or_default()));
@@ -499,6 +507,7 @@ pub(crate) fn fetch_offsets(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
+                let named = wanted.clone();
                 match fetch_group(&state, &ctx, request.group_id.0.as_str(), wanted).await {
                     Ok(topics) => {
                         response.topics = topics
@@ -508,9 +517,10 @@ pub(crate) fn fetch_offsets(
                                 t.name = TopicName(text(name));
                                 t.partitions = partitions
                                     .into_iter()
-                                    .map(|(p, offset, metadata)| {
+                                    .map(|(p, offset, metadata, error)| {
                                         let mut r = OffsetFetchResponsePartition::default();
                                         r.partition_index = p;
+                                        r.error_code = error;
                                         r.committed_offset = offset;
                                         r.committed_leader_epoch = -1;
                                         r.metadata = Some(text(metadata.unwrap_or_default()));
@@ -521,7 +531,31 @@ pub(crate) fn fetch_offsets(
                             })
                             .collect();
                     }
-                    Err(e) => response.error_code = group_code(&e),
+                    Err(e) => {
+                        response.error_code = group_code(&e);
+                        // v0-1 have no top-level error: each partition asked for carries it.
+                        if ctx.version < 2 {
+                            response.topics = named
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(name, partitions)| {
+                                    let mut t = OffsetFetchResponseTopic::default();
+                                    t.name = TopicName(text(name));
+                                    t.partitions = partitions
+                                        .into_iter()
+                                        .map(|p| {
+                                            let mut r = OffsetFetchResponsePartition::default();
+                                            r.partition_index = p;
+                                            r.committed_offset = -1;
+                                            r.error_code = group_code(&e);
+                                            r
+                                        })
+                                        .collect();
+                                    t
+                                })
+                                .collect();
+                        }
+                    }
                 }
             }
             respond(&ctx, &response).ok()
@@ -640,18 +674,19 @@ pub(crate) async fn delete_offsets(
     ctx: &RequestContext,
     request: OffsetDeleteRequest,
 ) -> Result<Bytes, KafkaError> {
+    // Partitions of topics the principal may not read are refused one by one (as Kafka);
+    // the others are deleted.
+    let readable = |topic: &str| state.allowed(ctx, AclOperation::Read, ResourceType::Topic, topic);
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| readable(t.name.0.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let unreadable = partitions
-        .iter()
-        .find(|(t, _)| !state.allowed(ctx, AclOperation::Read, ResourceType::Topic, t));
     let result = if !group_allowed(
         state,
         ctx,
@@ -659,11 +694,8 @@ pub(crate) async fn delete_offsets(
         request.group_id.0.as_str(),
     ) {
         Err(GroupError::NotAuthorized)
-    } else if let Some((topic, _)) = unreadable {
-        let mut response = OffsetDeleteResponse::default();
-        response.error_code = ResponseError::TopicAuthorizationFailed.code();
-        tracing::debug!(topic, "offset delete refused: topic not readable");
-        return respond(ctx, &response);
+    } else if partitions.is_empty() {
+        Ok(())
     } else {
         state
             .groups
@@ -677,6 +709,7 @@ pub(crate) async fn delete_offsets(
             .topics
             .iter()
             .map(|t| {
+                let denied = !readable(t.name.0.as_str());
                 let mut topic = OffsetDeleteResponseTopic::default();
                 topic.name = t.name.clone();
                 topic.partitions = t
@@ -685,6 +718,9 @@ pub(crate) async fn delete_offsets(
                     .map(|p| {
                         let mut r = OffsetDeleteResponsePartition::default();
                         r.partition_index = p.partition_index;
+                        if denied {
+                            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        }
                         r
                     })
                     .collect();

@@ -186,16 +186,21 @@ pub(crate) async fn handle(
                     ));
                     continue;
                 }
-                // Creating on first use takes Create on the cluster or on the topic.
-                let allow_create = allow_create
-                    && (state.allowed_on_cluster(ctx, AclOperation::Create)
-                        || state.allowed(ctx, AclOperation::Create, ResourceType::Topic, &name));
-                response
-                    .topics
-                    .push(match find_or_create(state, &name, allow_create).await {
+                // Creating on first use takes Create on the cluster or on the topic; a
+                // missing topic the principal may not create is TOPIC_AUTHORIZATION_FAILED
+                // (as Kafka answers), so the client fails at once instead of retrying.
+                let may_create = state.allowed_on_cluster(ctx, AclOperation::Create)
+                    || state.allowed(ctx, AclOperation::Create, ResourceType::Topic, &name);
+                let wants_create = allow_create && state.config.auto_create_topics;
+                response.topics.push(
+                    match find_or_create(state, &name, allow_create && may_create).await {
                         Ok(topic) => topic_entry(&cluster, &topic),
+                        Err(MetadataError::UnknownTopic { .. }) if wants_create && !may_create => {
+                            error_entry(&name, ResponseError::TopicAuthorizationFailed.code())
+                        }
                         Err(e) => error_entry(&name, metadata_code(&e)),
-                    });
+                    },
+                );
             }
         }
     }

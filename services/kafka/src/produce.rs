@@ -207,6 +207,21 @@ pub(crate) async fn handle(
     }
 
     if request.acks == 0 {
+        // Refused by ACLs: nothing was submitted; close the connection (the only way an
+        // acks=0 producer learns of it).
+        let refused = work.iter().find_map(|(name, partitions)| {
+            partitions.iter().find_map(|p| match &p.state {
+                PartitionState::Refused { code, message }
+                    if *code == ResponseError::TopicAuthorizationFailed.code() =>
+                {
+                    Some(format!("{}: {message}", name.0))
+                }
+                _ => None,
+            })
+        });
+        if let Some(reason) = refused {
+            return Err(KafkaError::Unauthorized(reason));
+        }
         // No answer at all; still log what failed.
         tokio::spawn(async move {
             for (name, partitions) in work {

@@ -135,7 +135,14 @@ pub(crate) struct Session {
     /// The exchange was begun by a v0 handshake (bare tokens follow).
     raw: bool,
     expires: Option<Instant>,
+    /// The mechanism the connection authenticated with (re-authentication keeps it).
+    mechanism: Option<String>,
+    /// When the connection must have authenticated by.
+    deadline: Instant,
 }
+
+/// How long a client has, from connecting, to complete SASL authentication.
+pub(crate) const AUTHENTICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the connection does after a SASL request: send the answer, and maybe close.
 pub(crate) struct SaslStep {
@@ -157,7 +164,16 @@ impl Session {
             exchange: None,
             raw: false,
             expires: None,
+            mechanism: None,
+            deadline: Instant::now() + AUTHENTICATION_TIMEOUT,
         }
+    }
+
+    /// Until when the connection may go on without authenticating (`None`: it has, or
+    /// the listener needs no SASL).
+    pub(crate) fn authentication_deadline(&self) -> Option<tokio::time::Instant> {
+        (self.sasl_required && !self.authenticated)
+            .then(|| tokio::time::Instant::from_std(self.deadline))
     }
 
     /// Why a request other than ApiVersions and the SASL ones may not be served now.
@@ -193,11 +209,22 @@ impl Session {
             } else if self.exchange.is_some() {
                 response.error_code = ResponseError::IllegalSaslState.code();
                 Some("second SASL handshake before authenticating".to_string())
+            } else if self.authenticated
+                && (ctx.version == 0 || self.mechanism.as_deref() != Some(mechanism))
+            {
+                // Re-authentication (KIP-368) keeps the mechanism and uses SaslAuthenticate.
+                response.error_code = ResponseError::IllegalSaslState.code();
+                Some(format!(
+                    "re-authentication with {mechanism:?} (v{}) on a connection authenticated with {:?}",
+                    ctx.version,
+                    self.mechanism.as_deref().unwrap_or("")
+                ))
             } else if !offered.iter().any(|m| m == mechanism) {
                 response.error_code = ResponseError::UnsupportedSaslMechanism.code();
                 Some(format!("SASL mechanism {mechanism:?} is not offered"))
             } else {
                 self.raw = ctx.version == 0;
+                self.mechanism = Some(mechanism.to_string());
                 self.exchange = Some(match ScramMechanism::from_name(mechanism) {
                     Some(m) => Exchange::Scram {
                         server: ScramServer::new(m),
@@ -355,9 +382,11 @@ fn sasl_failure(e: SaslError, who: &str) -> Failure {
 }
 
 fn unavailable(e: silt_metadata::MetadataError, who: &str) -> Failure {
+    // The detail stays in the log; the client learns only that it may retry.
+    tracing::warn!(error = %e, "credentials cannot be checked: the metadata service failed");
     (
         ResponseError::SaslAuthenticationFailed,
-        format!("Authentication failed: credentials cannot be checked now ({e})"),
+        "Authentication failed: credentials cannot be checked now; retry".to_string(),
         who.to_string(),
     )
 }

@@ -156,11 +156,17 @@ pub(crate) async fn delete(
             response.responses.push(result);
             continue;
         };
-        result.name = Some(TopicName(text(name.clone())));
         if !state.allowed(ctx, AclOperation::Delete, ResourceType::Topic, &name) {
+            // A topic named by id keeps its name from a principal that may not see it.
+            if result.topic_id.is_nil() {
+                result.name = Some(TopicName(text(name.clone())));
+            }
             result.error_code = ResponseError::TopicAuthorizationFailed.code();
-            result.error_message = Some(text(format!("{} may not delete {name}", ctx.principal)));
-        } else if let Err(e) = state.metadata.delete_topic(&name).await {
+            response.responses.push(result);
+            continue;
+        }
+        result.name = Some(TopicName(text(name.clone())));
+        if let Err(e) = state.metadata.delete_topic(&name).await {
             result.error_code = metadata_code(&e);
             result.error_message = Some(text(e.to_string()));
         } else {

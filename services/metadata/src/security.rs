@@ -234,8 +234,11 @@ impl AclBinding {
                 ));
             }
         }
-        if self.host.is_empty() {
-            return invalid("an ACL's host is empty (use * for any host)".into());
+        if self.host != ANY_HOST && self.host.parse::<std::net::IpAddr>().is_err() {
+            return invalid(format!(
+                "an ACL's host is an IP address or * (any host), not {:?}",
+                self.host
+            ));
         }
         if self.resource_type == ResourceType::Cluster
             && (self.resource_name != CLUSTER_RESOURCE || self.pattern_type != PatternType::Literal)
@@ -434,5 +437,9 @@ mod tests {
         assert!(b.validate().is_err());
         b.resource_name = CLUSTER_RESOURCE.into();
         assert!(b.validate().is_ok());
+        b.host = "10.0.0.1".into();
+        assert!(b.validate().is_ok());
+        b.host = "client.example.com".into();
+        assert!(b.validate().is_err(), "hosts are addresses, as in Kafka");
     }
 }
