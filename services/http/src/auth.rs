@@ -148,7 +148,11 @@ async fn authenticate(
                     .failed("http", user, peer, "invalid credentials");
                 Err("invalid credentials".into())
             }
-            Err(e) => Err(format!("credentials cannot be checked now: {e}")),
+            Err(e) => {
+                // The detail stays in the log; the caller learns only that it may retry.
+                tracing::warn!(error = %e, "credentials cannot be checked: the metadata service failed");
+                Err("credentials cannot be checked now; retry".into())
+            }
         };
     }
     Err(format!("unsupported authorization scheme {scheme:?}"))
