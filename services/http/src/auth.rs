@@ -104,6 +104,9 @@ pub(crate) fn forbidden(
     )
 }
 
+/// Why a password could not be checked at all (the metadata service failed): 503, not 401.
+const UNAVAILABLE: &str = "credentials cannot be checked now; retry";
+
 fn unauthorized(message: &str) -> Response {
     let mut response =
         HttpError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response();
@@ -151,7 +154,7 @@ async fn authenticate(
             Err(e) => {
                 // The detail stays in the log; the caller learns only that it may retry.
                 tracing::warn!(error = %e, "credentials cannot be checked: the metadata service failed");
-                Err("credentials cannot be checked now; retry".into())
+                Err(UNAVAILABLE.into())
             }
         };
     }
@@ -244,6 +247,10 @@ pub(crate) async fn guard(
     let principal = match header {
         Some(header) => match authenticate(&security, &header, peer).await {
             Ok(p) => p,
+            Err(reason) if reason == UNAVAILABLE => {
+                return HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason)
+                    .into_response();
+            }
             Err(reason) => return unauthorized(&format!("authentication failed: {reason}")),
         },
         None if security.require_auth => {
