@@ -7,11 +7,13 @@
 //!   (flips, overwrites, truncation) applied to a known segment, whose chunks must then
 //!   fail or read back exactly.
 //! - [`http_body`]: request bodies of the HTTP API's writing endpoints.
+//! - [`auth_input`]: SASL messages (PLAIN, SCRAM) and HTTP Authorization headers.
 //!
 //! Two drivers run them: `fuzz/libfuzzer` (coverage-guided, nightly: `cargo fuzz`), and
 //! the tests of this crate on stable, which replay the seeds and every kept regression
 //! case and run a seeded mutation round in CI (see `docs/reliability.md`).
 
+mod auth;
 mod harness;
 mod http;
 mod kafka;
@@ -19,6 +21,7 @@ pub mod mutate;
 pub mod seeds;
 mod segment;
 
+pub use auth::auth_input;
 pub use http::http_body;
 pub use kafka::{kafka_request, kafka_still_serves};
 pub use segment::segment_object;
@@ -31,4 +34,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kafka_request", kafka_request),
     ("segment_object", segment_object),
     ("http_body", http_body),
+    ("auth_input", auth_input),
 ];

@@ -26,6 +26,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "kafka_request" => kafka_requests(),
         "segment_object" => segment_objects(),
         "http_body" => http_bodies(),
+        "auth_input" => auth_inputs(),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -361,4 +362,41 @@ fn http_bodies() -> Vec<Vec<u8>> {
             seed
         })
         .collect()
+}
+
+/// SASL messages and Authorization headers: right and wrong ones.
+fn auth_inputs() -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let user = crate::auth::USER;
+    let password = crate::auth::PASSWORD;
+    let mut out = Vec::new();
+    for plain in [
+        format!("\0{user}\0{password}"),
+        format!("{user}\0{user}\0{password}"),
+        format!("bob\0{user}\0x"),
+    ] {
+        out.push([&[0u8][..], plain.as_bytes()].concat());
+    }
+    for kind in [1u8, 2] {
+        for first in [
+            format!("n,,n={user},r=fyko+d2lbbFgONRv9qkxdawL"),
+            "n,,n=gh=2Cost,r=abc,tokenauth=true".to_string(),
+            format!("y,a={user},n={user},r=x"),
+        ] {
+            let last = "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
+            out.push([&[kind][..], first.as_bytes(), &[0xff], last.as_bytes()].concat());
+        }
+    }
+    for header in [
+        format!("Basic {}", b64(&format!("{user}:{password}"))),
+        format!("Basic {}", b64(&format!("{user}:wrong"))),
+        format!("Bearer {}", crate::auth::TOKEN),
+        "Bearer nope".to_string(),
+        "Digest x".to_string(),
+        "Basic !!!".to_string(),
+    ] {
+        out.push([&[3u8][..], header.as_bytes()].concat());
+    }
+    out
 }

@@ -136,3 +136,13 @@ fn http_body_seeds_and_regressions() {
 fn http_body_mutations() {
     mutation_round("http_body", 10_000);
 }
+
+#[test]
+fn auth_input_seeds_and_regressions() {
+    replay("auth_input");
+}
+
+#[test]
+fn auth_input_mutations() {
+    mutation_round("auth_input", 4000);
+}
