@@ -549,3 +549,56 @@ def test_head_requests_are_checked_like_get(secured, certs):  # noqa: F811
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10, context=node.ssl_context)
         assert refused.value.code == 403, path
+
+
+def scram_server_first(node, certs, user):  # noqa: F811
+    """The server-first message the node sends `user` (SaslHandshake v1, then the
+    client-first in SaslAuthenticate v0), over a raw TLS socket."""
+    import socket
+    import ssl
+    import struct
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    conn = context.wrap_socket(socket.create_connection(("127.0.0.1", node.kafka_port),
+                                                        timeout=10),
+                               server_hostname="localhost")
+
+    def call(api_key, version, correlation, body):
+        client = b"raw"
+        payload = struct.pack(">hhih", api_key, version, correlation, len(client)) + client + body
+        conn.sendall(struct.pack(">i", len(payload)) + payload)
+        def exactly(n):
+            data = b""
+            while len(data) < n:
+                chunk = conn.recv(n - len(data))
+                assert chunk, "connection closed"
+                data += chunk
+            return data
+        size = struct.unpack(">i", exactly(4))[0]
+        return exactly(size)[4:]  # past the correlation id
+
+    mechanism = b"SCRAM-SHA-512"
+    assert call(17, 1, 1, struct.pack(">h", len(mechanism)) + mechanism)[:2] == b"\0\0"
+    first = f"n,,n={user},r=abcdefghijklmnop".encode()
+    answer = call(36, 0, 2, struct.pack(">i", len(first)) + first)
+    error, message_len = struct.unpack(">hh", answer[:4])
+    assert error == 0, answer
+    rest = answer[4 + max(message_len, 0):]
+    size = struct.unpack(">i", rest[:4])[0]
+    conn.close()
+    return dict(part.split("=", 1) for part in rest[4:4 + size].decode().split(","))
+
+
+def test_unknown_users_look_like_known_ones(secured, certs):  # noqa: F811
+    """SCRAM answers an unknown user as it answers a known one — same iteration count, a
+    salt that stays the same on asking again and across a restart (it derives from a
+    cluster secret the metadata service keeps) — so user names cannot be probed."""
+    node = secured
+    alice, ghost = scram_server_first(node, certs, "alice"), scram_server_first(node, certs, "ghost")
+    assert alice["i"] == ghost["i"] == "8192"
+    assert len(alice["s"]) == len(ghost["s"])
+    node.stop()
+    node.start()
+    again_alice = scram_server_first(node, certs, "alice")
+    again_ghost = scram_server_first(node, certs, "ghost")
+    assert again_alice["s"] == alice["s"]
+    assert again_ghost["s"] == ghost["s"], "an unknown user's salt changed with a restart"

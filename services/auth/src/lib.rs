@@ -94,6 +94,9 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The name of the cluster secret stand-in credentials derive from.
+const STAND_IN_SECRET: &str = "scram-stand-in";
+
 /// How long a checked password is remembered (HTTP basic auth sends it with every
 /// request; PBKDF2 is slow on purpose).
 const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -108,6 +111,9 @@ pub struct Authenticator {
     checked: Mutex<HashMap<Vec<u8>, Instant>>,
     cache_key: hmac::Key,
     failures: FailureLog,
+    /// The cluster's key of stand-in credentials, read from the metadata service at first
+    /// use.
+    stand_in_key: tokio::sync::OnceCell<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -128,11 +134,30 @@ impl Authenticator {
             checked: Mutex::new(HashMap::new()),
             cache_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
             failures: FailureLog::new(20, Duration::from_secs(10)),
+            stand_in_key: tokio::sync::OnceCell::new(),
         })
     }
 
     pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
         &self.metadata
+    }
+
+    /// The cluster-wide key stand-in credentials of unknown users derive from: the same on
+    /// every node and across restarts, so no answer tells an unknown user from a known
+    /// one. Made (randomly, by the first node to ask) and kept by the metadata service.
+    pub async fn stand_in_key(&self) -> silt_metadata::Result<Arc<[u8]>> {
+        self.stand_in_key
+            .get_or_try_init(|| async {
+                let mut proposed = [0u8; 32];
+                rand::fill(&mut proposed).expect("the system random generator works");
+                let key = self
+                    .metadata
+                    .cluster_secret(STAND_IN_SECRET, &proposed)
+                    .await?;
+                Ok(Arc::from(key))
+            })
+            .await
+            .cloned()
     }
 
     /// Whether `password` is `user`'s: checked against the user's SCRAM-SHA-512
@@ -152,7 +177,10 @@ impl Authenticator {
             .await?;
         let found = sha512.or(sha256);
         let unknown = found.is_none();
-        let credential = found.unwrap_or_else(|| scram::stand_in_credential(user));
+        let credential = match found {
+            Some(c) => c,
+            None => scram::stand_in_credential(user, &self.stand_in_key().await?),
+        };
         // A remembered check is keyed by the credential too: a changed or removed
         // password stops working at once.
         let mut tag = Vec::with_capacity(user.len() + password.len() + 2 + 64);

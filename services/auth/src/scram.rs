@@ -6,7 +6,7 @@
 //! librdkafka do, so a credential made by either side checks on the other.
 
 use std::num::NonZeroU32;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::{constant_time, digest, hmac, pbkdf2, rand};
 use base64::Engine;
@@ -162,9 +162,9 @@ pub fn parse_plain(message: &[u8]) -> Result<(String, String), SaslError> {
     Ok((user.to_string(), password.to_string()))
 }
 
-/// A process-wide secret: stand-in salts for unknown users are derived from it, so they
-/// are stable (asking twice gives the same salt) without revealing that the user is
-/// unknown.
+/// A process-wide secret, for servers not given the cluster's (see
+/// [`ScramServer::with_stand_in_key`]): stand-in salts for unknown users are derived from
+/// it, so they are stable (asking twice gives the same salt).
 fn stand_in_secret() -> &'static [u8] {
     static SECRET: OnceLock<Vec<u8>> = OnceLock::new();
     SECRET.get_or_init(|| random(32))
@@ -172,8 +172,8 @@ fn stand_in_secret() -> &'static [u8] {
 
 /// A credential no proof matches, for a user that does not exist: the exchange goes on
 /// as for a real user and fails at the proof, as a wrong password does.
-fn stand_in(user: &str, mechanism: ScramMechanism) -> ScramCredential {
-    let mut salt = hmac(mechanism, stand_in_secret(), user.as_bytes());
+fn stand_in(user: &str, mechanism: ScramMechanism, key: &[u8]) -> ScramCredential {
+    let mut salt = hmac(mechanism, key, user.as_bytes());
     salt.truncate(32);
     ScramCredential {
         user: user.to_string(),
@@ -191,8 +191,8 @@ pub const DEFAULT_ITERATIONS: u32 = 8192;
 
 /// A credential no password matches, for checking a password of a user that does not
 /// exist at the cost of a real check (PLAIN, HTTP basic auth).
-pub fn stand_in_credential(user: &str) -> ScramCredential {
-    stand_in(user, ScramMechanism::Sha512)
+pub fn stand_in_credential(user: &str, key: &[u8]) -> ScramCredential {
+    stand_in(user, ScramMechanism::Sha512, key)
 }
 
 /// A SCRAM user name: `=2C` and `=3D` stand for `,` and `=`.
@@ -242,6 +242,9 @@ pub struct ScramServer {
     pending: Option<(String, String, String, String)>,
     /// The user the client named.
     user: Option<String>,
+    /// The key of stand-in credentials (the cluster's, so every node answers an unknown
+    /// user alike); `None`: a per-process one.
+    stand_in_key: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for ScramServer {
@@ -259,7 +262,14 @@ impl ScramServer {
             stage: Stage::Start,
             pending: None,
             user: None,
+            stand_in_key: None,
         }
+    }
+
+    /// Derives stand-in credentials for unknown users from `key` (the cluster's secret)
+    /// instead of a per-process one.
+    pub fn set_stand_in_key(&mut self, key: Arc<[u8]>) {
+        self.stand_in_key = Some(key);
     }
 
     /// The user the client named in its first message, once read.
@@ -346,7 +356,10 @@ impl ScramServer {
         };
         let credential = credential
             .filter(|c| c.mechanism == self.mechanism)
-            .unwrap_or_else(|| stand_in(&user, self.mechanism));
+            .unwrap_or_else(|| {
+                let key = self.stand_in_key.as_deref().unwrap_or(stand_in_secret());
+                stand_in(&user, self.mechanism, key)
+            });
         let nonce = format!("{client_nonce}{server_nonce}");
         let server_first = format!(
             "r={nonce},s={},i={}",
@@ -563,6 +576,17 @@ mod tests {
         };
         assert_eq!(first("ghost"), first("ghost"));
         assert_ne!(first("ghost"), first("phantom"));
+        // With the cluster's key, any server (any node, after any restart) answers alike.
+        let keyed = |user: &str| {
+            let mut s = ScramServer::new(ScramMechanism::Sha512);
+            s.set_stand_in_key(Arc::from(&b"cluster secret"[..]));
+            s.client_first(format!("n,,n={user},r=xyz").as_bytes())
+                .expect("first");
+            let text = String::from_utf8(s.server_first(None)).expect("utf-8");
+            text.split(',').nth(1).expect("salt").to_string()
+        };
+        assert_eq!(keyed("ghost"), keyed("ghost"));
+        assert_ne!(keyed("ghost"), first("ghost"));
     }
 
     #[test]

@@ -413,6 +413,13 @@ async fn scram_first(
     let user = server
         .client_first(message)
         .map_err(|e| sasl_failure(e, ""))?;
+    let key = state
+        .security
+        .authenticator
+        .stand_in_key()
+        .await
+        .map_err(|e| unavailable(e, &user))?;
+    server.set_stand_in_key(key);
     let credential = state
         .security
         .authenticator

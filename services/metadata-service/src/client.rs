@@ -747,6 +747,17 @@ impl MetadataStore for MetadataClient {
         }
     }
 
+    async fn cluster_secret(&self, name: &str, proposed: &[u8]) -> silt_metadata::Result<Vec<u8>> {
+        let request = Request::ClusterSecret {
+            name: name.to_string(),
+            proposed: proposed.to_vec(),
+        };
+        match self.call(request).await? {
+            Response::Secret(secret) => Ok(secret),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {
         self.inner.watchers.feed()
     }

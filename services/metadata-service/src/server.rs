@@ -248,6 +248,9 @@ impl MetadataService {
             }
             Request::DeleteAcls(bindings) => Response::Count(store.delete_acls(&bindings).await?),
             Request::Acls => Response::Acls(store.acls().await?),
+            Request::ClusterSecret { name, proposed } => {
+                Response::Secret(store.cluster_secret(&name, &proposed).await?)
+            }
             Request::Join(req) => Response::Join(groups.join(req).await),
             Request::Sync(req) => Response::Sync(groups.sync(req).await),
             Request::Heartbeat {

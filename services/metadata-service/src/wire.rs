@@ -159,6 +159,10 @@ pub enum Request {
     CreateAcls(Vec<AclBinding>),
     DeleteAcls(Vec<AclBinding>),
     Acls,
+    ClusterSecret {
+        name: String,
+        proposed: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -197,7 +201,8 @@ impl Request {
             | Self::ScramCredentials
             | Self::CreateAcls(_)
             | Self::DeleteAcls(_)
-            | Self::Acls => true,
+            | Self::Acls
+            | Self::ClusterSecret { .. } => true,
             Self::CreateTopic { .. }
             | Self::DeleteTopic { .. }
             | Self::AddPartitions { .. }
@@ -260,6 +265,7 @@ pub enum Response {
     Credential(Option<ScramCredential>),
     Credentials(Vec<ScramCredential>),
     Acls(Vec<AclBinding>),
+    Secret(Vec<u8>),
 }
 
 /// The body of every answer from the request endpoint.

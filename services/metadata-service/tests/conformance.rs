@@ -168,6 +168,7 @@ conformance!(
     compaction_swaps_entries_and_gc_finds_unreferenced_segments,
     scram_credentials_are_stored_replaced_and_deleted,
     acl_bindings_are_stored_once_and_deleted_exactly,
+    cluster_secrets_are_made_once,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -1325,4 +1326,34 @@ async fn acl_bindings_are_stored_once_and_deleted_exactly(make: Maker) {
     let left = store.acls().await.expect("list");
     assert_eq!(left.len(), 3);
     assert!(!left.contains(&write));
+}
+
+async fn cluster_secrets_are_made_once(make: Maker) {
+    let store = make.open().await;
+    let first = store
+        .cluster_secret("stand-in", &[1; 32])
+        .await
+        .expect("secret");
+    assert_eq!(first, vec![1; 32]);
+    // Later proposals lose: every caller, on every node, gets the first one.
+    let again = store
+        .cluster_secret("stand-in", &[2; 32])
+        .await
+        .expect("secret");
+    assert_eq!(again, first);
+    let other = store
+        .cluster_secret("other", &[3; 16])
+        .await
+        .expect("secret");
+    assert_eq!(other, vec![3; 16]);
+    assert!(store.cluster_secret("empty", &[]).await.is_err());
+    drop(store);
+    let reopened = make.open().await;
+    assert_eq!(
+        reopened
+            .cluster_secret("stand-in", &[4; 32])
+            .await
+            .expect("secret"),
+        first
+    );
 }

@@ -148,6 +148,13 @@ CREATE TABLE acls (
     PRIMARY KEY (principal, host, resource_type, resource_name, pattern_type, operation, permission)
 );
 "#,
+    // 6: cluster-wide secrets (the key of SCRAM stand-ins for unknown users)
+    r#"
+CREATE TABLE cluster_secrets (
+    name TEXT PRIMARY KEY,
+    secret BYTEA NOT NULL
+);
+"#,
 ];
 
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
@@ -1311,6 +1318,29 @@ impl MetadataStore for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(acl_from_row).collect()
+    }
+
+    async fn cluster_secret(&self, name: &str, proposed: &[u8]) -> Result<Vec<u8>> {
+        if proposed.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a cluster secret is not empty".into(),
+            });
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO cluster_secrets (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(proposed)
+        .execute(&mut *tx)
+        .await?;
+        let secret: Vec<u8> =
+            sqlx::query_scalar("SELECT secret FROM cluster_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(secret)
     }
 
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {

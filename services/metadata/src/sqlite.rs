@@ -141,6 +141,13 @@ CREATE TABLE acls (
     PRIMARY KEY (principal, host, resource_type, resource_name, pattern_type, operation, permission)
 );
 "#,
+    // 6: cluster-wide secrets (the key of SCRAM stand-ins for unknown users)
+    r#"
+CREATE TABLE cluster_secrets (
+    name TEXT PRIMARY KEY,
+    secret BLOB NOT NULL
+);
+"#,
 ];
 
 /// The embedded [`MetadataStore`] on a SQLite file. Writers are serialised in-process
@@ -1149,6 +1156,30 @@ impl MetadataStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(acl_from_row).collect()
+    }
+
+    async fn cluster_secret(&self, name: &str, proposed: &[u8]) -> Result<Vec<u8>> {
+        if proposed.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a cluster secret is not empty".into(),
+            });
+        }
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO cluster_secrets (name, secret) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(proposed)
+        .execute(&mut *tx)
+        .await?;
+        let secret: Vec<u8> =
+            sqlx::query_scalar("SELECT secret FROM cluster_secrets WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(secret)
     }
 
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {

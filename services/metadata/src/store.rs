@@ -167,6 +167,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Every stored ACL binding.
     async fn acls(&self) -> Result<Vec<AclBinding>>;
 
+    /// The cluster-wide secret named `name`: `proposed` becomes it if there is none yet
+    /// (the first caller's value wins, atomically), and every later call returns it.
+    async fn cluster_secret(&self, name: &str, proposed: &[u8]) -> Result<Vec<u8>>;
+
     /// Every high-watermark change and topic deletion from now on (what the metadata
     /// service streams to remote readers).
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent>;
