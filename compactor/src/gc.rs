@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use silt_metadata::MetadataStore;
+use silt_metadata::CompactionStore;
 use silt_segment::{LAKE_DIR, SEGMENTS_DIR};
 
 use crate::{CompactorError, PassReport, now_ms};
@@ -15,7 +15,7 @@ const BATCH: u32 = 1000;
 
 pub(crate) async fn collect(
     store: &dyn ObjectStore,
-    metadata: &dyn MetadataStore,
+    metadata: &dyn CompactionStore,
     grace: Duration,
     orphan_grace: Duration,
     report: &mut PassReport,
@@ -58,7 +58,7 @@ pub(crate) async fn collect(
 
 async fn delete_unknown(
     store: &dyn ObjectStore,
-    metadata: &dyn MetadataStore,
+    metadata: &dyn CompactionStore,
     keys: &[String],
 ) -> Result<u64, CompactorError> {
     if keys.is_empty() {

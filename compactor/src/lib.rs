@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use object_store::ObjectStore;
 use serde::Serialize;
-use silt_metadata::{MetadataError, MetadataStore};
+use silt_metadata::{CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataError};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -65,13 +65,16 @@ impl Default for CompactorConfig {
 
 /// Sets `silt_consumer_group_lag{group, topic}`: records between each group's committed
 /// offsets and the high watermarks, summed over the topic's partitions.
-async fn publish_group_lag(metadata: &dyn MetadataStore) -> Result<(), CompactorError> {
+async fn publish_group_lag(
+    groups: &dyn GroupOffsetStore,
+    log: &dyn LogStore,
+) -> Result<(), CompactorError> {
     let mut watermarks = std::collections::HashMap::new();
-    for group in metadata.groups().await? {
+    for group in groups.groups().await? {
         let mut lag: std::collections::BTreeMap<String, i64> = Default::default();
-        for o in metadata.group_offsets(&group).await? {
+        for o in groups.group_offsets(&group).await? {
             if !watermarks.contains_key(&o.topic) {
-                let offsets = match metadata.partition_offsets(&o.topic).await {
+                let offsets = match log.partition_offsets(&o.topic).await {
                     Ok(offsets) => offsets,
                     Err(MetadataError::UnknownTopic { .. }) => Vec::new(),
                     Err(e) => return Err(e.into()),
@@ -136,7 +139,12 @@ pub(crate) fn now_ms() -> i64 {
 
 struct Inner {
     store: Arc<dyn ObjectStore>,
-    metadata: Arc<dyn MetadataStore>,
+    /// The index the compactor rewrites.
+    metadata: Arc<dyn CompactionStore>,
+    /// The topics it walks.
+    catalog: Arc<dyn CatalogStore>,
+    /// Committed group offsets (for the lag it publishes).
+    groups: Arc<dyn GroupOffsetStore>,
     config: CompactorConfig,
     /// One pass at a time.
     running: tokio::sync::Mutex<()>,
@@ -157,15 +165,20 @@ impl std::fmt::Debug for Compactor {
 }
 
 impl Compactor {
+    /// The compactor of the objects in `store` whose index is `metadata`.
     pub fn new(
         store: Arc<dyn ObjectStore>,
-        metadata: Arc<dyn MetadataStore>,
+        metadata: Arc<dyn CompactionStore>,
+        catalog: Arc<dyn CatalogStore>,
+        groups: Arc<dyn GroupOffsetStore>,
         config: CompactorConfig,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 metadata,
+                catalog,
+                groups,
                 config,
                 running: tokio::sync::Mutex::new(()),
             }),
@@ -191,7 +204,7 @@ impl Compactor {
         let mut report = PassReport::default();
         let metadata = &self.inner.metadata;
         let mut footers = merge::Footers::default();
-        for topic in metadata.topics().await? {
+        for topic in self.inner.catalog.topics().await? {
             for partition in 0..topic.partitions {
                 if let Err(e) =
                     retention::apply(metadata.as_ref(), &topic, partition, config, &mut report)
@@ -219,7 +232,7 @@ impl Compactor {
                 }
             }
         }
-        if let Err(e) = publish_group_lag(metadata.as_ref()).await {
+        if let Err(e) = publish_group_lag(self.inner.groups.as_ref(), metadata.as_ref()).await {
             report.errors.push(format!("consumer-group lag: {e}"));
         }
         if let Err(e) = gc::collect(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use silt_metadata::{ChunkEntry, MetadataError, MetadataStore, SegmentRef};
+use silt_metadata::{ChunkEntry, CompactionStore, MetadataError, SegmentRef};
 use silt_segment::{SegmentFooter, encode_lake, lake_key};
 use tracing::debug;
 
@@ -45,7 +45,7 @@ impl Footers {
 #[allow(clippy::too_many_arguments)] // the pass's state, passed down as it is
 pub(crate) async fn partition(
     store: &dyn ObjectStore,
-    metadata: &dyn MetadataStore,
+    metadata: &dyn CompactionStore,
     topic: &str,
     partition: i32,
     min_age: Duration,
@@ -145,7 +145,7 @@ fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
 #[allow(clippy::too_many_arguments)]
 async fn merge_group(
     store: &dyn ObjectStore,
-    metadata: &dyn MetadataStore,
+    metadata: &dyn CompactionStore,
     topic: &str,
     partition: i32,
     group: &[ChunkEntry],

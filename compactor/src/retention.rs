@@ -1,7 +1,7 @@
 //! Retention: `retention.ms` and `retention.bytes`, with Kafka's semantics at the grain of
 //! index entries (Kafka deletes whole log segments the same way).
 
-use silt_metadata::{ChunkEntry, MetadataStore, Topic};
+use silt_metadata::{ChunkEntry, CompactionStore, Topic};
 
 use crate::{CompactorConfig, CompactorError, PassReport, now_ms};
 
@@ -9,7 +9,7 @@ use crate::{CompactorConfig, CompactorError, PassReport, now_ms};
 const BATCH: u32 = 10_000;
 
 pub(crate) async fn apply(
-    metadata: &dyn MetadataStore,
+    metadata: &dyn CompactionStore,
     topic: &Topic,
     partition: i32,
     config: &CompactorConfig,
@@ -60,7 +60,7 @@ pub(crate) async fn apply(
 }
 
 async fn all_entries(
-    metadata: &dyn MetadataStore,
+    metadata: &dyn CompactionStore,
     topic: &str,
     partition: i32,
     from: i64,

@@ -60,6 +60,8 @@ async fn setup(partitions: i32, config: TopicConfig) -> Setup {
     let compactor = Compactor::new(
         store.clone(),
         meta.clone(),
+        meta.clone(),
+        meta.clone(),
         CompactorConfig {
             rows_per_group: 100,
             target_file_bytes: 64 << 10,
@@ -354,6 +356,8 @@ async fn orphans_are_deleted_only_after_the_grace_period() {
     let eager = Compactor::new(
         s.store.clone(),
         s.meta.clone(),
+        s.meta.clone(),
+        s.meta.clone(),
         CompactorConfig {
             gc_grace: Duration::ZERO,
             ..CompactorConfig::default()
@@ -392,6 +396,8 @@ async fn a_pass_reads_each_footer_once_and_each_chunk_once() {
     let counted = Arc::new(silt_storage::InstrumentedStore::new(s.store.clone()));
     let compactor = Compactor::new(
         counted.clone(),
+        s.meta.clone(),
+        s.meta.clone(),
         s.meta.clone(),
         CompactorConfig {
             rows_per_group: 100,

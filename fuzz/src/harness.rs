@@ -72,6 +72,7 @@ pub(crate) fn node() -> &'static Node {
                     ..GroupConfig::default()
                 },
                 metadata.clone(),
+                metadata.clone(),
             ));
             (metadata, ingest, reader, groups)
         });

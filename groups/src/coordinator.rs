@@ -9,7 +9,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::Decodable;
 use serde::{Deserialize, Serialize};
-use silt_metadata::{GroupOffset, MetadataStore, validate_group_id};
+use silt_metadata::{CatalogStore, GroupOffset, GroupOffsetStore, validate_group_id};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +84,9 @@ struct Inner {
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     config: GroupConfig,
     timing: Timing,
-    metadata: Arc<dyn MetadataStore>,
+    metadata: Arc<dyn GroupOffsetStore>,
+    /// The topics KIP-848 assignments are computed over.
+    catalog: Arc<dyn CatalogStore>,
     stop: CancellationToken,
 }
 
@@ -121,8 +123,13 @@ fn decode_assignment(bytes: &Bytes) -> Vec<(String, Vec<i32>)> {
 }
 
 impl Coordinator {
-    /// Starts the coordinator and its timeout ticker on the current runtime.
-    pub fn start(config: GroupConfig, metadata: Arc<dyn MetadataStore>) -> Self {
+    /// Starts the coordinator and its timeout ticker on the current runtime: committed
+    /// offsets live in `metadata`, assignments are computed over the topics of `catalog`.
+    pub fn start(
+        config: GroupConfig,
+        metadata: Arc<dyn GroupOffsetStore>,
+        catalog: Arc<dyn CatalogStore>,
+    ) -> Self {
         let inner = Arc::new(Inner {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
@@ -133,6 +140,7 @@ impl Coordinator {
                 max_session_timeout: config.max_session_timeout,
             },
             metadata,
+            catalog,
             stop: CancellationToken::new(),
         });
         let ticker = Arc::downgrade(&inner);
@@ -435,7 +443,7 @@ impl Coordinator {
     ) -> Result<HeartbeatResponse, GroupError> {
         let topics: HashMap<String, TopicInfo> = self
             .inner
-            .metadata
+            .catalog
             .topics()
             .await?
             .into_iter()

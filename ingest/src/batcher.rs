@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{MetadataStore, ProducerBatch};
+use silt_metadata::{LogStore, ProducerBatch};
 use silt_segment::{ChunkLocation, Record};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -110,7 +110,7 @@ impl Ingest {
     pub fn start(
         config: IngestConfig,
         store: Arc<dyn ObjectStore>,
-        metadata: Arc<dyn MetadataStore>,
+        metadata: Arc<dyn LogStore>,
         listener: Option<Arc<dyn SegmentListener>>,
     ) -> Self {
         let budget = Arc::new(Semaphore::new(config.max_buffered_bytes));

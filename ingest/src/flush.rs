@@ -6,8 +6,7 @@ use std::time::Instant;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use silt_metadata::{
-    ChunkCommit, ChunkOutcome, ErrorKind, MetadataError, MetadataStore, ProducerBatch,
-    SegmentCommit,
+    ChunkCommit, ChunkOutcome, ErrorKind, LogStore, MetadataError, ProducerBatch, SegmentCommit,
 };
 use silt_segment::{
     ChunkInput, ChunkLocation, Record, SegmentCompression, encode_segment_with, segment_key,
@@ -164,7 +163,7 @@ fn fail_all(waiters: ChunkWaiters, error: &IngestError) {
 /// appended in order to a partition get increasing offsets.
 pub(crate) async fn run_committer(
     mut queue: mpsc::Receiver<InFlight>,
-    metadata: Arc<dyn MetadataStore>,
+    metadata: Arc<dyn LogStore>,
     report_buffered: impl Fn(),
 ) {
     while let Some(InFlight { written, waiters }) = queue.recv().await {
@@ -192,7 +191,7 @@ pub(crate) async fn run_committer(
     }
 }
 
-async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn MetadataStore) {
+async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn LogStore) {
     let mut chunks: Vec<(ChunkCommit, Vec<Waiter>)> = waiters
         .into_iter()
         .zip(&written.chunks)

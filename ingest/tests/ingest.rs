@@ -2,6 +2,7 @@
 //! one segment, dense offsets, backpressure, failures that leave nothing visible, and a
 //! shutdown that flushes.
 
+use silt_metadata::{CatalogStore, LogStore, ProducerStore};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use silt_ingest::{Ingest, IngestConfig, IngestError};
-use silt_metadata::{MetadataStore, SqliteStore, TopicConfig};
+use silt_metadata::{SqliteStore, TopicConfig};
 use silt_segment::Record;
 use tokio::sync::Semaphore;
 

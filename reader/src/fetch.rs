@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{ChunkEntry, MetadataStore, PartitionOffsets};
+use silt_metadata::{ChunkEntry, LogStore, PartitionOffsets};
 use silt_segment::Record;
 use tokio::time::Instant;
 use tracing::instrument;
@@ -48,7 +48,7 @@ pub struct FetchResult {
 /// The reader role. Cheap to clone.
 #[derive(Clone)]
 pub struct Reader {
-    metadata: Arc<dyn MetadataStore>,
+    metadata: Arc<dyn LogStore>,
     cache: Arc<ChunkCache>,
     config: ReaderConfig,
 }
@@ -65,7 +65,7 @@ impl Reader {
     pub async fn build(
         config: ReaderConfig,
         store: Arc<dyn ObjectStore>,
-        metadata: Arc<dyn MetadataStore>,
+        metadata: Arc<dyn LogStore>,
     ) -> Result<Self, ReaderError> {
         let cache = ChunkCache::build(&config, store).await?;
         Ok(Self {

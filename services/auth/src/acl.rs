@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use silt_metadata::{
-    ANY_HOST, AclBinding, AclFilter, AclOperation, AclPermission, MetadataStore, PatternType,
-    ResourceType, WILDCARD,
+    ANY_HOST, AclBinding, AclFilter, AclOperation, AclPermission, PatternType, ResourceType,
+    SecurityStore, WILDCARD,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -36,7 +36,7 @@ pub struct AclSettings {
 /// this node changes them.
 pub struct Authorizer {
     settings: AclSettings,
-    metadata: Arc<dyn MetadataStore>,
+    metadata: Arc<dyn SecurityStore>,
     bindings: RwLock<Arc<Index>>,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -156,7 +156,7 @@ fn names(b: &AclBinding, principal: &Principal, host: Option<IpAddr>) -> bool {
 }
 
 impl Authorizer {
-    pub fn new(settings: AclSettings, metadata: Arc<dyn MetadataStore>) -> Arc<Self> {
+    pub fn new(settings: AclSettings, metadata: Arc<dyn SecurityStore>) -> Arc<Self> {
         Arc::new(Self {
             settings,
             metadata,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{constant_time, digest, hmac, rand};
-use silt_metadata::{MetadataStore, ScramMechanism};
+use silt_metadata::{ScramMechanism, SecurityStore};
 use tracing::warn;
 
 pub use acl::{AclSettings, Authorizer};
@@ -105,7 +105,7 @@ const PASSWORD_CACHE_MAX: usize = 10_000;
 /// Checks passwords and tokens against what the metadata service and configuration hold,
 /// and logs failures without flooding the log.
 pub struct Authenticator {
-    metadata: Arc<dyn MetadataStore>,
+    metadata: Arc<dyn SecurityStore>,
     tokens: Vec<BearerToken>,
     /// Keyed by an HMAC of user and password under a per-process key (never the password).
     checked: Mutex<HashMap<Vec<u8>, Instant>>,
@@ -125,7 +125,7 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(metadata: Arc<dyn MetadataStore>, tokens: Vec<BearerToken>) -> Arc<Self> {
+    pub fn new(metadata: Arc<dyn SecurityStore>, tokens: Vec<BearerToken>) -> Arc<Self> {
         let mut key = [0u8; 32];
         rand::fill(&mut key).expect("the system random generator works");
         Arc::new(Self {
@@ -138,7 +138,7 @@ impl Authenticator {
         })
     }
 
-    pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
+    pub fn metadata(&self) -> &Arc<dyn SecurityStore> {
         &self.metadata
     }
 

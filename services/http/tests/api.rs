@@ -56,7 +56,11 @@ async fn api() -> Api {
         ..HttpLimits::default()
     };
     let metrics = Arc::new(|| "silt_test_metric 1\n".to_string());
-    let groups = Arc::new(Coordinator::start(GroupConfig::default(), meta.clone()));
+    let groups = Arc::new(Coordinator::start(
+        GroupConfig::default(),
+        meta.clone(),
+        meta.clone(),
+    ));
     let state = AppState::new(meta, ingest, reader, groups, limits, Some(metrics));
     Api {
         _dir: dir,

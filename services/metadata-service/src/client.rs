@@ -1,4 +1,4 @@
-//! The client every non-metadata role uses: the same [`MetadataStore`] and
+//! The client every non-metadata role uses: the same metadata role traits and
 //! [`GroupService`] traits as in-process, over HTTP/2 to whichever metadata process is
 //! active. Requests fail over between the configured endpoints; a change feed keeps local
 //! high-watermark watchers awake.
@@ -14,11 +14,7 @@ use silt_groups::{
     ConsumerHeartbeat, ConsumerHeartbeatResponse, GroupDescription, GroupError, GroupService,
     GroupSummary, JoinRequest, JoinResponse, SyncRequest,
 };
-use silt_metadata::{
-    AclBinding, ChunkEntry, ChunkOutcome, ErrorKind, GroupOffset, MetadataError, MetadataStore,
-    NodeInfo, PartitionOffsets, ProducerIdentity, ScramCredential, ScramMechanism, SegmentCommit,
-    Topic, TopicConfig, WatchEvent, Watchers,
-};
+use silt_metadata::{ErrorKind, GroupOffset, MetadataError, Watch, WatchEvent, Watchers};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
@@ -26,7 +22,10 @@ use tokio_util::io::StreamReader;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::wire::{Answer, FEED_PATH, FeedFrame, RPC_PATH, Request, Response, decode, encode};
+use crate::wire::{
+    Answer, FEED_PATH, FeedFrame, GroupRequest, GroupResponse, RPC_PATH, Request, Response,
+    StoreRequest, StoreResponse, WireArg, decode, encode,
+};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -183,7 +182,7 @@ impl MetadataClient {
             inner.config.retry_for
         };
         let timeout = match &request {
-            Request::Join(_) | Request::Sync(_) => REBALANCE_WAIT,
+            Request::Group(GroupRequest::Join(_) | GroupRequest::Sync(_)) => REBALANCE_WAIT,
             _ => inner.config.request_timeout,
         };
         let deadline = Instant::now() + budget;
@@ -269,11 +268,15 @@ impl MetadataClient {
 
     /// A group request: transport failures become COORDINATOR_NOT_AVAILABLE, which Kafka
     /// clients answer by finding the coordinator again and retrying.
-    async fn call_group(&self, request: Request) -> Result<Response, GroupError> {
-        self.call(request).await.map_err(|e| {
-            debug!(error = %e, "group request failed");
-            GroupError::CoordinatorNotAvailable
-        })
+    async fn call_group(&self, request: GroupRequest) -> Result<GroupResponse, GroupError> {
+        match self.call(Request::Group(request)).await {
+            Ok(Response::Group(answer)) => Ok(answer),
+            Ok(other) => Err(GroupError::Metadata(unexpected(&other).to_string())),
+            Err(e) => {
+                debug!(error = %e, "group request failed");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+        }
     }
 }
 
@@ -341,423 +344,45 @@ async fn run_feed(inner: std::sync::Weak<Inner>, stop: CancellationToken) {
     }
 }
 
-#[async_trait]
-impl MetadataStore for MetadataClient {
-    async fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        config: TopicConfig,
-    ) -> silt_metadata::Result<Topic> {
-        match self
-            .call(Request::CreateTopic {
-                name: name.into(),
-                partitions,
-                config,
-            })
-            .await?
-        {
-            Response::Topic(t) => Ok(t),
-            other => Err(unexpected(&other)),
+/// Implements every role trait of the API table by sending the call to the service.
+macro_rules! impl_store_client {
+    ($(
+        $(#[$trait_doc:meta])*
+        $role:ident $(: $sup:ident)? {
+            $(
+                $(#[$doc:meta])*
+                $policy:ident fn $method:ident($($arg:ident: $ty:ty $(as $wire:ty)?),* $(,)?) -> $ret:ty => $variant:ident;
+            )*
         }
-    }
-
-    async fn delete_topic(&self, name: &str) -> silt_metadata::Result<()> {
-        match self
-            .call(Request::DeleteTopic { name: name.into() })
-            .await?
-        {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
+    )*) => {$(
+        #[async_trait]
+        impl silt_metadata::$role for MetadataClient {
+            $(
+                async fn $method(&self, $($arg: $ty),*) -> silt_metadata::Result<$ret> {
+                    let request = StoreRequest::$variant { $($arg: to_wire!($arg $(, $wire)?)),* };
+                    match self.call(Request::Store(request)).await? {
+                        Response::Store(StoreResponse::$variant(answer)) => Ok(answer),
+                        other => Err(unexpected(&other)),
+                    }
+                }
+            )*
         }
-    }
+    )*};
+}
 
-    async fn set_topic_config(
-        &self,
-        name: &str,
-        config: TopicConfig,
-    ) -> silt_metadata::Result<Topic> {
-        match self
-            .call(Request::SetTopicConfig {
-                name: name.into(),
-                config,
-            })
-            .await?
-        {
-            Response::Topic(t) => Ok(t),
-            other => Err(unexpected(&other)),
-        }
-    }
+/// An argument in its wire form.
+macro_rules! to_wire {
+    ($arg:ident) => {
+        $arg
+    };
+    ($arg:ident, $wire:ty) => {
+        WireArg::to_wire(&$arg)
+    };
+}
 
-    async fn add_partitions(&self, name: &str, partitions: i32) -> silt_metadata::Result<Topic> {
-        match self
-            .call(Request::AddPartitions {
-                name: name.into(),
-                partitions,
-            })
-            .await?
-        {
-            Response::Topic(t) => Ok(t),
-            other => Err(unexpected(&other)),
-        }
-    }
+silt_metadata::metadata_api!(impl_store_client);
 
-    async fn topic(&self, name: &str) -> silt_metadata::Result<Topic> {
-        match self.call(Request::Topic { name: name.into() }).await? {
-            Response::Topic(t) => Ok(t),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn topics(&self) -> silt_metadata::Result<Vec<Topic>> {
-        match self.call(Request::Topics).await? {
-            Response::Topics(t) => Ok(t),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn partition_offsets(&self, topic: &str) -> silt_metadata::Result<Vec<PartitionOffsets>> {
-        match self
-            .call(Request::PartitionOffsets {
-                topic: topic.into(),
-            })
-            .await?
-        {
-            Response::Offsets(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn partition_offset(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> silt_metadata::Result<PartitionOffsets> {
-        match self
-            .call(Request::PartitionOffset {
-                topic: topic.into(),
-                partition,
-            })
-            .await?
-        {
-            Response::Offset(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn commit_segment(
-        &self,
-        segment: &SegmentCommit,
-    ) -> silt_metadata::Result<Vec<ChunkOutcome>> {
-        match self.call(Request::CommitSegment(segment.clone())).await? {
-            Response::Outcomes(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn init_producer_id(&self) -> silt_metadata::Result<ProducerIdentity> {
-        match self.call(Request::InitProducerId).await? {
-            Response::Producer(p) => Ok(p),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn chunks_from(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        limit: u32,
-    ) -> silt_metadata::Result<Vec<ChunkEntry>> {
-        match self
-            .call(Request::ChunksFrom {
-                topic: topic.into(),
-                partition,
-                offset,
-                limit,
-            })
-            .await?
-        {
-            Response::Chunks(c) => Ok(c),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn chunk_for_timestamp(
-        &self,
-        topic: &str,
-        partition: i32,
-        timestamp_ms: i64,
-    ) -> silt_metadata::Result<Option<ChunkEntry>> {
-        match self
-            .call(Request::ChunkForTimestamp {
-                topic: topic.into(),
-                partition,
-                timestamp_ms,
-            })
-            .await?
-        {
-            Response::Chunk(c) => Ok(c),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn commit_group_offsets(
-        &self,
-        group: &str,
-        offsets: &[GroupOffset],
-    ) -> silt_metadata::Result<()> {
-        match self
-            .call(Request::CommitGroupOffsets {
-                group: group.into(),
-                offsets: offsets.to_vec(),
-            })
-            .await?
-        {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn group_offsets(&self, group: &str) -> silt_metadata::Result<Vec<GroupOffset>> {
-        match self
-            .call(Request::GroupOffsets {
-                group: group.into(),
-            })
-            .await?
-        {
-            Response::GroupOffsets(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn delete_group_offsets(
-        &self,
-        group: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> silt_metadata::Result<()> {
-        match self
-            .call(Request::DeleteGroupOffsets {
-                group: group.into(),
-                partitions: partitions.map(<[_]>::to_vec),
-            })
-            .await?
-        {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn groups(&self) -> silt_metadata::Result<Vec<String>> {
-        match self.call(Request::Groups).await? {
-            Response::Groups(g) => Ok(g),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn raw_chunks(
-        &self,
-        topic: &str,
-        partition: i32,
-        before_ms: i64,
-        limit: u32,
-    ) -> silt_metadata::Result<Vec<ChunkEntry>> {
-        let request = Request::RawChunks {
-            topic: topic.into(),
-            partition,
-            before_ms,
-            limit,
-        };
-        match self.call(request).await? {
-            Response::Chunks(c) => Ok(c),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn replace_chunks(
-        &self,
-        topic: &str,
-        partition: i32,
-        replaced: &[ChunkEntry],
-        new: &[ChunkEntry],
-    ) -> silt_metadata::Result<()> {
-        let request = Request::ReplaceChunks {
-            topic: topic.into(),
-            partition,
-            replaced: replaced.to_vec(),
-            new: new.to_vec(),
-        };
-        match self.call(request).await? {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn advance_log_start(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-    ) -> silt_metadata::Result<PartitionOffsets> {
-        let request = Request::AdvanceLogStart {
-            topic: topic.into(),
-            partition,
-            offset,
-        };
-        match self.call(request).await? {
-            Response::Offset(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn unreferenced_segments(
-        &self,
-        grace: Duration,
-        limit: u32,
-    ) -> silt_metadata::Result<Vec<String>> {
-        let request = Request::UnreferencedSegments {
-            grace_ms: grace.as_millis() as u64,
-            limit,
-        };
-        match self.call(request).await? {
-            Response::Keys(k) => Ok(k),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn forget_segments(&self, keys: &[String]) -> silt_metadata::Result<()> {
-        match self
-            .call(Request::ForgetSegments {
-                keys: keys.to_vec(),
-            })
-            .await?
-        {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn known_segments(&self, keys: &[String]) -> silt_metadata::Result<Vec<String>> {
-        match self
-            .call(Request::KnownSegments {
-                keys: keys.to_vec(),
-            })
-            .await?
-        {
-            Response::Keys(k) => Ok(k),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> silt_metadata::Result<()> {
-        match self
-            .call(Request::HeartbeatNode {
-                node: node.clone(),
-                ttl_ms: ttl.as_millis() as u64,
-            })
-            .await?
-        {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn remove_node(&self, node_id: i32) -> silt_metadata::Result<()> {
-        match self.call(Request::RemoveNode { node_id }).await? {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn live_nodes(&self) -> silt_metadata::Result<Vec<NodeInfo>> {
-        match self.call(Request::LiveNodes).await? {
-            Response::Nodes(n) => Ok(n),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn set_scram_credential(
-        &self,
-        credential: &ScramCredential,
-    ) -> silt_metadata::Result<()> {
-        match self
-            .call(Request::SetScramCredential(credential.clone()))
-            .await?
-        {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn delete_scram_credential(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> silt_metadata::Result<bool> {
-        let request = Request::DeleteScramCredential {
-            user: user.to_string(),
-            mechanism,
-        };
-        match self.call(request).await? {
-            Response::Removed(removed) => Ok(removed),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn scram_credential(
-        &self,
-        user: &str,
-        mechanism: ScramMechanism,
-    ) -> silt_metadata::Result<Option<ScramCredential>> {
-        let request = Request::ScramCredential {
-            user: user.to_string(),
-            mechanism,
-        };
-        match self.call(request).await? {
-            Response::Credential(c) => Ok(c),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn scram_credentials(&self) -> silt_metadata::Result<Vec<ScramCredential>> {
-        match self.call(Request::ScramCredentials).await? {
-            Response::Credentials(c) => Ok(c),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn create_acls(&self, bindings: &[AclBinding]) -> silt_metadata::Result<()> {
-        match self.call(Request::CreateAcls(bindings.to_vec())).await? {
-            Response::Done => Ok(()),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn delete_acls(&self, bindings: &[AclBinding]) -> silt_metadata::Result<u64> {
-        match self.call(Request::DeleteAcls(bindings.to_vec())).await? {
-            Response::Count(n) => Ok(n),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn acls(&self) -> silt_metadata::Result<Vec<AclBinding>> {
-        match self.call(Request::Acls).await? {
-            Response::Acls(a) => Ok(a),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    async fn cluster_secret(&self, name: &str, proposed: &[u8]) -> silt_metadata::Result<Vec<u8>> {
-        let request = Request::ClusterSecret {
-            name: name.to_string(),
-            proposed: proposed.to_vec(),
-        };
-        match self.call(request).await? {
-            Response::Secret(secret) => Ok(secret),
-            other => Err(unexpected(&other)),
-        }
-    }
-
+impl Watch for MetadataClient {
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {
         self.inner.watchers.feed()
     }
@@ -767,24 +392,26 @@ impl MetadataStore for MetadataClient {
     }
 }
 
-fn unexpected_group(response: &Response) -> GroupError {
-    GroupError::Metadata(unexpected(response).to_string())
+fn unexpected_group(response: &GroupResponse) -> GroupError {
+    GroupError::Metadata(format!(
+        "unexpected answer from the metadata service: {response:?}"
+    ))
 }
 
 #[async_trait]
 impl GroupService for MetadataClient {
     async fn join(&self, req: JoinRequest) -> JoinResponse {
         let member_id = req.member_id.clone();
-        match self.call_group(Request::Join(req)).await {
-            Ok(Response::Join(r)) => r,
+        match self.call_group(GroupRequest::Join(req)).await {
+            Ok(GroupResponse::Join(r)) => r,
             Ok(other) => JoinResponse::error(unexpected_group(&other), member_id),
             Err(e) => JoinResponse::error(e, member_id),
         }
     }
 
     async fn sync(&self, req: SyncRequest) -> Result<Bytes, GroupError> {
-        match self.call_group(Request::Sync(req)).await? {
-            Response::Sync(r) => r,
+        match self.call_group(GroupRequest::Sync(req)).await? {
+            GroupResponse::Sync(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
@@ -796,14 +423,14 @@ impl GroupService for MetadataClient {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
-        let request = Request::Heartbeat {
+        let request = GroupRequest::Heartbeat {
             group_id: group_id.into(),
             member_id: member_id.into(),
             instance: instance.map(str::to_string),
             generation,
         };
         match self.call_group(request).await? {
-            Response::GroupDone(r) => r,
+            GroupResponse::Done(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
@@ -813,12 +440,12 @@ impl GroupService for MetadataClient {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Vec<Result<(), GroupError>> {
-        let request = Request::Leave {
+        let request = GroupRequest::Leave {
             group_id: group_id.into(),
             members: members.to_vec(),
         };
         match self.call_group(request).await {
-            Ok(Response::Left(r)) => r,
+            Ok(GroupResponse::Left(r)) => r,
             Ok(other) => vec![Err(unexpected_group(&other)); members.len()],
             Err(e) => vec![Err(e); members.len()],
         }
@@ -832,7 +459,7 @@ impl GroupService for MetadataClient {
         generation: i32,
         offsets: &[GroupOffset],
     ) -> Result<(), GroupError> {
-        let request = Request::CommitOffsets {
+        let request = GroupRequest::CommitOffsets {
             group_id: group_id.into(),
             member_id: member_id.into(),
             instance: instance.map(str::to_string),
@@ -840,44 +467,44 @@ impl GroupService for MetadataClient {
             offsets: offsets.to_vec(),
         };
         match self.call_group(request).await? {
-            Response::GroupDone(r) => r,
+            GroupResponse::Done(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<GroupOffset>, GroupError> {
-        let request = Request::FetchOffsets {
+        let request = GroupRequest::FetchOffsets {
             group_id: group_id.into(),
         };
         match self.call_group(request).await? {
-            Response::FetchedOffsets(r) => r,
+            GroupResponse::FetchedOffsets(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
 
     async fn list(&self) -> Result<Vec<GroupSummary>, GroupError> {
-        match self.call_group(Request::ListGroups).await? {
-            Response::GroupList(r) => r,
+        match self.call_group(GroupRequest::ListGroups).await? {
+            GroupResponse::GroupList(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
 
     async fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
-        let request = Request::DescribeGroup {
+        let request = GroupRequest::DescribeGroup {
             group_id: group_id.into(),
         };
         match self.call_group(request).await? {
-            Response::Described(r) => r,
+            GroupResponse::Described(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
 
     async fn delete(&self, group_id: &str) -> Result<(), GroupError> {
-        let request = Request::DeleteGroup {
+        let request = GroupRequest::DeleteGroup {
             group_id: group_id.into(),
         };
         match self.call_group(request).await? {
-            Response::GroupDone(r) => r,
+            GroupResponse::Done(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
@@ -887,12 +514,12 @@ impl GroupService for MetadataClient {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<(), GroupError> {
-        let request = Request::DeleteOffsets {
+        let request = GroupRequest::DeleteOffsets {
             group_id: group_id.into(),
             partitions: partitions.to_vec(),
         };
         match self.call_group(request).await? {
-            Response::GroupDone(r) => r,
+            GroupResponse::Done(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }
@@ -905,8 +532,11 @@ impl GroupService for MetadataClient {
         &self,
         req: ConsumerHeartbeat,
     ) -> Result<ConsumerHeartbeatResponse, GroupError> {
-        match self.call_group(Request::ConsumerHeartbeat(req)).await? {
-            Response::ConsumerHeartbeat(r) => r,
+        match self
+            .call_group(GroupRequest::ConsumerHeartbeat(req))
+            .await?
+        {
+            GroupResponse::ConsumerHeartbeat(r) => r,
             other => Err(unexpected_group(&other)),
         }
     }

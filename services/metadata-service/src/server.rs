@@ -13,14 +13,15 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::{get, post};
 use bytes::BytesMut;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
-use silt_metadata::{ChunkOutcome, MetadataError, MetadataStore};
+use silt_metadata::{MetadataError, MetadataStore};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::codec::{Encoder, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::wire::{
-    Answer, FEED_PATH, FeedFrame, HEALTH_PATH, RPC_PATH, Request, Response, decode, encode,
+    Answer, FEED_PATH, FeedFrame, GroupRequest, GroupResponse, HEALTH_PATH, RPC_PATH, Request,
+    Response, StoreRequest, StoreResponse, WireArg, decode, encode,
 };
 
 /// Largest request body accepted (a segment commit of many chunks stays far below).
@@ -77,7 +78,11 @@ impl MetadataService {
         if let Some(old) = active.take() {
             old.groups.shutdown();
         }
-        let groups = Coordinator::start(self.group_config.clone(), self.store.clone());
+        let groups = Coordinator::start(
+            self.group_config.clone(),
+            self.store.clone(),
+            self.store.clone(),
+        );
         *active = Some(Arc::new(Active { epoch, groups }));
         self.epoch_tx.send_replace(Some(epoch));
         info!(epoch, "metadata service is active");
@@ -117,195 +122,107 @@ impl MetadataService {
     }
 
     async fn handle(&self, active: &Active, request: Request) -> Answer {
-        let store = &self.store;
-        let groups = &active.groups;
         Ok(match request {
-            Request::CreateTopic {
-                name,
-                partitions,
-                config,
-            } => Response::Topic(store.create_topic(&name, partitions, config).await?),
-            Request::DeleteTopic { name } => {
-                store.delete_topic(&name).await?;
-                Response::Done
-            }
-            Request::SetTopicConfig { name, config } => {
-                Response::Topic(store.set_topic_config(&name, config).await?)
-            }
-            Request::AddPartitions { name, partitions } => {
-                Response::Topic(store.add_partitions(&name, partitions).await?)
-            }
-            Request::Topic { name } => Response::Topic(store.topic(&name).await?),
-            Request::Topics => Response::Topics(store.topics().await?),
-            Request::PartitionOffsets { topic } => {
-                Response::Offsets(store.partition_offsets(&topic).await?)
-            }
-            Request::PartitionOffset { topic, partition } => {
-                Response::Offset(store.partition_offset(&topic, partition).await?)
-            }
-            Request::CommitSegment(segment) => Response::Outcomes(
-                store
-                    .commit_segment(&segment)
-                    .await?
-                    .into_iter()
-                    .map(|o| match o {
-                        ChunkOutcome::Rejected(e) => ChunkOutcome::Rejected(e.into_portable()),
-                        other => other,
-                    })
-                    .collect(),
-            ),
-            Request::InitProducerId => Response::Producer(store.init_producer_id().await?),
-            Request::ChunksFrom {
-                topic,
-                partition,
-                offset,
-                limit,
-            } => Response::Chunks(store.chunks_from(&topic, partition, offset, limit).await?),
-            Request::ChunkForTimestamp {
-                topic,
-                partition,
-                timestamp_ms,
-            } => Response::Chunk(
-                store
-                    .chunk_for_timestamp(&topic, partition, timestamp_ms)
-                    .await?,
-            ),
-            Request::CommitGroupOffsets { group, offsets } => {
-                store.commit_group_offsets(&group, &offsets).await?;
-                Response::Done
-            }
-            Request::GroupOffsets { group } => {
-                Response::GroupOffsets(store.group_offsets(&group).await?)
-            }
-            Request::DeleteGroupOffsets { group, partitions } => {
-                store
-                    .delete_group_offsets(&group, partitions.as_deref())
-                    .await?;
-                Response::Done
-            }
-            Request::Groups => Response::Groups(store.groups().await?),
-            Request::RawChunks {
-                topic,
-                partition,
-                before_ms,
-                limit,
-            } => Response::Chunks(
-                store
-                    .raw_chunks(&topic, partition, before_ms, limit)
-                    .await?,
-            ),
-            Request::ReplaceChunks {
-                topic,
-                partition,
-                replaced,
-                new,
-            } => {
-                store
-                    .replace_chunks(&topic, partition, &replaced, &new)
-                    .await?;
-                Response::Done
-            }
-            Request::AdvanceLogStart {
-                topic,
-                partition,
-                offset,
-            } => Response::Offset(store.advance_log_start(&topic, partition, offset).await?),
-            Request::UnreferencedSegments { grace_ms, limit } => Response::Keys(
-                store
-                    .unreferenced_segments(Duration::from_millis(grace_ms), limit)
-                    .await?,
-            ),
-            Request::ForgetSegments { keys } => {
-                store.forget_segments(&keys).await?;
-                Response::Done
-            }
-            Request::KnownSegments { keys } => Response::Keys(store.known_segments(&keys).await?),
-            Request::HeartbeatNode { node, ttl_ms } => {
-                store
-                    .heartbeat_node(&node, Duration::from_millis(ttl_ms))
-                    .await?;
-                Response::Done
-            }
-            Request::RemoveNode { node_id } => {
-                store.remove_node(node_id).await?;
-                Response::Done
-            }
-            Request::LiveNodes => Response::Nodes(store.live_nodes().await?),
-            Request::SetScramCredential(credential) => {
-                store.set_scram_credential(&credential).await?;
-                Response::Done
-            }
-            Request::DeleteScramCredential { user, mechanism } => {
-                Response::Removed(store.delete_scram_credential(&user, mechanism).await?)
-            }
-            Request::ScramCredential { user, mechanism } => {
-                Response::Credential(store.scram_credential(&user, mechanism).await?)
-            }
-            Request::ScramCredentials => Response::Credentials(store.scram_credentials().await?),
-            Request::CreateAcls(bindings) => {
-                store.create_acls(&bindings).await?;
-                Response::Done
-            }
-            Request::DeleteAcls(bindings) => Response::Count(store.delete_acls(&bindings).await?),
-            Request::Acls => Response::Acls(store.acls().await?),
-            Request::ClusterSecret { name, proposed } => {
-                Response::Secret(store.cluster_secret(&name, &proposed).await?)
-            }
-            Request::Join(req) => Response::Join(groups.join(req).await),
-            Request::Sync(req) => Response::Sync(groups.sync(req).await),
-            Request::Heartbeat {
-                group_id,
-                member_id,
-                instance,
+            Request::Store(request) => Response::Store(dispatch(&*self.store, request).await?),
+            Request::Group(request) => Response::Group(serve_group(&active.groups, request).await),
+        })
+    }
+}
+
+/// Answers every store call of the API table from `store`.
+macro_rules! define_dispatch {
+    ($(
+        $(#[$trait_doc:meta])*
+        $role:ident $(: $sup:ident)? {
+            $(
+                $(#[$doc:meta])*
+                $policy:ident fn $method:ident($($arg:ident: $ty:ty $(as $wire:ty)?),* $(,)?) -> $ret:ty => $variant:ident;
+            )*
+        }
+    )*) => {
+        async fn dispatch(
+            store: &dyn MetadataStore,
+            request: StoreRequest,
+        ) -> silt_metadata::Result<StoreResponse> {
+            Ok(match request {
+                $($(
+                    StoreRequest::$variant { $($arg),* } => StoreResponse::$variant(
+                        silt_metadata::$role::$method(store, $(from_wire!($arg $(, $wire)?)),*).await?,
+                    ),
+                )*)*
+            })
+        }
+    };
+}
+
+/// An argument from its wire form.
+macro_rules! from_wire {
+    ($arg:ident) => {
+        $arg
+    };
+    ($arg:ident, $wire:ty) => {
+        WireArg::from_wire(&$arg)
+    };
+}
+
+silt_metadata::metadata_api!(define_dispatch);
+
+async fn serve_group(groups: &Coordinator, request: GroupRequest) -> GroupResponse {
+    match request {
+        GroupRequest::Join(req) => GroupResponse::Join(groups.join(req).await),
+        GroupRequest::Sync(req) => GroupResponse::Sync(groups.sync(req).await),
+        GroupRequest::Heartbeat {
+            group_id,
+            member_id,
+            instance,
+            generation,
+        } => GroupResponse::Done(
+            GroupService::heartbeat(
+                groups,
+                &group_id,
+                &member_id,
+                instance.as_deref(),
                 generation,
-            } => Response::GroupDone(
-                GroupService::heartbeat(
-                    groups,
+            )
+            .await,
+        ),
+        GroupRequest::Leave { group_id, members } => {
+            GroupResponse::Left(GroupService::leave(groups, &group_id, &members).await)
+        }
+        GroupRequest::CommitOffsets {
+            group_id,
+            member_id,
+            instance,
+            generation,
+            offsets,
+        } => GroupResponse::Done(
+            groups
+                .commit_offsets(
                     &group_id,
                     &member_id,
                     instance.as_deref(),
                     generation,
+                    &offsets,
                 )
                 .await,
-            ),
-            Request::Leave { group_id, members } => {
-                Response::Left(GroupService::leave(groups, &group_id, &members).await)
-            }
-            Request::CommitOffsets {
-                group_id,
-                member_id,
-                instance,
-                generation,
-                offsets,
-            } => Response::GroupDone(
-                groups
-                    .commit_offsets(
-                        &group_id,
-                        &member_id,
-                        instance.as_deref(),
-                        generation,
-                        &offsets,
-                    )
-                    .await,
-            ),
-            Request::FetchOffsets { group_id } => {
-                Response::FetchedOffsets(groups.fetch_offsets(&group_id).await)
-            }
-            Request::ListGroups => Response::GroupList(groups.list().await),
-            Request::DescribeGroup { group_id } => {
-                Response::Described(groups.describe(&group_id).await)
-            }
-            Request::DeleteGroup { group_id } => {
-                Response::GroupDone(groups.delete(&group_id).await)
-            }
-            Request::DeleteOffsets {
-                group_id,
-                partitions,
-            } => Response::GroupDone(groups.delete_offsets(&group_id, &partitions).await),
-            Request::ConsumerHeartbeat(req) => {
-                Response::ConsumerHeartbeat(GroupService::consumer_heartbeat(groups, req).await)
-            }
-        })
+        ),
+        GroupRequest::FetchOffsets { group_id } => {
+            GroupResponse::FetchedOffsets(groups.fetch_offsets(&group_id).await)
+        }
+        GroupRequest::ListGroups => GroupResponse::GroupList(groups.list().await),
+        GroupRequest::DescribeGroup { group_id } => {
+            GroupResponse::Described(groups.describe(&group_id).await)
+        }
+        GroupRequest::DeleteGroup { group_id } => {
+            GroupResponse::Done(groups.delete(&group_id).await)
+        }
+        GroupRequest::DeleteOffsets {
+            group_id,
+            partitions,
+        } => GroupResponse::Done(groups.delete_offsets(&group_id, &partitions).await),
+        GroupRequest::ConsumerHeartbeat(req) => {
+            GroupResponse::ConsumerHeartbeat(GroupService::consumer_heartbeat(groups, req).await)
+        }
     }
 }
 

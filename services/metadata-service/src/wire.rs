@@ -1,5 +1,6 @@
-//! What crosses the network: one request enum, one response enum, and the frames of the
-//! change feed, all encoded as MessagePack with named fields (compact, and tolerant of
+//! What crosses the network: one request enum (store calls, generated from the API table
+//! in `silt_metadata::api`, and group-coordinator calls), one response enum, and the
+//! frames of the change feed, all encoded as MessagePack with named fields (compact, and tolerant of
 //! fields added later). Decision record 0004 explains the choice.
 
 use bytes::Bytes;
@@ -10,9 +11,7 @@ use silt_groups::{
     JoinRequest, JoinResponse, SyncRequest,
 };
 use silt_metadata::{
-    AclBinding, ChunkEntry, ChunkOutcome, GroupOffset, MetadataError, NodeInfo, PartitionOffsets,
-    ProducerIdentity, ScramCredential, ScramMechanism, SegmentCommit, Topic, TopicConfig,
-    WatchEvent,
+    GroupOffset, MetadataError, NodeInfo, ScramCredential, SegmentCommit, WatchEvent,
 };
 
 /// Path of the request endpoint.
@@ -22,96 +21,128 @@ pub const FEED_PATH: &str = "/feed/v1";
 /// Path of the health endpoint (JSON: whether this process is the active one).
 pub const HEALTH_PATH: &str = "/health";
 
+/// Defines the store's half of the wire from the API table: one request variant per call
+/// (its arguments in their owned form), one answer variant holding the call's answer, and
+/// whether the call may be resent.
+macro_rules! define_store_wire {
+    ($(
+        $(#[$trait_doc:meta])*
+        $role:ident $(: $sup:ident)? {
+            $(
+                $(#[$doc:meta])*
+                $policy:ident fn $method:ident($($arg:ident: $ty:ty $(as $wire:ty)?),* $(,)?) -> $ret:ty => $variant:ident;
+            )*
+        }
+    )*) => {
+        /// A call of the metadata store's API.
+        #[derive(Debug, Serialize, Deserialize)]
+        pub enum StoreRequest {
+            $($(
+                $variant { $($arg: wire_type!($ty $(, $wire)?)),* },
+            )*)*
+        }
+
+        /// The answer to a [`StoreRequest`], in the variant of the same name.
+        #[derive(Debug, Serialize, Deserialize)]
+        pub enum StoreResponse {
+            $($(
+                $variant($ret),
+            )*)*
+        }
+
+        impl StoreRequest {
+            /// Whether sending the request twice has the effect of sending it once, so the
+            /// client may retry it when it cannot tell whether the first attempt arrived.
+            pub fn is_idempotent(&self) -> bool {
+                match self {
+                    $($(
+                        Self::$variant { .. } => retried!($policy),
+                    )*)*
+                }
+            }
+        }
+    };
+}
+
+/// The wire type of an argument: the one named after `as`, else its own.
+macro_rules! wire_type {
+    ($ty:ty) => {
+        $ty
+    };
+    ($ty:ty, $wire:ty) => {
+        $wire
+    };
+}
+
+/// Whether a call of this policy may be resent.
+macro_rules! retried {
+    (retry) => {
+        true
+    };
+    (once) => {
+        false
+    };
+}
+
+silt_metadata::metadata_api!(define_store_wire);
+
+/// A borrowed argument of a store call and the owned form that carries it.
+pub trait WireArg<'a>: Sized {
+    type Wire;
+    fn to_wire(&self) -> Self::Wire;
+    fn from_wire(wire: &'a Self::Wire) -> Self;
+}
+
+impl<'a> WireArg<'a> for &'a str {
+    type Wire = String;
+    fn to_wire(&self) -> String {
+        (*self).to_owned()
+    }
+    fn from_wire(wire: &'a String) -> Self {
+        wire
+    }
+}
+
+impl<'a, T: Clone> WireArg<'a> for &'a [T] {
+    type Wire = Vec<T>;
+    fn to_wire(&self) -> Vec<T> {
+        self.to_vec()
+    }
+    fn from_wire(wire: &'a Vec<T>) -> Self {
+        wire
+    }
+}
+
+impl<'a, T: Clone> WireArg<'a> for Option<&'a [T]> {
+    type Wire = Option<Vec<T>>;
+    fn to_wire(&self) -> Option<Vec<T>> {
+        self.map(<[T]>::to_vec)
+    }
+    fn from_wire(wire: &'a Option<Vec<T>>) -> Self {
+        wire.as_deref()
+    }
+}
+
+/// Arguments passed by reference to a value that crosses as a copy of itself.
+macro_rules! wire_by_clone {
+    ($($ty:ty),*) => {$(
+        impl<'a> WireArg<'a> for &'a $ty {
+            type Wire = $ty;
+            fn to_wire(&self) -> $ty {
+                (*self).clone()
+            }
+            fn from_wire(wire: &'a $ty) -> Self {
+                wire
+            }
+        }
+    )*};
+}
+
+wire_by_clone!(SegmentCommit, NodeInfo, ScramCredential);
+
+/// A group-coordinator call (answered with group errors, which travel inside the answer).
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Request {
-    CreateTopic {
-        name: String,
-        partitions: i32,
-        config: TopicConfig,
-    },
-    DeleteTopic {
-        name: String,
-    },
-    SetTopicConfig {
-        name: String,
-        config: TopicConfig,
-    },
-    AddPartitions {
-        name: String,
-        partitions: i32,
-    },
-    Topic {
-        name: String,
-    },
-    Topics,
-    PartitionOffsets {
-        topic: String,
-    },
-    PartitionOffset {
-        topic: String,
-        partition: i32,
-    },
-    CommitSegment(SegmentCommit),
-    InitProducerId,
-    ChunksFrom {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        limit: u32,
-    },
-    ChunkForTimestamp {
-        topic: String,
-        partition: i32,
-        timestamp_ms: i64,
-    },
-    CommitGroupOffsets {
-        group: String,
-        offsets: Vec<GroupOffset>,
-    },
-    GroupOffsets {
-        group: String,
-    },
-    DeleteGroupOffsets {
-        group: String,
-        partitions: Option<Vec<(String, i32)>>,
-    },
-    Groups,
-    RawChunks {
-        topic: String,
-        partition: i32,
-        before_ms: i64,
-        limit: u32,
-    },
-    ReplaceChunks {
-        topic: String,
-        partition: i32,
-        replaced: Vec<ChunkEntry>,
-        new: Vec<ChunkEntry>,
-    },
-    AdvanceLogStart {
-        topic: String,
-        partition: i32,
-        offset: i64,
-    },
-    UnreferencedSegments {
-        grace_ms: u64,
-        limit: u32,
-    },
-    ForgetSegments {
-        keys: Vec<String>,
-    },
-    KnownSegments {
-        keys: Vec<String>,
-    },
-    HeartbeatNode {
-        node: NodeInfo,
-        ttl_ms: u64,
-    },
-    RemoveNode {
-        node_id: i32,
-    },
-    LiveNodes,
-    // The group coordinator (it runs in the active metadata process).
+pub enum GroupRequest {
     Join(JoinRequest),
     Sync(SyncRequest),
     Heartbeat {
@@ -146,23 +177,36 @@ pub enum Request {
         partitions: Vec<(String, i32)>,
     },
     ConsumerHeartbeat(ConsumerHeartbeat),
-    SetScramCredential(ScramCredential),
-    DeleteScramCredential {
-        user: String,
-        mechanism: ScramMechanism,
-    },
-    ScramCredential {
-        user: String,
-        mechanism: ScramMechanism,
-    },
-    ScramCredentials,
-    CreateAcls(Vec<AclBinding>),
-    DeleteAcls(Vec<AclBinding>),
-    Acls,
-    ClusterSecret {
-        name: String,
-        proposed: Vec<u8>,
-    },
+}
+
+impl GroupRequest {
+    /// Whether sending the request twice has the effect of sending it once.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self,
+            Self::FetchOffsets { .. } | Self::ListGroups | Self::DescribeGroup { .. }
+        )
+    }
+}
+
+/// The answer to a [`GroupRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum GroupResponse {
+    Join(JoinResponse),
+    Sync(Result<Bytes, GroupError>),
+    Done(Result<(), GroupError>),
+    Left(Vec<Result<(), GroupError>>),
+    FetchedOffsets(Result<Vec<GroupOffset>, GroupError>),
+    GroupList(Result<Vec<GroupSummary>, GroupError>),
+    Described(Result<GroupDescription, GroupError>),
+    ConsumerHeartbeat(Result<ConsumerHeartbeatResponse, GroupError>),
+}
+
+/// What the request endpoint takes.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Store(StoreRequest),
+    Group(GroupRequest),
 }
 
 impl Request {
@@ -171,101 +215,22 @@ impl Request {
     /// are: the store answers a commit of an object key it already holds as the first time.
     pub fn is_idempotent(&self) -> bool {
         match self {
-            Self::Topic { .. }
-            | Self::Topics
-            | Self::PartitionOffsets { .. }
-            | Self::PartitionOffset { .. }
-            | Self::CommitSegment(_)
-            | Self::InitProducerId
-            | Self::ChunksFrom { .. }
-            | Self::ChunkForTimestamp { .. }
-            | Self::CommitGroupOffsets { .. }
-            | Self::GroupOffsets { .. }
-            | Self::DeleteGroupOffsets { .. }
-            | Self::Groups
-            | Self::SetTopicConfig { .. }
-            | Self::RawChunks { .. }
-            | Self::AdvanceLogStart { .. }
-            | Self::UnreferencedSegments { .. }
-            | Self::ForgetSegments { .. }
-            | Self::KnownSegments { .. }
-            | Self::HeartbeatNode { .. }
-            | Self::RemoveNode { .. }
-            | Self::LiveNodes
-            | Self::FetchOffsets { .. }
-            | Self::ListGroups
-            | Self::DescribeGroup { .. }
-            | Self::SetScramCredential(_)
-            | Self::DeleteScramCredential { .. }
-            | Self::ScramCredential { .. }
-            | Self::ScramCredentials
-            | Self::CreateAcls(_)
-            | Self::DeleteAcls(_)
-            | Self::Acls
-            | Self::ClusterSecret { .. } => true,
-            Self::CreateTopic { .. }
-            | Self::DeleteTopic { .. }
-            | Self::AddPartitions { .. }
-            | Self::ReplaceChunks { .. }
-            | Self::Join(_)
-            | Self::Sync(_)
-            | Self::Heartbeat { .. }
-            | Self::Leave { .. }
-            | Self::CommitOffsets { .. }
-            | Self::DeleteGroup { .. }
-            | Self::DeleteOffsets { .. }
-            | Self::ConsumerHeartbeat(_) => false,
+            Self::Store(request) => request.is_idempotent(),
+            Self::Group(request) => request.is_idempotent(),
         }
     }
 
     /// Whether this is a group-coordinator request (answered with group errors).
     pub fn is_group(&self) -> bool {
-        matches!(
-            self,
-            Self::Join(_)
-                | Self::Sync(_)
-                | Self::Heartbeat { .. }
-                | Self::Leave { .. }
-                | Self::CommitOffsets { .. }
-                | Self::FetchOffsets { .. }
-                | Self::ListGroups
-                | Self::DescribeGroup { .. }
-                | Self::DeleteGroup { .. }
-                | Self::DeleteOffsets { .. }
-                | Self::ConsumerHeartbeat(_)
-        )
+        matches!(self, Self::Group(_))
     }
 }
 
+/// What the request endpoint answers (inside [`Answer`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
-    Done,
-    Topic(Topic),
-    Topics(Vec<Topic>),
-    Offsets(Vec<PartitionOffsets>),
-    Offset(PartitionOffsets),
-    Outcomes(Vec<ChunkOutcome>),
-    Producer(ProducerIdentity),
-    Chunks(Vec<ChunkEntry>),
-    Chunk(Option<ChunkEntry>),
-    GroupOffsets(Vec<GroupOffset>),
-    Groups(Vec<String>),
-    Keys(Vec<String>),
-    Nodes(Vec<NodeInfo>),
-    Join(JoinResponse),
-    Sync(Result<Bytes, GroupError>),
-    GroupDone(Result<(), GroupError>),
-    Left(Vec<Result<(), GroupError>>),
-    FetchedOffsets(Result<Vec<GroupOffset>, GroupError>),
-    GroupList(Result<Vec<GroupSummary>, GroupError>),
-    Described(Result<GroupDescription, GroupError>),
-    ConsumerHeartbeat(Result<ConsumerHeartbeatResponse, GroupError>),
-    Removed(bool),
-    Count(u64),
-    Credential(Option<ScramCredential>),
-    Credentials(Vec<ScramCredential>),
-    Acls(Vec<AclBinding>),
-    Secret(Vec<u8>),
+    Store(StoreResponse),
+    Group(GroupResponse),
 }
 
 /// The body of every answer from the request endpoint.
@@ -301,7 +266,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use silt_metadata::ChunkCommit;
+    use silt_metadata::{ChunkCommit, ChunkOutcome, TopicConfig};
 
     #[test]
     fn requests_and_answers_survive_the_round_trip() {
@@ -322,9 +287,12 @@ mod tests {
                 producer: None,
             }],
         };
-        let bytes = encode(&Request::CommitSegment(commit.clone())).expect("encodes");
+        let bytes = encode(&Request::Store(StoreRequest::CommitSegment {
+            segment: commit.clone(),
+        }))
+        .expect("encodes");
         match decode::<Request>(&bytes).expect("decodes") {
-            Request::CommitSegment(c) => assert_eq!(c, commit),
+            Request::Store(StoreRequest::CommitSegment { segment }) => assert_eq!(segment, commit),
             other => panic!("{other:?}"),
         }
         // A config with unset fields (skipped when serialised) still decodes.
@@ -332,31 +300,31 @@ mod tests {
             retention_ms: Some(5),
             ..TopicConfig::default()
         };
-        let bytes = encode(&Request::CreateTopic {
+        let bytes = encode(&Request::Store(StoreRequest::CreateTopic {
             name: "t".into(),
             partitions: 2,
             config: config.clone(),
-        })
+        }))
         .expect("encodes");
         match decode::<Request>(&bytes).expect("decodes") {
-            Request::CreateTopic { config: c, .. } => assert_eq!(c, config),
+            Request::Store(StoreRequest::CreateTopic { config: c, .. }) => assert_eq!(c, config),
             other => panic!("{other:?}"),
         }
         let answer: Answer = Err(MetadataError::UnknownTopic { topic: "t".into() });
         let bytes = encode(&answer).expect("encodes");
         let back: Answer = decode(&bytes).expect("decodes");
         assert!(matches!(back, Err(MetadataError::UnknownTopic { topic }) if topic == "t"));
-        let answer: Answer = Ok(Response::Outcomes(vec![
+        let answer: Answer = Ok(Response::Store(StoreResponse::CommitSegment(vec![
             ChunkOutcome::Committed { base_offset: 9 },
             ChunkOutcome::Rejected(MetadataError::ProducerFenced {
                 producer_id: 1,
                 epoch: 2,
                 current: 3,
             }),
-        ]));
+        ])));
         let back: Answer = decode(&encode(&answer).expect("encodes")).expect("decodes");
         match back {
-            Ok(Response::Outcomes(o)) => {
+            Ok(Response::Store(StoreResponse::CommitSegment(o))) => {
                 assert!(matches!(o[0], ChunkOutcome::Committed { base_offset: 9 }));
                 assert!(matches!(
                     o[1],

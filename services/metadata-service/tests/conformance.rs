@@ -4,6 +4,7 @@
 
 mod common;
 
+use silt_metadata::CatalogStore;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,7 @@
 //! the embedded implementation. A PostgreSQL store and a network client implement the
 //! same trait. This crate knows nothing of the segment format or object stores.
 
+mod api;
 mod error;
 mod model;
 mod names;
@@ -30,5 +31,8 @@ pub use security::{
     ResourceType, ScramCredential, ScramMechanism, WILDCARD,
 };
 pub use sqlite::SqliteStore;
-pub use store::MetadataStore;
+pub use store::{
+    CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataStore, NodeStore,
+    ProducerStore, SecurityStore, Watch,
+};
 pub use watch::{WatchEvent, Watchers};

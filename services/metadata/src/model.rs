@@ -197,7 +197,26 @@ pub enum ChunkOutcome {
     /// added; its records kept the offsets they got the first time.
     Duplicate { base_offset: i64 },
     /// Refused (sequence gap, fenced or unknown producer); nothing of it is visible.
-    Rejected(crate::error::MetadataError),
+    Rejected(#[serde(serialize_with = "portable_error")] crate::error::MetadataError),
+}
+
+/// Serialises an error as it can cross the network (see
+/// [`MetadataError::into_portable`](crate::MetadataError::into_portable)).
+fn portable_error<S: serde::Serializer>(
+    error: &crate::error::MetadataError,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use crate::error::MetadataError;
+    match error {
+        MetadataError::Unavailable { .. } | MetadataError::Database { .. } => {
+            MetadataError::Service {
+                kind: error.kind(),
+                message: error.to_string(),
+            }
+            .serialize(serializer)
+        }
+        other => other.serialize(serializer),
+    }
 }
 
 /// A producer id and epoch handed out to an idempotent producer.

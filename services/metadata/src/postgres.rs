@@ -32,7 +32,10 @@ use crate::sequence::{
     not_in_segment, same_entries,
 };
 use crate::sqlite::MAX_PARTITIONS;
-use crate::store::MetadataStore;
+use crate::store::{
+    CatalogStore, CompactionStore, GroupOffsetStore, LogStore, NodeStore, ProducerStore,
+    SecurityStore, Watch,
+};
 use crate::watch::{WatchEvent, Watchers};
 
 /// Schema migrations, applied in order; `silt_schema_version` records how many ran.
@@ -496,7 +499,7 @@ async fn record_batch(
 }
 
 #[async_trait]
-impl MetadataStore for PostgresStore {
+impl CatalogStore for PostgresStore {
     async fn create_topic(
         &self,
         name: &str,
@@ -649,7 +652,10 @@ impl MetadataStore for PostgresStore {
             .await?;
         rows.iter().map(topic_from_row).collect()
     }
+}
 
+#[async_trait]
+impl LogStore for PostgresStore {
     async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
         let t = self.topic(topic).await?;
         let rows = sqlx::query(
@@ -837,21 +843,6 @@ impl MetadataStore for PostgresStore {
         Ok(outcomes)
     }
 
-    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
-        let mut tx = self.begin_write().await?;
-        let producer_id: i64 = sqlx::query_scalar(
-            "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
-        )
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(ProducerIdentity {
-            producer_id,
-            epoch: 0,
-        })
-    }
-
     async fn chunks_from(
         &self,
         topic: &str,
@@ -899,85 +890,10 @@ impl MetadataStore for PostgresStore {
             .await?;
         row.as_ref().map(chunk_from_row).transpose()
     }
+}
 
-    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
-        validate_group_id(group)?;
-        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
-            return Err(MetadataError::InvalidRequest {
-                reason: format!(
-                    "negative offset {} for {}/{}",
-                    bad.offset, bad.topic, bad.partition
-                ),
-            });
-        }
-        let mut tx = self.begin_write().await?;
-        for o in offsets {
-            sqlx::query(
-                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
-                 committed_offset = EXCLUDED.committed_offset, metadata = EXCLUDED.metadata, \
-                 commit_time_ms = EXCLUDED.commit_time_ms",
-            )
-            .bind(group)
-            .bind(&o.topic)
-            .bind(i64::from(o.partition))
-            .bind(o.offset)
-            .bind(&o.metadata)
-            .bind(o.commit_time_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>> {
-        let rows = sqlx::query(
-            "SELECT topic, partition, committed_offset, metadata, commit_time_ms FROM group_offsets \
-             WHERE group_id = $1 ORDER BY topic, partition",
-        )
-        .bind(group)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(group_offset_from_row).collect()
-    }
-
-    async fn delete_group_offsets(
-        &self,
-        group: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        match partitions {
-            None => {
-                sqlx::query("DELETE FROM group_offsets WHERE group_id = $1")
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Some(partitions) => {
-                for (topic, partition) in partitions {
-                    sqlx::query("DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3")
-                        .bind(group)
-                        .bind(topic)
-                        .bind(i64::from(*partition))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn groups(&self) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
+#[async_trait]
+impl CompactionStore for PostgresStore {
     async fn raw_chunks(
         &self,
         topic: &str,
@@ -1165,7 +1081,109 @@ impl MetadataStore for PostgresStore {
                 .await?,
         )
     }
+}
 
+#[async_trait]
+impl GroupOffsetStore for PostgresStore {
+    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
+        validate_group_id(group)?;
+        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!(
+                    "negative offset {} for {}/{}",
+                    bad.offset, bad.topic, bad.partition
+                ),
+            });
+        }
+        let mut tx = self.begin_write().await?;
+        for o in offsets {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
+                 committed_offset = EXCLUDED.committed_offset, metadata = EXCLUDED.metadata, \
+                 commit_time_ms = EXCLUDED.commit_time_ms",
+            )
+            .bind(group)
+            .bind(&o.topic)
+            .bind(i64::from(o.partition))
+            .bind(o.offset)
+            .bind(&o.metadata)
+            .bind(o.commit_time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>> {
+        let rows = sqlx::query(
+            "SELECT topic, partition, committed_offset, metadata, commit_time_ms FROM group_offsets \
+             WHERE group_id = $1 ORDER BY topic, partition",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(group_offset_from_row).collect()
+    }
+
+    async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        match partitions {
+            None => {
+                sqlx::query("DELETE FROM group_offsets WHERE group_id = $1")
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(partitions) => {
+                for (topic, partition) in partitions {
+                    sqlx::query("DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3")
+                        .bind(group)
+                        .bind(topic)
+                        .bind(i64::from(*partition))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[async_trait]
+impl ProducerStore for PostgresStore {
+    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
+        let mut tx = self.begin_write().await?;
+        let producer_id: i64 = sqlx::query_scalar(
+            "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
+        )
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ProducerIdentity {
+            producer_id,
+            epoch: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl NodeStore for PostgresStore {
     async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {
         let info = serde_json::to_string(node).map_err(|e| MetadataError::InvalidRequest {
             reason: format!("node info: {e}"),
@@ -1210,7 +1228,10 @@ impl MetadataStore for PostgresStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl SecurityStore for PostgresStore {
     async fn set_scram_credential(&self, credential: &ScramCredential) -> Result<()> {
         validate_credential(credential)?;
         let mut tx = self.begin_write().await?;
@@ -1342,7 +1363,9 @@ impl MetadataStore for PostgresStore {
         tx.commit().await?;
         Ok(secret)
     }
+}
 
+impl Watch for PostgresStore {
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {
         self.watchers.feed()
     }

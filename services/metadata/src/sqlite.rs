@@ -28,7 +28,10 @@ use crate::sequence::{
     PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, check_swap, judge, last_sequence,
     not_in_segment, same_entries,
 };
-use crate::store::MetadataStore;
+use crate::store::{
+    CatalogStore, CompactionStore, GroupOffsetStore, LogStore, NodeStore, ProducerStore,
+    SecurityStore, Watch,
+};
 use crate::watch::{WatchEvent, Watchers};
 
 /// Most partitions a topic may have.
@@ -355,7 +358,7 @@ async fn record_batch(
 }
 
 #[async_trait]
-impl MetadataStore for SqliteStore {
+impl CatalogStore for SqliteStore {
     async fn create_topic(
         &self,
         name: &str,
@@ -493,7 +496,10 @@ impl MetadataStore for SqliteStore {
         .await?;
         rows.iter().map(topic_from_row).collect()
     }
+}
 
+#[async_trait]
+impl LogStore for SqliteStore {
     async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
         let t = self.topic(topic).await?;
         let rows = sqlx::query(
@@ -661,20 +667,6 @@ impl MetadataStore for SqliteStore {
         Ok(outcomes)
     }
 
-    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
-        let _guard = self.write.lock().await;
-        let producer_id: i64 = sqlx::query_scalar(
-            "INSERT INTO producers (epoch, created_at_ms) VALUES (0, ?) RETURNING producer_id",
-        )
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ProducerIdentity {
-            producer_id,
-            epoch: 0,
-        })
-    }
-
     async fn chunks_from(
         &self,
         topic: &str,
@@ -722,87 +714,10 @@ impl MetadataStore for SqliteStore {
             .await?;
         row.as_ref().map(chunk_from_row).transpose()
     }
+}
 
-    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
-        validate_group_id(group)?;
-        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
-            return Err(MetadataError::InvalidRequest {
-                reason: format!(
-                    "negative offset {} for {}/{}",
-                    bad.offset, bad.topic, bad.partition
-                ),
-            });
-        }
-        let _guard = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        for o in offsets {
-            sqlx::query(
-                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
-                 committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
-                 commit_time_ms = excluded.commit_time_ms",
-            )
-            .bind(group)
-            .bind(&o.topic)
-            .bind(o.partition)
-            .bind(o.offset)
-            .bind(&o.metadata)
-            .bind(o.commit_time_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>> {
-        let rows = sqlx::query(
-            "SELECT topic, partition, committed_offset, metadata, commit_time_ms FROM group_offsets \
-             WHERE group_id = ? ORDER BY topic, partition",
-        )
-        .bind(group)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(group_offset_from_row).collect()
-    }
-
-    async fn delete_group_offsets(
-        &self,
-        group: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Result<()> {
-        let _guard = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        match partitions {
-            None => {
-                sqlx::query("DELETE FROM group_offsets WHERE group_id = ?")
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Some(partitions) => {
-                for (topic, partition) in partitions {
-                    sqlx::query("DELETE FROM group_offsets WHERE group_id = ? AND topic = ? AND partition = ?")
-                        .bind(group)
-                        .bind(topic)
-                        .bind(partition)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn groups(&self) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
+#[async_trait]
+impl CompactionStore for SqliteStore {
     async fn raw_chunks(
         &self,
         topic: &str,
@@ -1001,7 +916,110 @@ impl MetadataStore for SqliteStore {
         }
         Ok(known)
     }
+}
 
+#[async_trait]
+impl GroupOffsetStore for SqliteStore {
+    async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
+        validate_group_id(group)?;
+        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!(
+                    "negative offset {} for {}/{}",
+                    bad.offset, bad.topic, bad.partition
+                ),
+            });
+        }
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for o in offsets {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
+                 committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
+                 commit_time_ms = excluded.commit_time_ms",
+            )
+            .bind(group)
+            .bind(&o.topic)
+            .bind(o.partition)
+            .bind(o.offset)
+            .bind(&o.metadata)
+            .bind(o.commit_time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn group_offsets(&self, group: &str) -> Result<Vec<GroupOffset>> {
+        let rows = sqlx::query(
+            "SELECT topic, partition, committed_offset, metadata, commit_time_ms FROM group_offsets \
+             WHERE group_id = ? ORDER BY topic, partition",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(group_offset_from_row).collect()
+    }
+
+    async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<()> {
+        let _guard = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        match partitions {
+            None => {
+                sqlx::query("DELETE FROM group_offsets WHERE group_id = ?")
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(partitions) => {
+                for (topic, partition) in partitions {
+                    sqlx::query("DELETE FROM group_offsets WHERE group_id = ? AND topic = ? AND partition = ?")
+                        .bind(group)
+                        .bind(topic)
+                        .bind(partition)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn groups(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[async_trait]
+impl ProducerStore for SqliteStore {
+    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
+        let _guard = self.write.lock().await;
+        let producer_id: i64 = sqlx::query_scalar(
+            "INSERT INTO producers (epoch, created_at_ms) VALUES (0, ?) RETURNING producer_id",
+        )
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ProducerIdentity {
+            producer_id,
+            epoch: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl NodeStore for SqliteStore {
     async fn heartbeat_node(&self, node: &NodeInfo, ttl: Duration) -> Result<()> {
         let info = serde_json::to_string(node).map_err(|e| MetadataError::InvalidRequest {
             reason: format!("node info: {e}"),
@@ -1044,7 +1062,10 @@ impl MetadataStore for SqliteStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl SecurityStore for SqliteStore {
     async fn set_scram_credential(&self, credential: &ScramCredential) -> Result<()> {
         validate_credential(credential)?;
         let _guard = self.write.lock().await;
@@ -1181,7 +1202,9 @@ impl MetadataStore for SqliteStore {
         tx.commit().await?;
         Ok(secret)
     }
+}
 
+impl Watch for SqliteStore {
     fn watch_feed(&self) -> broadcast::Receiver<WatchEvent> {
         self.watchers.feed()
     }

@@ -383,7 +383,8 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             );
             sqlite = Some(store.clone());
             let metadata: Arc<dyn MetadataStore> = store;
-            let local = Coordinator::start(GroupConfig::default(), metadata.clone());
+            let local =
+                Coordinator::start(GroupConfig::default(), metadata.clone(), metadata.clone());
             coordinator = Some(local.clone());
             Some((metadata, Arc::new(local)))
         }
@@ -430,6 +431,8 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         (Some((metadata, _)), Some(store)) if has("compactor") => {
             let compactor = Compactor::new(
                 store.clone(),
+                metadata.clone(),
+                metadata.clone(),
                 metadata.clone(),
                 config.compactor.compactor_config(),
             );
