@@ -11,11 +11,10 @@ mod api;
 mod error;
 mod model;
 mod names;
-mod postgres;
 mod rows;
 mod security;
 mod sequence;
-mod sqlite;
+mod sql;
 mod store;
 mod watch;
 
@@ -25,12 +24,11 @@ pub use model::{
     ProducerIdentity, SegmentCommit, SegmentRef, TimestampType, Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
-pub use postgres::{PgLease, PostgresStore};
 pub use security::{
     ANY_HOST, AclBinding, AclFilter, AclOperation, AclPermission, CLUSTER_RESOURCE, PatternType,
     ResourceType, ScramCredential, ScramMechanism, WILDCARD,
 };
-pub use sqlite::SqliteStore;
+pub use sql::{PgLease, PostgresStore, SqlStore, SqliteStore};
 pub use store::{
     CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataStore, NodeStore,
     ProducerStore, SecurityStore, Watch,

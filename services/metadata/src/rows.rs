@@ -14,6 +14,7 @@ pub(crate) trait RowRead {
     fn text(&self, column: &str) -> Result<String>;
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
 }
 
 macro_rules! row_read {
@@ -30,6 +31,9 @@ macro_rules! row_read {
             }
             fn opt_int(&self, column: &str) -> Result<Option<i64>> {
                 Ok(self.try_get::<Option<i64>, _>(column)?)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>> {
+                Ok(self.try_get::<Vec<u8>, _>(column)?)
             }
         }
     };

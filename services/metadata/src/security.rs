@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetadataError, Result};
+use crate::rows::RowRead;
 
 /// A SCRAM hash function (Kafka's `mechanism` codes: 1 and 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -310,12 +311,13 @@ impl AclFilter {
     }
 }
 
-/// A credential row: user, mechanism name, iterations, salt, stored key, server key.
-pub(crate) type CredentialRow = (String, String, i64, Vec<u8>, Vec<u8>, Vec<u8>);
+/// Columns `credential_from_row` reads.
+pub(crate) const CREDENTIAL_COLUMNS: &str =
+    "user_name, mechanism, iterations, salt, stored_key, server_key";
 
-/// An ACL row: principal, host, resource type, resource name, pattern type, operation,
-/// permission (the enums by name).
-pub(crate) type AclRow = (String, String, String, String, String, String, String);
+/// Columns `acl_from_row` reads (the enums are stored by name), in table order.
+pub(crate) const ACL_COLUMNS: &str =
+    "principal, host, resource_type, resource_name, pattern_type, operation, permission";
 
 fn corrupt(what: &str, value: &str) -> MetadataError {
     MetadataError::Corrupt {
@@ -323,22 +325,26 @@ fn corrupt(what: &str, value: &str) -> MetadataError {
     }
 }
 
-pub(crate) fn credential_from_row(row: CredentialRow) -> Result<ScramCredential> {
-    let (user, mechanism, iterations, salt, stored_key, server_key) = row;
+pub(crate) fn credential_from_row(row: &impl RowRead) -> Result<ScramCredential> {
+    let mechanism = row.text("mechanism")?;
+    let iterations = row.int("iterations")?;
     Ok(ScramCredential {
         mechanism: ScramMechanism::from_name(&mechanism)
             .ok_or_else(|| corrupt("SCRAM mechanism", &mechanism))?,
         iterations: u32::try_from(iterations)
             .map_err(|_| corrupt("iteration count", &iterations.to_string()))?,
-        user,
-        salt,
-        stored_key,
-        server_key,
+        user: row.text("user_name")?,
+        salt: row.bytes("salt")?,
+        stored_key: row.bytes("stored_key")?,
+        server_key: row.bytes("server_key")?,
     })
 }
 
-pub(crate) fn acl_from_row(row: AclRow) -> Result<AclBinding> {
-    let (principal, host, resource_type, resource_name, pattern_type, operation, permission) = row;
+pub(crate) fn acl_from_row(row: &impl RowRead) -> Result<AclBinding> {
+    let resource_type = row.text("resource_type")?;
+    let pattern_type = row.text("pattern_type")?;
+    let operation = row.text("operation")?;
+    let permission = row.text("permission")?;
     Ok(AclBinding {
         resource_type: ResourceType::from_name(&resource_type)
             .ok_or_else(|| corrupt("resource type", &resource_type))?,
@@ -348,9 +354,9 @@ pub(crate) fn acl_from_row(row: AclRow) -> Result<AclBinding> {
             .ok_or_else(|| corrupt("operation", &operation))?,
         permission: AclPermission::from_name(&permission)
             .ok_or_else(|| corrupt("permission", &permission))?,
-        principal,
-        host,
-        resource_name,
+        principal: row.text("principal")?,
+        host: row.text("host")?,
+        resource_name: row.text("resource_name")?,
     })
 }
 

@@ -1,0 +1,480 @@
+//! The log: segment commits (offsets assigned, idempotent sequences checked, index
+//! entries written, all in one transaction), index lookups, log starts and high
+//! watermarks; and the producer ids idempotence hands out.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+
+use super::db::{Tx, args};
+use super::{Backend, SqlStore, placeholders, postgres, sqlite};
+use crate::error::{MetadataError, Result};
+use crate::model::{
+    ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets, ProducerBatch, ProducerIdentity,
+    SegmentCommit,
+};
+use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, i32_of, now_ms, to_i64};
+use crate::sequence::{
+    PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence, not_in_segment,
+};
+use crate::store::{LogStore, ProducerStore};
+
+/// Index entries to insert, as columns (PostgreSQL inserts them as arrays, in one go).
+#[derive(Debug, Default)]
+pub(crate) struct ChunkRows {
+    pub(crate) topic_id: Vec<String>,
+    pub(crate) partition: Vec<i64>,
+    pub(crate) base_offset: Vec<i64>,
+    pub(crate) record_count: Vec<i64>,
+    pub(crate) segment_id: Vec<i64>,
+    pub(crate) row_group: Vec<i64>,
+    pub(crate) byte_start: Vec<i64>,
+    pub(crate) byte_len: Vec<i64>,
+    pub(crate) min_timestamp_ms: Vec<i64>,
+    pub(crate) max_timestamp_ms: Vec<i64>,
+}
+
+impl ChunkRows {
+    pub(crate) fn len(&self) -> usize {
+        self.topic_id.len()
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        topic_id: &str,
+        entry: &ChunkEntry,
+        segment_id: i64,
+    ) -> Result<()> {
+        self.topic_id.push(topic_id.to_string());
+        self.partition.push(i64::from(entry.partition));
+        self.base_offset.push(entry.base_offset);
+        self.record_count.push(i64::from(entry.record_count));
+        self.segment_id.push(segment_id);
+        self.row_group.push(i64::from(entry.row_group));
+        self.byte_start
+            .push(to_i64(entry.byte_start, "byte_start")?);
+        self.byte_len.push(to_i64(entry.byte_len, "byte_len")?);
+        self.min_timestamp_ms.push(entry.min_timestamp_ms);
+        self.max_timestamp_ms.push(entry.max_timestamp_ms);
+        Ok(())
+    }
+}
+
+/// The index entry a committed chunk becomes (its segment is known by id).
+fn entry_of(chunk: &ChunkCommit, base_offset: i64) -> ChunkEntry {
+    ChunkEntry {
+        partition: chunk.partition,
+        base_offset,
+        record_count: chunk.record_count,
+        segment: crate::model::SegmentRef {
+            key: String::new(),
+            size: 0,
+            footer_len: 0,
+            footer_crc: None,
+        },
+        row_group: chunk.row_group,
+        byte_start: chunk.byte_start,
+        byte_len: chunk.byte_len,
+        min_timestamp_ms: chunk.min_timestamp_ms,
+        max_timestamp_ms: chunk.max_timestamp_ms,
+    }
+}
+
+fn offsets_from_row(row: &impl RowRead) -> Result<PartitionOffsets> {
+    Ok(PartitionOffsets {
+        partition: i32_of(row, "partition")?,
+        log_start_offset: row.int("log_start_offset")?,
+        high_watermark: row.int("next_offset")?,
+    })
+}
+
+impl SqlStore {
+    /// Locks the partitions a commit touches (sorted, so in one order) and reads their
+    /// next offsets.
+    async fn lock_partitions(
+        &self,
+        tx: &mut Tx<'_>,
+        partitions: &[(&str, i32)],
+    ) -> Result<Vec<(String, i32, i64)>> {
+        match self.backend {
+            Backend::Sqlite { .. } => sqlite::lock_partitions(tx, partitions).await,
+            Backend::Postgres { .. } => postgres::lock_partitions(tx, partitions).await,
+        }
+    }
+
+    async fn set_next_offsets(&self, tx: &mut Tx<'_>, next: &[(&str, i32, i64)]) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite { .. } => sqlite::set_next_offsets(tx, next).await,
+            Backend::Postgres { .. } => postgres::set_next_offsets(tx, next).await,
+        }
+    }
+
+    pub(crate) async fn insert_chunks(&self, tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<()> {
+        if rows.len() == 0 {
+            return Ok(());
+        }
+        match self.backend {
+            Backend::Sqlite { .. } => sqlite::insert_chunks(tx, rows).await,
+            Backend::Postgres { .. } => postgres::insert_chunks(tx, rows).await,
+        }
+    }
+}
+
+/// Topic ids by name, for the topics of a commit (an error names the first missing one).
+async fn topic_ids<'c>(tx: &mut Tx<'_>, names: &[&'c str]) -> Result<HashMap<&'c str, String>> {
+    let mut ids = HashMap::new();
+    for batch in names.chunks(500) {
+        let sql = format!(
+            "SELECT name, id FROM topics WHERE name IN ({})",
+            placeholders(1, batch.len())
+        );
+        let args: Vec<_> = batch.iter().map(|n| super::db::Arg::Text(n)).collect();
+        for row in tx.fetch_all(&sql, &args).await? {
+            let name = row.text("name")?;
+            if let Some(n) = batch.iter().find(|n| **n == name) {
+                ids.insert(*n, row.text("id")?);
+            }
+        }
+    }
+    if let Some(missing) = names.iter().find(|n| !ids.contains_key(**n)) {
+        return Err(MetadataError::UnknownTopic {
+            topic: (*missing).to_string(),
+        });
+    }
+    Ok(ids)
+}
+
+/// A segment committed before (a retried commit whose answer was lost): answers each
+/// chunk as the first commit did, changing nothing.
+async fn replay_commit(
+    tx: &mut Tx<'_>,
+    segment_id: i64,
+    segment: &SegmentCommit,
+    topic_ids: &HashMap<&str, String>,
+) -> Result<Vec<ChunkOutcome>> {
+    let mut outcomes = Vec::with_capacity(segment.chunks.len());
+    for chunk in &segment.chunks {
+        let topic_id = &topic_ids[chunk.topic.as_str()];
+        let base = tx
+            .fetch_optional(
+                "SELECT base_offset FROM chunks WHERE segment_id = $1 AND topic_id = $2 \
+                 AND partition = $3 AND row_group = $4",
+                args![segment_id, topic_id, chunk.partition, chunk.row_group],
+            )
+            .await?
+            .map(|row| row.int("base_offset"))
+            .transpose()?;
+        let outcome = match (base, &chunk.producer) {
+            (Some(base_offset), _) => ChunkOutcome::Committed { base_offset },
+            (None, Some(producer)) => match check_sequence(tx, topic_id, chunk, producer).await? {
+                SequenceCheck::Duplicate(base_offset) => ChunkOutcome::Duplicate { base_offset },
+                SequenceCheck::Refused(e) => ChunkOutcome::Rejected(e),
+                SequenceCheck::Next => ChunkOutcome::Rejected(not_in_segment(chunk)),
+            },
+            (None, None) => ChunkOutcome::Rejected(not_in_segment(chunk)),
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+async fn check_sequence(
+    tx: &mut Tx<'_>,
+    topic_id: &str,
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+) -> Result<SequenceCheck> {
+    let current = tx
+        .fetch_optional(
+            "SELECT epoch FROM producers WHERE producer_id = $1",
+            args![producer.producer_id],
+        )
+        .await?
+        .map(|row| row.int("epoch"))
+        .transpose()?;
+    let rows = tx
+        .fetch_all(
+            "SELECT first_seq, last_seq, base_offset FROM producer_batches \
+             WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND epoch = $4 ORDER BY id",
+            args![
+                producer.producer_id,
+                topic_id,
+                chunk.partition,
+                i64::from(producer.epoch)
+            ],
+        )
+        .await?;
+    let recent = rows
+        .iter()
+        .map(|r| {
+            Ok(RememberedBatch {
+                first_seq: i32_of(r, "first_seq")?,
+                last_seq: i32_of(r, "last_seq")?,
+                base_offset: r.int("base_offset")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(judge(chunk, producer, current, &recent))
+}
+
+async fn record_batch(
+    tx: &mut Tx<'_>,
+    topic_id: &str,
+    chunk: &ChunkCommit,
+    producer: &ProducerBatch,
+    base_offset: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO producer_batches (producer_id, topic_id, partition, epoch, first_seq, last_seq, base_offset) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![
+            producer.producer_id,
+            topic_id,
+            chunk.partition,
+            i64::from(producer.epoch),
+            producer.base_sequence,
+            last_sequence(chunk, producer),
+            base_offset
+        ],
+    )
+    .await?;
+    // A batch of a newer epoch makes it the producer's current one (see `judge`).
+    tx.execute(
+        "UPDATE producers SET epoch = $2 WHERE producer_id = $1 AND epoch < $2",
+        args![producer.producer_id, i64::from(producer.epoch)],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM producer_batches WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 AND id NOT IN \
+         (SELECT id FROM producer_batches WHERE producer_id = $1 AND topic_id = $2 AND partition = $3 \
+          ORDER BY id DESC LIMIT $4)",
+        args![
+            producer.producer_id,
+            topic_id,
+            chunk.partition,
+            PRODUCER_BATCHES_KEPT
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl LogStore for SqlStore {
+    async fn partition_offsets(&self, topic: &str) -> Result<Vec<PartitionOffsets>> {
+        let t = self.get_topic(topic).await?;
+        let rows = self
+            .pool
+            .fetch_all(
+                "SELECT partition, log_start_offset, next_offset FROM partitions \
+                 WHERE topic_id = $1 ORDER BY partition",
+                args![&t.id.to_string()],
+            )
+            .await?;
+        rows.iter().map(offsets_from_row).collect()
+    }
+
+    async fn partition_offset(&self, topic: &str, partition: i32) -> Result<PartitionOffsets> {
+        let row = self
+            .pool
+            .fetch_optional(
+                "SELECT p.partition, p.log_start_offset, p.next_offset FROM partitions p \
+                 JOIN topics t ON t.id = p.topic_id WHERE t.name = $1 AND p.partition = $2",
+                args![topic, partition],
+            )
+            .await?;
+        match row {
+            Some(r) => offsets_from_row(&r),
+            // Tell a missing topic from a missing partition.
+            None => {
+                self.get_topic(topic).await?;
+                Err(MetadataError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                })
+            }
+        }
+    }
+
+    async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<ChunkOutcome>> {
+        if segment.chunks.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a segment commit needs at least one chunk".into(),
+            });
+        }
+        if let Some(c) = segment.chunks.iter().find(|c| c.record_count == 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!("empty chunk for {}/{}", c.topic, c.partition),
+            });
+        }
+        let mut tx = self.begin_write().await?;
+        // Resolve topic ids, lock every touched partition and read its next offset, then
+        // assign offsets in memory and write them and the index entries back.
+        let names: Vec<&str> = segment
+            .chunks
+            .iter()
+            .map(|c| c.topic.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let topic_ids = topic_ids(&mut tx, &names).await?;
+        let touched: Vec<(&str, i32)> = segment
+            .chunks
+            .iter()
+            .map(|c| (topic_ids[c.topic.as_str()].as_str(), c.partition))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut next: HashMap<(String, i32), i64> = self
+            .lock_partitions(&mut tx, &touched)
+            .await?
+            .into_iter()
+            .map(|(t, p, n)| ((t, p), n))
+            .collect();
+        if let Some(chunk) = segment
+            .chunks
+            .iter()
+            .find(|c| !next.contains_key(&(topic_ids[c.topic.as_str()].clone(), c.partition)))
+        {
+            return Err(MetadataError::UnknownPartition {
+                topic: chunk.topic.clone(),
+                partition: chunk.partition,
+            });
+        }
+        let existing = tx
+            .fetch_optional(
+                "SELECT id FROM segments WHERE object_key = $1",
+                args![&segment.key],
+            )
+            .await?;
+        if let Some(row) = existing {
+            let outcomes = replay_commit(&mut tx, row.int("id")?, segment, &topic_ids).await?;
+            tx.commit().await?;
+            return Ok(outcomes);
+        }
+        let segment_id = tx
+            .fetch_one(
+                "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                args![
+                    &segment.key,
+                    to_i64(segment.size, "size")?,
+                    to_i64(segment.footer_len, "footer_len")?,
+                    segment.footer_crc.map(i64::from),
+                    now_ms()
+                ],
+            )
+            .await?
+            .int("id")?;
+
+        let mut outcomes = Vec::with_capacity(segment.chunks.len());
+        let mut rows = ChunkRows::default();
+        let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
+        for chunk in &segment.chunks {
+            let topic_id = &topic_ids[chunk.topic.as_str()];
+            if let Some(producer) = &chunk.producer {
+                match check_sequence(&mut tx, topic_id, chunk, producer).await? {
+                    SequenceCheck::Next => {}
+                    SequenceCheck::Duplicate(base_offset) => {
+                        outcomes.push(ChunkOutcome::Duplicate { base_offset });
+                        continue;
+                    }
+                    SequenceCheck::Refused(e) => {
+                        outcomes.push(ChunkOutcome::Rejected(e));
+                        continue;
+                    }
+                }
+            }
+            let offset = next
+                .get_mut(&(topic_id.clone(), chunk.partition))
+                .ok_or_else(|| MetadataError::Corrupt {
+                    reason: "a locked partition vanished".into(),
+                })?;
+            let base = *offset;
+            *offset += i64::from(chunk.record_count);
+            rows.push(topic_id, &entry_of(chunk, base), segment_id)?;
+            if let Some(producer) = &chunk.producer {
+                // Recorded at once: a later batch of the same producer in this segment is
+                // checked against it.
+                record_batch(&mut tx, topic_id, chunk, producer, base).await?;
+            }
+            outcomes.push(ChunkOutcome::Committed { base_offset: base });
+            high_watermarks.insert((chunk.topic.as_str(), chunk.partition), *offset);
+        }
+        if rows.len() > 0 {
+            let moved: Vec<(&str, i32, i64)> = next
+                .iter()
+                .map(|((t, p), n)| (t.as_str(), *p, *n))
+                .collect();
+            self.set_next_offsets(&mut tx, &moved).await?;
+            self.insert_chunks(&mut tx, &rows).await?;
+        }
+        tx.commit().await?;
+        for ((topic, partition), hwm) in high_watermarks {
+            self.watchers.publish(topic, partition, hwm);
+        }
+        Ok(outcomes)
+    }
+
+    async fn chunks_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN segments s ON s.id = c.segment_id \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND c.base_offset >= COALESCE( \
+               (SELECT MAX(base_offset) FROM chunks WHERE topic_id = $1 AND partition = $2 AND base_offset <= $3), 0) \
+             AND c.base_offset + c.record_count > $3 \
+             ORDER BY c.base_offset LIMIT $4"
+        );
+        let rows = self
+            .pool
+            .fetch_all(&sql, args![&topic_id, partition, offset, limit])
+            .await?;
+        rows.iter().map(chunk_from_row).collect()
+    }
+
+    async fn chunk_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<ChunkEntry>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let sql = format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks c JOIN segments s ON s.id = c.segment_id \
+             JOIN partitions p ON p.topic_id = c.topic_id AND p.partition = c.partition \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND c.max_timestamp_ms >= $3 \
+             AND c.base_offset + c.record_count > p.log_start_offset \
+             ORDER BY c.base_offset LIMIT 1"
+        );
+        let row = self
+            .pool
+            .fetch_optional(&sql, args![&topic_id, partition, timestamp_ms])
+            .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl ProducerStore for SqlStore {
+    async fn init_producer_id(&self) -> Result<ProducerIdentity> {
+        let mut tx = self.begin_write().await?;
+        let producer_id = tx
+            .fetch_one(
+                "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
+                args![now_ms()],
+            )
+            .await?
+            .int("producer_id")?;
+        tx.commit().await?;
+        Ok(ProducerIdentity {
+            producer_id,
+            epoch: 0,
+        })
+    }
+}

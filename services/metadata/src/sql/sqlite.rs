@@ -1,0 +1,242 @@
+//! What is SQLite's own: the schema's migrations (counted in `PRAGMA user_version`),
+//! opening the file (WAL, fsync on every commit), and the per-row statements of a segment
+//! commit.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::Mutex;
+
+use super::db::{Pool, Tx, args};
+use super::log::ChunkRows;
+use super::{Backend, SqlStore};
+use crate::error::{MetadataError, Result};
+use crate::rows::RowRead;
+
+/// Most partitions a topic may have.
+pub(crate) const MAX_PARTITIONS: i32 = 100_000;
+
+/// Versioned schema migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE topics (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    partitions INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE partitions (
+    topic_id TEXT NOT NULL REFERENCES topics(id) ON DELETE CASCADE,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    log_start_offset INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic_id, partition)
+) WITHOUT ROWID;
+CREATE TABLE segments (
+    id INTEGER PRIMARY KEY,
+    object_key TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    footer_len INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE chunks (
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    base_offset INTEGER NOT NULL,
+    record_count INTEGER NOT NULL,
+    segment_id INTEGER NOT NULL REFERENCES segments(id),
+    row_group INTEGER NOT NULL,
+    byte_start INTEGER NOT NULL,
+    byte_len INTEGER NOT NULL,
+    min_timestamp_ms INTEGER NOT NULL,
+    max_timestamp_ms INTEGER NOT NULL,
+    PRIMARY KEY (topic_id, partition, base_offset),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX chunks_by_segment ON chunks(segment_id);
+CREATE TABLE group_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    committed_offset INTEGER NOT NULL,
+    metadata TEXT,
+    commit_time_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+"#,
+    r#"
+CREATE TABLE producers (
+    producer_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    epoch INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE producer_batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    producer_id INTEGER NOT NULL,
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    base_offset INTEGER NOT NULL,
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE INDEX producer_batches_by_partition ON producer_batches(producer_id, topic_id, partition, id);
+"#,
+    // 2: live nodes (renewed by heartbeat)
+    r#"
+CREATE TABLE nodes (
+    node_id INTEGER PRIMARY KEY,
+    info TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+"#,
+    // 3: compaction: lake objects, and when a segment stopped being referenced (GC)
+    r#"
+ALTER TABLE segments ADD COLUMN kind TEXT NOT NULL DEFAULT 'raw';
+ALTER TABLE segments ADD COLUMN unreferenced_at_ms INTEGER;
+CREATE INDEX segments_unreferenced ON segments(unreferenced_at_ms);
+"#,
+    // 4: a checksum of each object's footer (the footer holds the chunks' checksums)
+    r#"
+ALTER TABLE segments ADD COLUMN footer_crc INTEGER;
+"#, // 5: security: users' SCRAM credentials (salted hashes only) and ACL bindings
+    r#"
+CREATE TABLE scram_credentials (
+    user_name TEXT NOT NULL,
+    mechanism TEXT NOT NULL,
+    iterations INTEGER NOT NULL,
+    salt BLOB NOT NULL,
+    stored_key BLOB NOT NULL,
+    server_key BLOB NOT NULL,
+    PRIMARY KEY (user_name, mechanism)
+);
+CREATE TABLE acls (
+    principal TEXT NOT NULL,
+    host TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_name TEXT NOT NULL,
+    pattern_type TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    PRIMARY KEY (principal, host, resource_type, resource_name, pattern_type, operation, permission)
+);
+"#,
+    // 6: cluster-wide secrets (the key of SCRAM stand-ins for unknown users)
+    r#"
+CREATE TABLE cluster_secrets (
+    name TEXT PRIMARY KEY,
+    secret BLOB NOT NULL
+);
+"#,
+];
+
+impl SqlStore {
+    /// Opens (creating if missing) the SQLite store at `path` and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| MetadataError::InvalidRequest {
+                reason: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        migrate(&pool).await?;
+        Ok(Self::new(
+            Pool::Sqlite(pool),
+            Backend::Sqlite {
+                write: Mutex::new(()),
+            },
+        ))
+    }
+}
+
+async fn migrate(pool: &sqlx::SqlitePool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(MetadataError::Corrupt {
+            reason: format!("schema version {version} is newer than this build ({known})"),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::raw_sql(&format!("PRAGMA user_version = {}", index + 1))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Reads the next offset of each partition (the writer lock already keeps every other
+/// commit out).
+pub(super) async fn lock_partitions(
+    tx: &mut Tx<'_>,
+    partitions: &[(&str, i32)],
+) -> Result<Vec<(String, i32, i64)>> {
+    let mut out = Vec::with_capacity(partitions.len());
+    for (topic_id, partition) in partitions {
+        let row = tx
+            .fetch_optional(
+                "SELECT next_offset FROM partitions WHERE topic_id = $1 AND partition = $2",
+                args![*topic_id, *partition],
+            )
+            .await?;
+        if let Some(row) = row {
+            out.push(((*topic_id).to_string(), *partition, row.int("next_offset")?));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn set_next_offsets(tx: &mut Tx<'_>, next: &[(&str, i32, i64)]) -> Result<()> {
+    for (topic_id, partition, offset) in next {
+        tx.execute(
+            "UPDATE partitions SET next_offset = $1 WHERE topic_id = $2 AND partition = $3",
+            args![*offset, *topic_id, *partition],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_chunks(tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<()> {
+    for i in 0..rows.len() {
+        tx.execute(
+            "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
+             byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            args![
+                &rows.topic_id[i],
+                rows.partition[i],
+                rows.base_offset[i],
+                rows.record_count[i],
+                rows.segment_id[i],
+                rows.row_group[i],
+                rows.byte_start[i],
+                rows.byte_len[i],
+                rows.min_timestamp_ms[i],
+                rows.max_timestamp_ms[i],
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
