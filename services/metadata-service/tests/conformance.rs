@@ -170,6 +170,8 @@ conformance!(
     scram_credentials_are_stored_replaced_and_deleted,
     acl_bindings_are_stored_once_and_deleted_exactly,
     cluster_secrets_are_made_once,
+    transactional_ids_keep_their_producer_and_fence_older_epochs,
+    concurrent_first_inits_of_a_transactional_id_share_one_producer,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -1357,4 +1359,97 @@ async fn cluster_secrets_are_made_once(make: Maker) {
             .expect("secret"),
         first
     );
+}
+
+async fn transactional_ids_keep_their_producer_and_fence_older_epochs(make: Maker) {
+    let store = make.open().await;
+    store
+        .create_topic("tx", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let timeout = Duration::from_secs(60);
+    let first = store
+        .init_transactional_producer("app-1", timeout)
+        .await
+        .expect("init");
+    assert_eq!(first.epoch, 0);
+    let other = store
+        .init_transactional_producer("app-2", timeout)
+        .await
+        .expect("init");
+    let idempotent = store.init_producer_id().await.expect("id");
+    assert_ne!(other.producer_id, first.producer_id);
+    assert_ne!(idempotent.producer_id, first.producer_id);
+    assert_ne!(idempotent.producer_id, other.producer_id);
+
+    let (pid, _) = (first.producer_id, first.epoch);
+    let got = store
+        .commit_segment(&segment("t1", vec![batch("tx", 0, 2, pid, 0, 0)]))
+        .await
+        .expect("commit");
+    assert_eq!(bases(got), [0]);
+
+    // Initialising again keeps the producer id, bumps the epoch, and fences the old one.
+    let second = store
+        .init_transactional_producer("app-1", timeout)
+        .await
+        .expect("init");
+    assert_eq!((second.producer_id, second.epoch), (pid, 1));
+    let fenced = store
+        .commit_segment(&segment("t2", vec![batch("tx", 0, 2, pid, 0, 2)]))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(
+            fenced[..],
+            [ChunkOutcome::Rejected(MetadataError::ProducerFenced {
+                current: 1,
+                ..
+            })]
+        ),
+        "{fenced:?}"
+    );
+    // The new epoch starts its sequences at 0.
+    let got = store
+        .commit_segment(&segment("t3", vec![batch("tx", 0, 1, pid, 1, 0)]))
+        .await
+        .expect("commit");
+    assert_eq!(bases(got), [2]);
+
+    // The mapping is durable.
+    let reopened = make.open().await;
+    let third = reopened
+        .init_transactional_producer("app-1", timeout)
+        .await
+        .expect("init");
+    assert_eq!((third.producer_id, third.epoch), (pid, 2));
+    let err = reopened
+        .init_transactional_producer("", timeout)
+        .await
+        .expect_err("an empty id is refused");
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+}
+
+async fn concurrent_first_inits_of_a_transactional_id_share_one_producer(make: Maker) {
+    let store = make.open().await;
+    let inits: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .init_transactional_producer("shared", Duration::from_secs(60))
+                    .await
+                    .expect("init")
+            })
+        })
+        .collect();
+    let mut identities = Vec::new();
+    for init in inits {
+        identities.push(init.await.expect("joins"));
+    }
+    let ids: HashSet<i64> = identities.iter().map(|p| p.producer_id).collect();
+    assert_eq!(ids.len(), 1, "{identities:?}");
+    let mut epochs: Vec<i16> = identities.iter().map(|p| p.epoch).collect();
+    epochs.sort_unstable();
+    assert_eq!(epochs, (0..8).collect::<Vec<i16>>());
 }

@@ -112,6 +112,12 @@ macro_rules! metadata_api {
                 /// Hands out a new producer id with epoch 0 (an idempotent producer's
                 /// identity). A lost answer only wastes an id, so it may be retried.
                 retry fn init_producer_id() -> $crate::ProducerIdentity => InitProducerId;
+                /// The identity of the producer of transactional id `transactional_id`,
+                /// whose transactions time out after `timeout`: the first time a new
+                /// producer id at epoch 0, then the same id at the next epoch, which fences
+                /// every older epoch (a new id at epoch 0 once the epochs run out). Not
+                /// resent: a lost answer must not bump the epoch twice.
+                once fn init_transactional_producer(transactional_id: &str as String, timeout: std::time::Duration) -> $crate::ProducerIdentity => InitTransactionalProducer;
             }
             /// The live nodes of the cluster, renewed by heartbeat.
             NodeStore {

@@ -3,6 +3,7 @@
 //! watermarks; and the producer ids idempotence hands out.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -464,17 +465,90 @@ impl LogStore for SqlStore {
 impl ProducerStore for SqlStore {
     async fn init_producer_id(&self) -> Result<ProducerIdentity> {
         let mut tx = self.begin_write().await?;
-        let producer_id = tx
-            .fetch_one(
-                "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
-                args![now_ms()],
-            )
-            .await?
-            .int("producer_id")?;
+        let producer_id = new_producer_id(&mut tx).await?;
         tx.commit().await?;
         Ok(ProducerIdentity {
             producer_id,
             epoch: 0,
         })
     }
+
+    async fn init_transactional_producer(
+        &self,
+        transactional_id: &str,
+        timeout: Duration,
+    ) -> Result<ProducerIdentity> {
+        if transactional_id.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a transactional id is not empty".into(),
+            });
+        }
+        let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let lookup = format!(
+            "SELECT producer_id, epoch FROM transactional_ids WHERE transactional_id = $1{}",
+            self.for_update()
+        );
+        let mut current = tx.fetch_optional(&lookup, args![transactional_id]).await?;
+        if current.is_none() {
+            let producer_id = new_producer_id(&mut tx).await?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO transactional_ids (transactional_id, producer_id, epoch, timeout_ms, updated_at_ms) \
+                     VALUES ($1, $2, 0, $3, $4) ON CONFLICT (transactional_id) DO NOTHING",
+                    args![transactional_id, producer_id, timeout_ms, now],
+                )
+                .await?;
+            if inserted == 1 {
+                tx.commit().await?;
+                return Ok(ProducerIdentity {
+                    producer_id,
+                    epoch: 0,
+                });
+            }
+            // Another caller made it first (its insert is committed now): bump its epoch.
+            current = tx.fetch_optional(&lookup, args![transactional_id]).await?;
+        }
+        let row = current.ok_or_else(|| MetadataError::Corrupt {
+            reason: format!("transactional id '{transactional_id}' vanished"),
+        })?;
+        let (mut producer_id, epoch) = (row.int("producer_id")?, row.int("epoch")?);
+        let epoch = if epoch >= i64::from(i16::MAX) - 1 {
+            // The epochs of this producer id are used up: start a new one.
+            producer_id = new_producer_id(&mut tx).await?;
+            0
+        } else {
+            epoch + 1
+        };
+        tx.execute(
+            "UPDATE transactional_ids SET producer_id = $2, epoch = $3, timeout_ms = $4, updated_at_ms = $5 \
+             WHERE transactional_id = $1",
+            args![transactional_id, producer_id, epoch, timeout_ms, now],
+        )
+        .await?;
+        // Batches of an older epoch are fenced from now on (see `judge`).
+        tx.execute(
+            "UPDATE producers SET epoch = $2 WHERE producer_id = $1 AND epoch < $2",
+            args![producer_id, epoch],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ProducerIdentity {
+            producer_id,
+            epoch: i16::try_from(epoch).map_err(|_| MetadataError::Corrupt {
+                reason: format!("epoch {epoch} of '{transactional_id}'"),
+            })?,
+        })
+    }
+}
+
+/// A new producer id, at epoch 0.
+async fn new_producer_id(tx: &mut Tx<'_>) -> Result<i64> {
+    tx.fetch_one(
+        "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
+        args![now_ms()],
+    )
+    .await?
+    .int("producer_id")
 }

@@ -135,8 +135,17 @@ CREATE TABLE cluster_secrets (
     secret BYTEA NOT NULL
 );
 "#,
+    // 7: transactional ids: the producer each one names, and its transaction timeout
+    r#"
+CREATE TABLE transactional_ids (
+    transactional_id TEXT PRIMARY KEY,
+    producer_id BIGINT NOT NULL,
+    epoch BIGINT NOT NULL,
+    timeout_ms BIGINT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+"#,
 ];
-
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
 const MIGRATION_LOCK: i64 = 0x5117_0001;
 

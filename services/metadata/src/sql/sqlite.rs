@@ -132,8 +132,17 @@ CREATE TABLE cluster_secrets (
     secret BLOB NOT NULL
 );
 "#,
+    // 7: transactional ids: the producer each one names, and its transaction timeout
+    r#"
+CREATE TABLE transactional_ids (
+    transactional_id TEXT PRIMARY KEY,
+    producer_id INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+"#,
 ];
-
 impl SqlStore {
     /// Opens (creating if missing) the SQLite store at `path` and runs pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
