@@ -17,7 +17,9 @@
 //!    node that died before committing, or a compaction that crashed before its swap)
 //!    are deleted once older than the grace period.
 //!
-//! Passes run one at a time; run one compactor per cluster.
+//! Passes run one at a time; run one compactor per cluster. Depends on `silt-segment` (the
+//! formats), `silt-metadata` (the compaction, catalog and group-offset roles) and
+//! `object_store`.
 
 mod gc;
 mod merge;
@@ -27,15 +29,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use object_store::ObjectStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use silt_metadata::{CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataError};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// Compactor settings.
-#[derive(Debug, Clone)]
+/// Compactor settings (the `[compactor]` settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CompactorConfig {
     /// Raw entries younger than this stay raw (tailing consumers read them from cache).
+    #[serde(with = "humantime_serde")]
     pub min_age: Duration,
     /// Largest lake file, in bytes of compressed raw chunks merged into it.
     pub target_file_bytes: u64,
@@ -43,11 +47,37 @@ pub struct CompactorConfig {
     pub rows_per_group: usize,
     /// How long an object stays after it stopped being referenced, and how old an
     /// unknown object must be before it counts as an orphan.
+    #[serde(with = "humantime_serde")]
     pub gc_grace: Duration,
     /// Time between automatic passes.
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
-    /// `retention.ms` of topics that set none; `None` keeps records forever.
+    /// `retention.ms` of topics that set none (Kafka's `log.retention.ms`); `None` keeps
+    /// records forever. Written as `default_retention_ms`, -1 for forever.
+    #[serde(rename = "default_retention_ms", with = "retention_ms")]
     pub default_retention: Option<Duration>,
+}
+
+/// A retention as Kafka writes it: milliseconds, -1 for forever.
+mod retention_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(v.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let ms = i64::deserialize(d)?;
+        match ms {
+            -1 => Ok(None),
+            ms if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
+            ms => Err(serde::de::Error::custom(format!(
+                "{ms} is not a retention: milliseconds, or -1 for forever"
+            ))),
+        }
+    }
 }
 
 impl Default for CompactorConfig {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use object_store::memory::InMemory;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
-use silt_ingest::{Ingest, IngestConfig};
+use silt_ingest::{Ingest, IngestConfig, TopicDefaults};
 use silt_metadata::{MetadataStore, SqliteStore, TopicConfig};
 use silt_reader::{Reader, ReaderConfig};
 use tokio::runtime::Runtime;
@@ -64,7 +64,12 @@ pub(crate) fn node() -> &'static Node {
                 store,
                 metadata.clone(),
                 None,
-            );
+            )
+            .with_rules(TopicDefaults {
+                max_message_bytes: 64 << 10,
+                default_partitions: 2,
+                ..TopicDefaults::default()
+            });
             let groups: Arc<dyn GroupService> = Arc::new(Coordinator::start(
                 GroupConfig {
                     // Joins answer once the delay has passed: keep inputs quick.

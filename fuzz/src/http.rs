@@ -17,7 +17,6 @@ fn app() -> &'static Router {
     APP.get_or_init(|| {
         let node = node();
         let limits = HttpLimits {
-            max_message_bytes: 64 << 10,
             max_request_bytes: 1 << 20,
             max_wait_ms: 100,
         };

@@ -16,10 +16,7 @@ fn state() -> &'static KafkaState {
     STATE.get_or_init(|| {
         let node = node();
         KafkaState {
-            config: Arc::new(KafkaConfig {
-                default_partitions: 2,
-                ..KafkaConfig::default()
-            }),
+            config: Arc::new(KafkaConfig::default()),
             metadata: node.metadata.clone(),
             ingest: node.ingest.clone(),
             reader: node.reader.clone(),

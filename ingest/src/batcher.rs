@@ -16,6 +16,7 @@ use tracing::{debug, info};
 use crate::config::IngestConfig;
 use crate::error::IngestError;
 use crate::flush::{Batch, InFlight, PendingChunk, Waiter, run_committer, write_segment};
+use crate::rules::{ProduceRules, TopicDefaults};
 
 /// Offsets given to one acknowledged append: records got `base_offset..base_offset + count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,8 @@ impl Shared {
 pub struct Ingest {
     shared: Arc<Shared>,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    /// What every door checks before appending.
+    rules: Arc<ProduceRules>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -130,7 +133,20 @@ impl Ingest {
         Self {
             shared,
             tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
+            rules: Arc::new(ProduceRules::default()),
         }
+    }
+
+    /// Sets the topic defaults the produce rules apply (before the doors start).
+    pub fn with_rules(mut self, defaults: TopicDefaults) -> Self {
+        self.rules = Arc::new(ProduceRules::new(defaults));
+        self
+    }
+
+    /// The rules every door applies before it appends: partitions, record sizes,
+    /// append times, topics created on first use.
+    pub fn rules(&self) -> &ProduceRules {
+        &self.rules
     }
 
     /// Appends records to one partition and waits until they are durable: written to the

@@ -1,11 +1,14 @@
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use silt_segment::SegmentCompression;
 
-/// How ingest batches records into segments.
-#[derive(Debug, Clone)]
+/// How ingest batches records into segments (the `[ingest]` settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
     /// How long the first record of a segment waits for company before the segment is written.
+    #[serde(with = "humantime_serde")]
     pub linger: Duration,
     /// A segment is written as soon as it holds this many bytes of records.
     pub max_segment_bytes: usize,
@@ -14,7 +17,7 @@ pub struct IngestConfig {
     pub max_buffered_bytes: usize,
     /// Most segments being encoded and uploaded at once.
     pub max_inflight_segments: usize,
-    /// Codec of segment pages.
+    /// Codec of raw segment pages: lz4, zstd or none (lake files always use zstd).
     pub compression: SegmentCompression,
 }
 

@@ -2,7 +2,6 @@
 //! one segment, dense offsets, backpressure, failures that leave nothing visible, and a
 //! shutdown that flushes.
 
-use silt_metadata::{CatalogStore, LogStore, ProducerStore};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use silt_ingest::{Ingest, IngestConfig, IngestError};
-use silt_metadata::{SqliteStore, TopicConfig};
+use silt_metadata::{CatalogStore, LogStore, ProducerStore, SqliteStore, TopicConfig};
 use silt_segment::Record;
 use tokio::sync::Semaphore;
 

@@ -6,7 +6,7 @@
 //! order. When the consumer is at the high watermark it long-polls on the metadata
 //! service's notification. Segments written by ingest on the same node are handed to
 //! [`Reader::cache_segment`] so a tailing consumer reads no object at all.
-//! Depends on `silt-segment`, `silt-metadata` and `object_store`.
+//! Depends on `silt-segment`, `silt-metadata` (the log role) and `object_store`.
 
 mod cache;
 mod config;

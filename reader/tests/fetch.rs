@@ -1,14 +1,13 @@
 //! The read path over ingest, an in-memory object store and SQLite: content and order,
 //! limits, long polling, timestamp lookup, and object GETs saved by the cache.
 
-use silt_metadata::{CatalogStore, CompactionStore, LogStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
-use silt_metadata::{SqliteStore, TopicConfig};
+use silt_metadata::{CatalogStore, CompactionStore, LogStore, SqliteStore, TopicConfig};
 use silt_reader::{FetchRequest, Reader, ReaderConfig, ReaderError};
 use silt_segment::{Header, Record};
 use silt_storage::InstrumentedStore;

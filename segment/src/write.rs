@@ -63,7 +63,8 @@ impl EncodedSegment {
 /// (lake files always use zstd), so the default favours the ingest CPU: LZ4 encodes
 /// 1.4–1.7× faster than zstd level 1 (`cargo bench -p silt-segment`); zstd writes fewer
 /// bytes when payloads compress well.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SegmentCompression {
     #[default]
     Lz4,

@@ -4,7 +4,9 @@
 //!
 //! Produced records go through the same [`Ingest`] as every other door, and reads through
 //! the same [`Reader`], so all doors see each other's data. Depends on `silt-ingest`,
-//! `silt-reader` and `silt-metadata`; nothing depends on it but the binary.
+//! `silt-reader`, `silt-segment`, `silt-metadata`, `silt-groups` (consumer-group offsets
+//! and lag), `silt-auth` (authentication, ACLs) and `silt-tls`; nothing depends on it but
+//! the binary.
 
 mod admin;
 mod auth;
@@ -12,12 +14,10 @@ mod error;
 mod extract;
 mod groups;
 mod openapi;
-mod partitioner;
 mod records;
 mod topics;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
@@ -33,14 +33,10 @@ pub use admin::{FaultSwitch, Maintenance};
 pub use auth::{Caller, HttpSecurity};
 pub use error::{ErrorBody, HttpError};
 pub use openapi::ApiDoc;
-pub use partitioner::partition_for_key;
 
 /// Limits the HTTP API enforces.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// Largest record (key + value + headers) accepted when a topic sets no
-    /// `max.message.bytes`.
-    pub max_message_bytes: usize,
     /// Largest request body.
     pub max_request_bytes: usize,
     /// Longest long poll a client may ask for.
@@ -50,7 +46,6 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            max_message_bytes: 1 << 20,
             max_request_bytes: 32 << 20,
             max_wait_ms: 30_000,
         }
@@ -75,7 +70,6 @@ pub struct AppState {
     pub faults: Option<Arc<dyn FaultSwitch>>,
     /// Authentication and ACLs; `None`: every caller is anonymous and allowed everything.
     pub security: Option<HttpSecurity>,
-    round_robin: Arc<AtomicU64>,
 }
 
 impl AppState {
@@ -97,7 +91,6 @@ impl AppState {
             maintenance: None,
             faults: None,
             security: None,
-            round_robin: Arc::new(AtomicU64::new(0)),
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -13,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use silt_ingest::ProduceRefusal;
 use silt_reader::{FetchRequest, ReadRecord};
 use silt_segment::{Header, Record};
 use utoipa::{IntoParams, ToSchema};
@@ -20,7 +20,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::error::HttpError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::partitioner::partition_for_key;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -150,44 +149,32 @@ pub(crate) async fn produce(
             "records must not be empty",
         ));
     }
-    let max_message = topic
-        .config
-        .max_message_bytes
-        .map_or(state.limits.max_message_bytes, |m| m as usize);
+    let rules = state.ingest.rules();
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Validate everything before appending anything: a rejected request writes nothing.
     let count = body.records.len();
     let mut by_partition: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
     for (index, input) in body.records.into_iter().enumerate() {
         let (partition, mut record) = to_record(index, input, now_ms)?;
-        if topic.config.log_append_time() {
-            record.timestamp_ms = now_ms;
-        }
-        let size = record.size_estimate();
-        if size > max_message {
+        if let Err(ProduceRefusal::RecordTooLarge { size, max, .. }) =
+            rules.check_sizes(&topic, [&record])
+        {
             return Err(HttpError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "record_too_large",
-                format!(
-                    "records[{index}] is {size} bytes; the limit for {topic_name} is {max_message}"
-                ),
+                format!("records[{index}] is {size} bytes; the limit for {topic_name} is {max}"),
             ));
         }
-        let partition = match (partition, &record.key) {
-            (Some(p), _) if p < 0 || p >= topic.partitions => {
-                return Err(HttpError::new(
+        rules.stamp(&topic, [&mut record], now_ms);
+        let partition = rules
+            .partition_for(&topic, partition, record.key.as_deref())
+            .map_err(|e| {
+                HttpError::new(
                     axum::http::StatusCode::NOT_FOUND,
                     "unknown_partition",
-                    format!("topic '{topic_name}' has no partition {p}"),
-                ));
-            }
-            (Some(p), _) => p,
-            (None, Some(key)) => partition_for_key(key, topic.partitions),
-            (None, None) => {
-                let n = state.round_robin.fetch_add(1, Ordering::Relaxed);
-                (n % topic.partitions as u64) as i32
-            }
-        };
+                    e.to_string(),
+                )
+            })?;
         let entry = by_partition.entry(partition).or_default();
         entry.0.push(index);
         entry.1.push(record);

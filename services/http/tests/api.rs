@@ -12,7 +12,7 @@ use object_store::memory::InMemory;
 use serde_json::{Value, json};
 use silt_groups::{Coordinator, GroupConfig};
 use silt_http::{AppState, HttpLimits, router};
-use silt_ingest::{Ingest, IngestConfig};
+use silt_ingest::{Ingest, IngestConfig, TopicDefaults};
 use silt_metadata::SqliteStore;
 use silt_reader::{Reader, ReaderConfig};
 use tower::ServiceExt;
@@ -50,11 +50,12 @@ async fn api() -> Api {
         store,
         meta.clone(),
         None,
-    );
-    let limits = HttpLimits {
+    )
+    .with_rules(TopicDefaults {
         max_message_bytes: 1000,
-        ..HttpLimits::default()
-    };
+        ..TopicDefaults::default()
+    });
+    let limits = HttpLimits::default();
     let metrics = Arc::new(|| "silt_test_metric 1\n".to_string());
     let groups = Arc::new(Coordinator::start(
         GroupConfig::default(),

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use silt_metadata::{NodeInfo, Topic};
+use silt_metadata::{NodeInfo, Role, Topic};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -71,7 +71,7 @@ pub(crate) async fn cluster(state: &KafkaState) -> Cluster {
     let mut brokers: Vec<NodeInfo> = nodes
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| n.has_role("ingest") || n.has_role("reader"))
+        .filter(|n| n.has_role(Role::Ingest) || n.has_role(Role::Reader))
         .collect();
     let me = this_node(state);
     match brokers.iter_mut().find(|n| n.node_id == me.node_id) {
@@ -81,7 +81,7 @@ pub(crate) async fn cluster(state: &KafkaState) -> Cluster {
     brokers.sort_by_key(|n| n.node_id);
     let mut leaders: Vec<i32> = brokers
         .iter()
-        .filter(|n| n.has_role("ingest") && n.has_role("reader"))
+        .filter(|n| n.has_role(Role::Ingest) && n.has_role(Role::Reader))
         .map(|n| n.node_id)
         .collect();
     if leaders.is_empty() {

@@ -44,7 +44,7 @@ fn topic_configs(
         (
             "max.message.bytes",
             config.max_message_bytes,
-            state.config.max_message_bytes as i64,
+            state.ingest.rules().defaults().max_message_bytes as i64,
             TYPE_INT,
         ),
     ]

@@ -8,8 +8,9 @@
 //! service in the commit that assigns offsets. Any node serves any partition: the leader
 //! named in Metadata responses is only a routing hint.
 //!
-//! Depends on `silt-ingest`, `silt-reader` and `silt-metadata`; nothing depends on it but
-//! the binary.
+//! Depends on `silt-ingest`, `silt-reader`, `silt-segment`, `silt-metadata`, `silt-groups`
+//! (the group coordinator), `silt-auth` (SASL, ACLs) and `silt-tls`; nothing depends on it
+//! but the binary.
 
 mod apis;
 mod cluster;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use silt_auth::Principal;
 use silt_groups::GroupService;
 use silt_ingest::Ingest;
-use silt_metadata::MetadataStore;
+use silt_metadata::{MetadataStore, Role};
 use silt_reader::Reader;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -57,19 +58,12 @@ pub struct KafkaConfig {
     /// This node's broker id.
     pub node_id: i32,
     /// Roles this node runs (listed with it to other nodes).
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
     /// Availability zone or rack (Kafka's `broker.rack`).
     pub rack: Option<String>,
     pub cluster_id: String,
     /// Largest request frame accepted; a larger one closes the connection.
     pub max_frame_bytes: usize,
-    /// Create unknown topics when a client's Metadata request allows it
-    /// (Kafka's `auto.create.topics.enable`).
-    pub auto_create_topics: bool,
-    /// Partitions of automatically created topics, and of CreateTopics asking for -1.
-    pub default_partitions: i32,
-    /// Largest record accepted when a topic sets no `max.message.bytes`.
-    pub max_message_bytes: usize,
     /// Requests handled at once per connection (responses still go out in order). A
     /// produce waits a linger plus an upload and a commit, so a client spreading records
     /// over many partitions keeps many small requests outstanding; memory is bounded by
@@ -87,13 +81,10 @@ impl Default for KafkaConfig {
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
             node_id: 0,
-            roles: vec!["ingest".into(), "reader".into()],
+            roles: vec![Role::Ingest, Role::Reader],
             rack: None,
             cluster_id: "silt".into(),
             max_frame_bytes: 100 << 20,
-            auto_create_topics: true,
-            default_partitions: 1,
-            max_message_bytes: 1 << 20,
             max_inflight_per_connection: 1024,
             max_queued_request_bytes: 16 << 20,
         }

@@ -11,8 +11,7 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use silt_metadata::{AclOperation, MetadataError, ResourceType, Topic, TopicConfig};
-use tracing::info;
+use silt_metadata::{AclOperation, MetadataError, ResourceType, Topic};
 
 use crate::KafkaState;
 use crate::apis::respond;
@@ -44,42 +43,6 @@ fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
     entry.name = Some(TopicName(StrBytes::from_string(name.to_string())));
     entry.error_code = code;
     entry
-}
-
-/// Looks a topic up, creating it when allowed and missing.
-async fn find_or_create(
-    state: &KafkaState,
-    name: &str,
-    allow_create: bool,
-) -> Result<Topic, MetadataError> {
-    match state.metadata.topic(name).await {
-        Err(MetadataError::UnknownTopic { .. })
-            if allow_create && state.config.auto_create_topics =>
-        {
-            match state
-                .metadata
-                .create_topic(
-                    name,
-                    state.config.default_partitions,
-                    TopicConfig::default(),
-                )
-                .await
-            {
-                Ok(topic) => {
-                    info!(
-                        topic = name,
-                        partitions = topic.partitions,
-                        "topic created on first use"
-                    );
-                    Ok(topic)
-                }
-                // Another client created it meanwhile.
-                Err(MetadataError::TopicExists { .. }) => state.metadata.topic(name).await,
-                Err(e) => Err(e),
-            }
-        }
-        other => other,
-    }
 }
 
 pub(crate) async fn describe_cluster(
@@ -191,9 +154,14 @@ pub(crate) async fn handle(
                 // (as Kafka answers), so the client fails at once instead of retrying.
                 let may_create = state.allowed_on_cluster(ctx, AclOperation::Create)
                     || state.allowed(ctx, AclOperation::Create, ResourceType::Topic, &name);
-                let wants_create = allow_create && state.config.auto_create_topics;
+                let wants_create = allow_create && state.ingest.rules().defaults().auto_create;
                 response.topics.push(
-                    match find_or_create(state, &name, allow_create && may_create).await {
+                    match state
+                        .ingest
+                        .rules()
+                        .find_or_create(&*state.metadata, &name, allow_create && may_create)
+                        .await
+                    {
                         Ok(topic) => topic_entry(&cluster, &topic),
                         Err(MetadataError::UnknownTopic { .. }) if wants_create && !may_create => {
                             error_entry(&name, ResponseError::TopicAuthorizationFailed.code())

@@ -58,11 +58,9 @@ async fn submit_partition(
             format!("unknown topic {name}"),
         );
     };
-    if index < 0 || index >= topic.partitions {
-        return refuse(
-            ResponseError::UnknownTopicOrPartition,
-            format!("{name} has no partition {index}"),
-        );
+    let rules = state.ingest.rules();
+    if let Err(e) = rules.check_partition(topic, index) {
+        return refuse(ResponseError::UnknownTopicOrPartition, e.to_string());
     }
     let Some(data) = data else {
         return refuse(ResponseError::CorruptMessage, "no records");
@@ -71,34 +69,20 @@ async fn submit_partition(
         Ok(batches) => batches,
         Err(e) => return refuse(ResponseError::CorruptMessage, e),
     };
-    if topic.config.log_append_time() {
-        for record in batches.iter_mut().flat_map(|b| b.records.iter_mut()) {
-            record.timestamp_ms = now_ms;
-        }
+    if batches.iter().any(|b| b.transactional || b.control) {
+        return refuse(
+            ResponseError::InvalidRecord,
+            "transactional records are not supported",
+        );
     }
-    let max = topic
-        .config
-        .max_message_bytes
-        .map_or(state.config.max_message_bytes, |m| m as usize);
-    for batch in &batches {
-        if batch.transactional || batch.control {
-            return refuse(
-                ResponseError::InvalidRecord,
-                "transactional records are not supported",
-            );
-        }
-        if let Some(big) = batch
-            .records
-            .iter()
-            .map(Record::size_estimate)
-            .find(|s| *s > max)
-        {
-            return refuse(
-                ResponseError::MessageTooLarge,
-                format!("a record of {big} bytes exceeds {max}"),
-            );
-        }
+    if let Err(e) = rules.check_sizes(topic, batches.iter().flat_map(|b| &b.records)) {
+        return refuse(ResponseError::MessageTooLarge, e.to_string());
     }
+    rules.stamp(
+        topic,
+        batches.iter_mut().flat_map(|b| b.records.iter_mut()),
+        now_ms,
+    );
     let mut pending = Vec::with_capacity(batches.len());
     for batch in batches {
         if batch.records.is_empty() {

@@ -41,7 +41,7 @@ pub(crate) async fn create(
         result.num_partitions = -1;
         result.replication_factor = -1;
         let partitions = if topic.num_partitions == -1 {
-            state.config.default_partitions
+            state.ingest.rules().defaults().default_partitions
         } else {
             topic.num_partitions
         };

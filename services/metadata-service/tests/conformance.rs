@@ -4,16 +4,15 @@
 
 mod common;
 
-use silt_metadata::CatalogStore;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use silt_groups::GroupConfig;
 use silt_metadata::{
-    AclBinding, AclOperation, AclPermission, ChunkCommit, ChunkOutcome, ErrorKind, GroupOffset,
-    MetadataError, MetadataStore, NodeInfo, PatternType, PostgresStore, ProducerBatch,
-    ResourceType, ScramCredential, ScramMechanism, SegmentCommit, SqliteStore, TopicConfig,
+    AclBinding, AclOperation, AclPermission, CatalogStore, ChunkCommit, ChunkOutcome, ErrorKind,
+    GroupOffset, MetadataError, MetadataStore, NodeInfo, PatternType, PostgresStore, ProducerBatch,
+    ResourceType, Role, ScramCredential, ScramMechanism, SegmentCommit, SqliteStore, TopicConfig,
     WatchEvent,
 };
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
@@ -1070,7 +1069,7 @@ fn node(id: i32) -> NodeInfo {
         kafka_host: "127.0.0.1".into(),
         kafka_port: 9000 + id as u16,
         http_url: format!("http://127.0.0.1:{}", 8000 + id),
-        roles: vec!["ingest".into(), "reader".into()],
+        roles: vec![Role::Ingest, Role::Reader],
         rack: None,
     }
 }

@@ -4,12 +4,13 @@
 
 mod common;
 
-use silt_metadata::{CatalogStore, LogStore};
 use std::sync::Arc;
 use std::time::Duration;
 
 use silt_groups::GroupConfig;
-use silt_metadata::{ChunkCommit, ChunkOutcome, PostgresStore, SegmentCommit};
+use silt_metadata::{
+    CatalogStore, ChunkCommit, ChunkOutcome, LogStore, PostgresStore, SegmentCommit,
+};
 use silt_metadata_service::lease::{self, LeaseTiming};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
 use tokio_util::sync::CancellationToken;

@@ -2,12 +2,11 @@
 //! certificate from the trusted authority works; one without a certificate, or not
 //! trusting the service's authority, gets no answer.
 
-use silt_metadata::CatalogStore;
 use std::sync::Arc;
 use std::time::Duration;
 
 use silt_groups::GroupConfig;
-use silt_metadata::{SqliteStore, TopicConfig};
+use silt_metadata::{CatalogStore, SqliteStore, TopicConfig};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
 use silt_tls::ClientAuth;
 use silt_tls::test_pki::Pki;

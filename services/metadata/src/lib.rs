@@ -2,10 +2,17 @@
 //!
 //! It holds topics and their partitions, sequences offsets when ingest commits a segment,
 //! keeps the segment index (which offsets live in which object, at which row group and
-//! byte range), committed consumer-group offsets, and wakes readers when a partition's
-//! high watermark moves. [`MetadataStore`] is the API every role uses; [`SqliteStore`] is
-//! the embedded implementation. A PostgreSQL store and a network client implement the
-//! same trait. This crate knows nothing of the segment format or object stores.
+//! byte range), committed consumer-group offsets, producer identities, live nodes, users
+//! and ACLs, and wakes readers when a partition's high watermark moves.
+//!
+//! The API is a set of role traits ([`CatalogStore`], [`LogStore`], [`CompactionStore`],
+//! [`GroupOffsetStore`], [`ProducerStore`], [`NodeStore`], [`SecurityStore`], [`Watch`];
+//! [`MetadataStore`] is all of them), generated from the one table in [`metadata_api!`],
+//! which the metadata service also turns into its wire protocol. [`SqlStore`] implements
+//! every role on SQLite (embedded) or PostgreSQL (shared); the network client in
+//! `silt-metadata-service` implements them too. Depends on sqlx (SQLite, PostgreSQL),
+//! serde and tokio only; it knows nothing of the segment format, object stores or any
+//! other Silt crate.
 
 mod api;
 mod error;
@@ -21,7 +28,7 @@ mod watch;
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
     ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerBatch,
-    ProducerIdentity, SegmentCommit, SegmentRef, TimestampType, Topic, TopicConfig,
+    ProducerIdentity, Role, SegmentCommit, SegmentRef, TimestampType, Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
 pub use security::{

@@ -273,6 +273,54 @@ impl ChunkEntry {
     }
 }
 
+/// What a node does. A node runs any set of roles; `silt dev` runs them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves the metadata API and the group coordinator.
+    Metadata,
+    /// Accepts records (the Kafka and HTTP doors' produce side).
+    Ingest,
+    /// Serves fetches.
+    Reader,
+    /// Merges segments into the lake layout, applies retention, collects garbage.
+    Compactor,
+}
+
+impl Role {
+    /// Every role, in the order a node starts them.
+    pub const ALL: [Role; 4] = [Role::Metadata, Role::Ingest, Role::Reader, Role::Compactor];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Metadata => "metadata",
+            Self::Ingest => "ingest",
+            Self::Reader => "reader",
+            Self::Compactor => "compactor",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name() == s.trim())
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
+                format!("unknown role '{s}'; known: {}", known.join(", "))
+            })
+    }
+}
+
 /// A Silt node as the cluster knows it: where Kafka clients and HTTP callers reach it,
 /// and what it does. Nodes announce themselves by heartbeat and leave the list when they
 /// stop.
@@ -286,15 +334,15 @@ pub struct NodeInfo {
     /// Base URL of the node's HTTP API.
     pub http_url: String,
     /// Roles the node runs (ingest, reader, compactor).
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
     /// Availability zone or rack, if known (Kafka's `broker.rack`).
     pub rack: Option<String>,
 }
 
 impl NodeInfo {
     /// Whether the node runs `role`.
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
     }
 }
 

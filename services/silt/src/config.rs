@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use silt_metadata::Role;
 use silt_storage::{FaultSettings, S3Settings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,12 +21,16 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpConfig,
     pub kafka: KafkaSettings,
+    /// Topic defaults every door applies: auto-creation, partition count, record size.
+    pub topics: silt_ingest::TopicDefaults,
     pub storage: StorageConfig,
-    pub ingest: IngestSettings,
+    /// Batching of records into segments.
+    pub ingest: silt_ingest::IngestConfig,
     pub cache: CacheSettings,
     pub node: NodeSettings,
     pub metadata: MetadataSettings,
-    pub compactor: CompactorSettings,
+    /// The compactor role: lake layout, retention, garbage collection.
+    pub compactor: silt_compactor::CompactorConfig,
     pub log: LogConfig,
     /// The certificate of every listener with `tls = true`.
     pub tls: silt_tls::TlsSettings,
@@ -39,12 +44,13 @@ impl Default for Config {
             data_dir: PathBuf::from("silt-data"),
             http: HttpConfig::default(),
             kafka: KafkaSettings::default(),
+            topics: silt_ingest::TopicDefaults::default(),
             storage: StorageConfig::default(),
-            ingest: IngestSettings::default(),
+            ingest: silt_ingest::IngestConfig::default(),
             cache: CacheSettings::default(),
             node: NodeSettings::default(),
             metadata: MetadataSettings::default(),
-            compactor: CompactorSettings::default(),
+            compactor: silt_compactor::CompactorConfig::default(),
             log: LogConfig::default(),
             tls: silt_tls::TlsSettings::default(),
             auth: AuthSettings::default(),
@@ -92,8 +98,6 @@ pub struct HttpToken {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub addr: SocketAddr,
-    /// Largest record accepted when a topic sets no `max.message.bytes`.
-    pub max_message_bytes: usize,
     /// Largest request body.
     pub max_request_bytes: usize,
     /// Longest long poll (`wait_ms`) a client may ask for.
@@ -111,7 +115,6 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_message_bytes: 1 << 20,
             max_request_bytes: 32 << 20,
             max_wait: Duration::from_secs(30),
             tls: false,
@@ -129,11 +132,6 @@ pub struct KafkaSettings {
     /// `host:port` clients are told to connect to; default: `addr` (which must then not be
     /// a wildcard address like 0.0.0.0).
     pub advertised_addr: Option<String>,
-    /// Create a topic when a client asks for an unknown one (Kafka's
-    /// `auto.create.topics.enable`).
-    pub auto_create_topics: bool,
-    /// Partitions of automatically created topics (Kafka's `num.partitions`).
-    pub default_partitions: i32,
     /// Largest request accepted (Kafka's `socket.request.max.bytes`).
     pub max_frame_bytes: usize,
     /// Request bytes read from all connections and not yet handed over to ingest (Kafka's
@@ -156,8 +154,6 @@ impl Default for KafkaSettings {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_addr: None,
-            auto_create_topics: true,
-            default_partitions: 1,
             max_frame_bytes: 100 << 20,
             max_queued_request_bytes: 16 << 20,
             cluster_id: "silt-dev".into(),
@@ -208,54 +204,6 @@ pub struct StorageConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct IngestSettings {
-    #[serde(with = "humantime_serde")]
-    pub linger: Duration,
-    pub max_segment_bytes: usize,
-    pub max_buffered_bytes: usize,
-    pub max_inflight_segments: usize,
-    /// Codec of raw segment pages (lake files always use zstd).
-    pub compression: Compression,
-}
-
-/// Page codec of raw segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Lz4,
-    Zstd,
-    None,
-}
-
-impl From<Compression> for silt_ingest::SegmentCompression {
-    fn from(c: Compression) -> Self {
-        match c {
-            Compression::Lz4 => Self::Lz4,
-            Compression::Zstd => Self::Zstd,
-            Compression::None => Self::None,
-        }
-    }
-}
-
-impl Default for IngestSettings {
-    fn default() -> Self {
-        let d = silt_ingest::IngestConfig::default();
-        Self {
-            linger: d.linger,
-            max_segment_bytes: d.max_segment_bytes,
-            max_buffered_bytes: d.max_buffered_bytes,
-            max_inflight_segments: d.max_inflight_segments,
-            compression: match d.compression {
-                silt_ingest::SegmentCompression::Lz4 => Compression::Lz4,
-                silt_ingest::SegmentCompression::Zstd => Compression::Zstd,
-                silt_ingest::SegmentCompression::None => Compression::None,
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
     pub memory_bytes: usize,
     /// 0 turns the disk tier off.
@@ -274,9 +222,6 @@ impl Default for CacheSettings {
     }
 }
 
-/// The roles a node can run.
-pub const ROLES: [&str; 4] = ["metadata", "ingest", "reader", "compactor"];
-
 /// Who this node is in a cluster (`silt serve`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -285,7 +230,7 @@ pub struct NodeSettings {
     /// (`silt dev` uses 0).
     pub id: Option<i32>,
     /// Roles `silt serve` runs: any of metadata, ingest, reader, compactor.
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
     /// Availability zone or rack, shown to Kafka clients as `broker.rack`.
     pub rack: Option<String>,
     /// How often the node renews its entry in the live-node list.
@@ -301,7 +246,7 @@ impl Default for NodeSettings {
     fn default() -> Self {
         Self {
             id: None,
-            roles: vec!["ingest".into(), "reader".into()],
+            roles: vec![Role::Ingest, Role::Reader],
             rack: None,
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_ttl: Duration::from_secs(5),
@@ -334,57 +279,6 @@ impl Default for MetadataSettings {
             store: None,
             urls: Vec::new(),
             tls: false,
-        }
-    }
-}
-
-/// The compactor role: lake layout, retention, garbage collection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CompactorSettings {
-    /// Raw data younger than this stays in ingest segments.
-    #[serde(with = "humantime_serde")]
-    pub min_age: Duration,
-    /// Largest lake file, in bytes of raw data merged into it.
-    pub target_file_bytes: u64,
-    /// Records per lake row group.
-    pub rows_per_group: usize,
-    /// How long an object stays after it stopped being referenced (in-flight reads
-    /// finish), and how old an unknown object must be to count as an orphan.
-    #[serde(with = "humantime_serde")]
-    pub gc_grace: Duration,
-    /// Time between passes.
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    /// `retention.ms` of topics that set none (Kafka's `log.retention.ms`); -1 keeps
-    /// records forever.
-    pub default_retention_ms: i64,
-}
-
-impl Default for CompactorSettings {
-    fn default() -> Self {
-        let d = silt_compactor::CompactorConfig::default();
-        Self {
-            min_age: d.min_age,
-            target_file_bytes: d.target_file_bytes,
-            rows_per_group: d.rows_per_group,
-            gc_grace: d.gc_grace,
-            interval: d.interval,
-            default_retention_ms: d.default_retention.map_or(-1, |r| r.as_millis() as i64),
-        }
-    }
-}
-
-impl CompactorSettings {
-    pub fn compactor_config(&self) -> silt_compactor::CompactorConfig {
-        silt_compactor::CompactorConfig {
-            min_age: self.min_age,
-            target_file_bytes: self.target_file_bytes,
-            rows_per_group: self.rows_per_group,
-            gc_grace: self.gc_grace,
-            interval: self.interval,
-            default_retention: (self.default_retention_ms >= 0)
-                .then(|| Duration::from_millis(self.default_retention_ms as u64)),
         }
     }
 }
@@ -447,20 +341,20 @@ impl Config {
         if i.max_inflight_segments == 0 {
             bail!("ingest.max_inflight_segments must be at least 1");
         }
-        if self.http.max_message_bytes == 0
-            || self.http.max_message_bytes > self.http.max_request_bytes
+        if self.topics.max_message_bytes == 0
+            || self.topics.max_message_bytes > self.http.max_request_bytes
         {
-            bail!("http.max_message_bytes must be between 1 and http.max_request_bytes");
+            bail!("topics.max_message_bytes must be between 1 and http.max_request_bytes");
         }
-        if self.http.max_message_bytes > i.max_buffered_bytes {
-            bail!("http.max_message_bytes must not exceed ingest.max_buffered_bytes");
+        if self.topics.max_message_bytes > i.max_buffered_bytes {
+            bail!("topics.max_message_bytes must not exceed ingest.max_buffered_bytes");
         }
         if self.cache.memory_bytes < 1 << 20 {
             bail!("cache.memory_bytes must be at least 1 MiB");
         }
         self.kafka.advertised()?;
-        if self.kafka.default_partitions < 1 {
-            bail!("kafka.default_partitions must be at least 1");
+        if self.topics.default_partitions < 1 {
+            bail!("topics.default_partitions must be at least 1");
         }
         if self.kafka.max_frame_bytes < 1024 {
             bail!("kafka.max_frame_bytes must be at least 1024");
@@ -471,14 +365,6 @@ impl Config {
             .map_err(anyhow::Error::msg)?;
         if self.kafka.max_queued_request_bytes < 1024 {
             bail!("kafka.max_queued_request_bytes must be at least 1024");
-        }
-        for role in &self.node.roles {
-            if !ROLES.contains(&role.as_str()) {
-                bail!(
-                    "node.roles: unknown role '{role}'; known: {}",
-                    ROLES.join(", ")
-                );
-            }
         }
         if self.node.id.is_some_and(|id| id < 0) {
             bail!("node.id must be 0 or more");
@@ -497,9 +383,6 @@ impl Config {
         }
         if c.interval.is_zero() {
             bail!("compactor.interval must be positive");
-        }
-        if c.default_retention_ms < -1 {
-            bail!("compactor.default_retention_ms must be -1 (forever) or more");
         }
         for url in &self.metadata.urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

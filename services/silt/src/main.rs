@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use silt_metadata::Role;
 
 use crate::config::Config;
 
@@ -176,7 +177,7 @@ struct ServeArgs {
     node: DevArgs,
     /// Roles to run, comma-separated: metadata, ingest, reader, compactor.
     #[arg(long, value_delimiter = ',', global = true)]
-    roles: Option<Vec<String>>,
+    roles: Option<Vec<Role>>,
     /// This node's broker id (generated when absent).
     #[arg(long, global = true)]
     node_id: Option<i32>,
@@ -198,7 +199,7 @@ impl ServeArgs {
     fn config(&self) -> anyhow::Result<Config> {
         let mut c = self.node.config_unchecked()?;
         if let Some(r) = &self.roles {
-            c.node.roles = r.iter().map(|r| r.trim().to_string()).collect();
+            c.node.roles = r.clone();
         }
         if let Some(id) = self.node_id {
             c.node.id = Some(id);

@@ -9,9 +9,9 @@ use object_store::ObjectStore;
 use silt_compactor::Compactor;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
 use silt_http::{AppState, HttpLimits, Maintenance};
-use silt_ingest::{Ingest, IngestConfig, SegmentListener, WrittenSegment};
+use silt_ingest::{Ingest, SegmentListener, WrittenSegment};
 use silt_kafka::{KafkaConfig, KafkaSecurity, KafkaState, NodeCache};
-use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, SqliteStore};
+use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, Role, SqliteStore};
 use silt_metadata_service::lease::{self, LeaseTiming};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService};
 use silt_reader::{Reader, ReaderConfig};
@@ -349,16 +349,11 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     tokio::spawn(report_memory());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
-    let roles: Vec<String> = match mode {
-        Mode::Dev => vec![
-            "metadata".into(),
-            "ingest".into(),
-            "reader".into(),
-            "compactor".into(),
-        ],
+    let roles: Vec<Role> = match mode {
+        Mode::Dev => Role::ALL.to_vec(),
         Mode::Serve => config.node.roles.clone(),
     };
-    let has = |role: &str| roles.iter().any(|r| r == role);
+    let has = |role: Role| roles.contains(&role);
     if roles.is_empty() {
         anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
     }
@@ -389,10 +384,10 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             Some((metadata, Arc::new(local)))
         }
         Mode::Serve => {
-            if has("metadata") {
+            if has(Role::Metadata) {
                 metadata_role = Some(start_metadata_role(&config, node_id, metrics.clone()).await?);
             }
-            if has("ingest") || has("reader") || has("compactor") {
+            if has(Role::Ingest) || has(Role::Reader) || has(Role::Compactor) {
                 let urls = config.metadata_urls();
                 let c = MetadataClient::connect(metadata_client_config(&config, urls.clone())?)?;
                 info!(urls = ?urls, "waiting for the metadata service");
@@ -428,20 +423,20 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
         None => None,
     };
     let compactor = match (&data_roles, &store) {
-        (Some((metadata, _)), Some(store)) if has("compactor") => {
+        (Some((metadata, _)), Some(store)) if has(Role::Compactor) => {
             let compactor = Compactor::new(
                 store.clone(),
                 metadata.clone(),
                 metadata.clone(),
                 metadata.clone(),
-                config.compactor.compactor_config(),
+                config.compactor.clone(),
             );
             compactor_task = Some(compactor.spawn(stop.clone()));
             Some(compactor)
         }
         _ => None,
     };
-    let serves_doors = has("ingest") || has("reader");
+    let serves_doors = has(Role::Ingest) || has(Role::Reader);
     if let (Some((metadata, groups)), Some(store), true) = (data_roles, store, serves_doors) {
         let reader_config = ReaderConfig {
             memory_cache_bytes: config.cache.memory_bytes,
@@ -450,23 +445,16 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             ..ReaderConfig::default()
         };
         let reader = Reader::build(reader_config, store.clone(), metadata.clone()).await?;
-        let ingest_config = IngestConfig {
-            linger: config.ingest.linger,
-            max_segment_bytes: config.ingest.max_segment_bytes,
-            compression: config.ingest.compression.into(),
-            max_buffered_bytes: config.ingest.max_buffered_bytes,
-            max_inflight_segments: config.ingest.max_inflight_segments,
-        };
         let listener: Arc<dyn SegmentListener> = Arc::new(CacheOnWrite(reader.clone()));
         let ingest = Ingest::start(
-            ingest_config,
+            config.ingest.clone(),
             store.clone(),
             metadata.clone(),
             Some(listener),
-        );
+        )
+        .with_rules(config.topics.clone());
         let security = security(&config, metadata.clone(), stop.clone()).await?;
         let limits = HttpLimits {
-            max_message_bytes: config.http.max_message_bytes,
             max_request_bytes: config.http.max_request_bytes,
             max_wait_ms: config.http.max_wait.as_millis() as u64,
         };
@@ -500,7 +488,11 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
         let (advertised_host, advertised_port) = config.kafka.advertised()?;
-        let node_roles: Vec<String> = roles.iter().filter(|r| *r != "metadata").cloned().collect();
+        let node_roles: Vec<Role> = roles
+            .iter()
+            .copied()
+            .filter(|r| *r != Role::Metadata)
+            .collect();
         let node = NodeInfo {
             node_id,
             kafka_host: advertised_host.clone(),
@@ -518,9 +510,6 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
             cluster_id: config.kafka.cluster_id.clone(),
             max_frame_bytes: config.kafka.max_frame_bytes,
             max_queued_request_bytes: config.kafka.max_queued_request_bytes,
-            auto_create_topics: config.kafka.auto_create_topics,
-            default_partitions: config.kafka.default_partitions,
-            max_message_bytes: config.http.max_message_bytes,
             ..KafkaConfig::default()
         };
         let kafka_state = KafkaState {
