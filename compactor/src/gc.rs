@@ -8,7 +8,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use silt_metadata::CompactionStore;
 use silt_segment::{LAKE_DIR, SEGMENTS_DIR};
 
-use crate::{CompactorError, PassReport, now_ms};
+use crate::{CompactorError, PassReport};
 
 /// Keys handled per metadata call.
 const BATCH: u32 = 1000;
@@ -18,9 +18,10 @@ pub(crate) async fn collect(
     metadata: &dyn CompactionStore,
     grace: Duration,
     orphan_grace: Duration,
+    now_ms: i64,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
-    let before = now_ms().saturating_sub(orphan_grace.as_millis() as i64);
+    let before = now_ms.saturating_sub(orphan_grace.as_millis() as i64);
     // Objects no index entry has referred to for the grace period.
     loop {
         let keys = metadata.unreferenced_segments(grace, BATCH).await?;

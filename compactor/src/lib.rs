@@ -26,11 +26,13 @@ mod merge;
 mod retention;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
-use silt_metadata::{CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataError};
+use silt_metadata::{
+    CatalogStore, Clock, CompactionStore, GroupOffsetStore, LogStore, MetadataError, system_clock,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -161,12 +163,6 @@ pub enum CompactorError {
     Invalid(String),
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 struct Inner {
     store: Arc<dyn ObjectStore>,
     /// The index the compactor rewrites.
@@ -176,6 +172,8 @@ struct Inner {
     /// Committed group offsets (for the lag it publishes).
     groups: Arc<dyn GroupOffsetStore>,
     config: CompactorConfig,
+    /// "Now" of each pass (retention cutoffs, minimum ages, orphan grace).
+    clock: Arc<dyn Clock>,
     /// One pass at a time.
     running: tokio::sync::Mutex<()>,
 }
@@ -210,6 +208,23 @@ impl Compactor {
                 catalog,
                 groups,
                 config,
+                clock: system_clock(),
+                running: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Takes each pass's "now" from `clock` instead of the system (tests).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                store: inner.store.clone(),
+                metadata: inner.metadata.clone(),
+                catalog: inner.catalog.clone(),
+                groups: inner.groups.clone(),
+                config: inner.config.clone(),
+                clock,
                 running: tokio::sync::Mutex::new(()),
             }),
         }
@@ -231,14 +246,21 @@ impl Compactor {
         let config = &self.inner.config;
         let min_age = min_age.unwrap_or(config.min_age);
         let grace = min_age.min(config.gc_grace);
+        let now_ms = self.inner.clock.now_ms();
         let mut report = PassReport::default();
         let metadata = &self.inner.metadata;
         let mut footers = merge::Footers::default();
         for topic in self.inner.catalog.topics().await? {
             for partition in 0..topic.partitions {
-                if let Err(e) =
-                    retention::apply(metadata.as_ref(), &topic, partition, config, &mut report)
-                        .await
+                if let Err(e) = retention::apply(
+                    metadata.as_ref(),
+                    &topic,
+                    partition,
+                    config,
+                    now_ms,
+                    &mut report,
+                )
+                .await
                 {
                     report
                         .errors
@@ -250,6 +272,7 @@ impl Compactor {
                     &topic.name,
                     partition,
                     min_age,
+                    now_ms,
                     config,
                     &mut footers,
                     &mut report,
@@ -270,6 +293,7 @@ impl Compactor {
             metadata.as_ref(),
             grace,
             config.gc_grace,
+            now_ms,
             &mut report,
         )
         .await

@@ -10,7 +10,7 @@ use silt_metadata::{ChunkEntry, CompactionStore, MetadataError, SegmentRef};
 use silt_segment::{SegmentFooter, encode_lake, lake_key};
 use tracing::debug;
 
-use crate::{CompactorConfig, CompactorError, PassReport, now_ms};
+use crate::{CompactorConfig, CompactorError, PassReport};
 
 /// Most raw entries looked at per query.
 const BATCH: u32 = 10_000;
@@ -49,11 +49,12 @@ pub(crate) async fn partition(
     topic: &str,
     partition: i32,
     min_age: Duration,
+    now_ms: i64,
     config: &CompactorConfig,
     footers: &mut Footers,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
-    let cutoff = now_ms().saturating_sub(min_age.as_millis() as i64);
+    let cutoff = now_ms.saturating_sub(min_age.as_millis() as i64);
     loop {
         let chunks = metadata.raw_chunks(topic, partition, cutoff, BATCH).await?;
         if chunks.is_empty() {
@@ -88,7 +89,7 @@ pub(crate) async fn partition(
     if let Some(oldest) = left.iter().map(|c| c.min_timestamp_ms).min() {
         report.lag_ms = report
             .lag_ms
-            .max(now_ms().saturating_sub(oldest).max(0) as u64);
+            .max(now_ms.saturating_sub(oldest).max(0) as u64);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use silt_metadata::{ChunkEntry, CompactionStore, Topic};
 
-use crate::{CompactorConfig, CompactorError, PassReport, now_ms};
+use crate::{CompactorConfig, CompactorError, PassReport};
 
 /// Most entries fetched per query.
 const BATCH: u32 = 10_000;
@@ -13,6 +13,7 @@ pub(crate) async fn apply(
     topic: &Topic,
     partition: i32,
     config: &CompactorConfig,
+    now_ms: i64,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
     let retention_ms = match topic.config.retention_ms {
@@ -28,7 +29,7 @@ pub(crate) async fn apply(
     let entries = all_entries(metadata, &topic.name, partition, offsets.log_start_offset).await?;
     let mut start = offsets.log_start_offset;
     if let Some(ms) = retention_ms {
-        let cutoff = now_ms().saturating_sub(ms);
+        let cutoff = now_ms.saturating_sub(ms);
         // Entries whose newest record is older than the cutoff go, oldest first.
         let expired = entries
             .iter()

@@ -12,7 +12,7 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use silt_compactor::{Compactor, CompactorConfig};
 use silt_ingest::{Ingest, IngestConfig};
-use silt_metadata::{MetadataStore, SqliteStore, TopicConfig};
+use silt_metadata::{ManualClock, MetadataStore, SqliteStore, TopicConfig};
 use silt_reader::{FetchRequest, Reader, ReaderConfig};
 use silt_segment::Record;
 
@@ -415,4 +415,56 @@ async fn a_pass_reads_each_footer_once_and_each_chunk_once() {
     // each partition its segment holds.
     assert_eq!(counted.counts().gets as usize, segments.len() + chunks);
     s.ingest.shutdown().await;
+}
+
+/// Retention and the minimum age follow the compactor's clock: moved forward, a pass
+/// expires what has become old, with no sleeping and no records stamped in the past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_follows_the_injected_clock() {
+    let start = 1_900_000_000_000;
+    let clock = ManualClock::new(start);
+    let config = TopicConfig::from_pairs([("retention.ms", "3600000")]).expect("config");
+    let s = setup(1, config).await;
+    // Raw chunks stay raw (a minimum age of ten years), so retention meets one index
+    // entry per batch.
+    let compactor = Compactor::new(
+        s.store.clone(),
+        s.meta.clone(),
+        s.meta.clone(),
+        s.meta.clone(),
+        CompactorConfig {
+            min_age: Duration::from_secs(10 * 365 * 86_400),
+            ..CompactorConfig::default()
+        },
+    )
+    .with_clock(clock.clone());
+    for batch in 0..3i64 {
+        let records = (0..10)
+            .map(|i| Record {
+                timestamp_ms: start + batch * 600_000 + i,
+                key: None,
+                value: Some(Bytes::from(format!("b{batch}-{i}"))),
+                headers: Vec::new(),
+            })
+            .collect();
+        s.ingest.append("t", 0, records).await.expect("append");
+    }
+    // Twenty minutes on: nothing is an hour old yet.
+    clock.advance(Duration::from_secs(20 * 60));
+    let report = compactor.run_pass(None).await.expect("pass");
+    assert_eq!(report.records_expired, 0, "{report:?}");
+    assert_eq!(read_all(&s.reader, 0).await.len(), 30);
+    // 65 minutes after the first batch: the first batch (newest record at +0 min) is
+    // older than an hour; the second (+10 min) and third (+20 min) are not.
+    clock.set(start + 65 * 60 * 1000);
+    let report = compactor.run_pass(None).await.expect("pass");
+    assert_eq!(report.records_expired, 10, "{report:?}");
+    let left = read_all(&s.reader, 0).await;
+    assert_eq!(left.len(), 20);
+    assert_eq!(left[0].0, 10, "the log starts after the expired batch");
+    // Two hours after the last batch: everything is gone.
+    clock.advance(Duration::from_secs(2 * 3600));
+    compactor.run_pass(None).await.expect("pass");
+    let offsets = s.reader.partition_offsets("t", 0).await.expect("offsets");
+    assert_eq!(offsets.log_start_offset, 30);
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{LogStore, ProducerBatch};
+use silt_metadata::{Clock, LogStore, ProducerBatch, system_clock};
 use silt_segment::{ChunkLocation, Record};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -98,6 +98,8 @@ pub struct Ingest {
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     /// What every door checks before appending.
     rules: Arc<ProduceRules>,
+    /// The node's clock: what the doors take append and commit times from.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -134,7 +136,19 @@ impl Ingest {
             shared,
             tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
             rules: Arc::new(ProduceRules::default()),
+            clock: system_clock(),
         }
+    }
+
+    /// Takes the doors' time from `clock` instead of the system (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The node's clock (append times of LogAppendTime topics, offset commit times).
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     /// Sets the topic defaults the produce rules apply (before the doors start).

@@ -112,7 +112,14 @@ pub(crate) async fn write_segment(
         source: Arc::new(e),
     })?;
 
-    let key = segment_key(Uuid::now_v7(), chrono::Utc::now());
+    // The hour folder comes from the id's own timestamp (UUID v7), so name and folder agree.
+    let id = Uuid::now_v7();
+    let made = id
+        .get_timestamp()
+        .map(|t| t.to_unix())
+        .and_then(|(secs, nanos)| chrono::DateTime::from_timestamp(secs as i64, nanos))
+        .unwrap_or_default();
+    let key = segment_key(id, made);
     let size = encoded.data.len() as u64;
     // Segment names are unique: never overwrite an object.
     let options = PutOptions {

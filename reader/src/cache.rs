@@ -2,7 +2,6 @@
 //! local disk), decoded footers in a small in-memory cache, all filled from the object store.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use foyer::{
@@ -54,16 +53,10 @@ fn disk_device(config: &ReaderConfig) -> Result<Arc<dyn foyer::Device>, String> 
 
 /// Logs a cache read error at most once every ten seconds (a bad disk fails every read).
 fn warn_rarely(error: &foyer::Error) {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = LAST.load(Ordering::Relaxed);
-    if now >= last + 10
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+        *last = Some(std::time::Instant::now());
         warn!(error = %error, "reading the cache's disk tier failed: reading from the object store instead");
     }
 }

@@ -13,6 +13,7 @@ use tracing::instrument;
 use crate::cache::ChunkCache;
 use crate::config::ReaderConfig;
 use crate::error::ReaderError;
+use crate::wait::PartitionWatch;
 
 /// What to read: records of one partition from `offset` on.
 #[derive(Debug, Clone)]
@@ -298,6 +299,20 @@ impl Reader {
             .enumerate()
             .map(|(i, r)| (chunk.base_offset + i as i64, r.timestamp_ms))
             .find(|(offset, ts)| *offset >= offsets.log_start_offset && *ts >= timestamp_ms))
+    }
+
+    /// Subscribes to the high watermarks of `partitions`: call before reading their
+    /// offsets, then [`PartitionWatch::seen`] what was read, then wait on it.
+    pub fn watch_partitions<'p>(
+        &self,
+        partitions: impl IntoIterator<Item = (&'p str, i32)>,
+    ) -> PartitionWatch {
+        PartitionWatch::new(
+            partitions
+                .into_iter()
+                .map(|(topic, partition)| self.metadata.watch(topic, partition))
+                .collect(),
+        )
     }
 
     /// Flushes the cache's disk tier.

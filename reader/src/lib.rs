@@ -12,7 +12,9 @@ mod cache;
 mod config;
 mod error;
 mod fetch;
+mod wait;
 
 pub use config::ReaderConfig;
 pub use error::ReaderError;
 pub use fetch::{FetchRequest, FetchResult, ReadRecord, Reader};
+pub use wait::{PartitionWatch, Woken};

@@ -67,7 +67,7 @@ pub(crate) async fn commit(
     for o in &body.offsets {
         state.authorize(&caller, AclOperation::Read, ResourceType::Topic, &o.topic)?;
     }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.ingest.clock().now_ms();
     let mut partitions: HashMap<String, i32> = HashMap::new();
     for o in &body.offsets {
         if !partitions.contains_key(&o.topic) {

@@ -150,7 +150,7 @@ pub(crate) async fn produce(
         ));
     }
     let rules = state.ingest.rules();
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = state.ingest.clock().now_ms();
     // Validate everything before appending anything: a rejected request writes nothing.
     let count = body.records.len();
     let mut by_partition: BTreeMap<i32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();

@@ -1,11 +1,10 @@
 //! Fetch (with long polling through the reader) and ListOffsets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -15,7 +14,7 @@ use kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
 use silt_metadata::{AclOperation, ResourceType};
-use silt_reader::{FetchRequest as ReadRequest, ReaderError};
+use silt_reader::{FetchRequest as ReadRequest, ReaderError, Woken};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -77,74 +76,59 @@ async fn fetch(
             })
         })
         .collect();
+    // Subscribe before the first pass reads the offsets, so no commit between a pass
+    // and the wait goes unnoticed; the wait then asks the metadata service nothing.
+    let mut watch = state
+        .reader
+        .watch_partitions(wanted.iter().map(|w| (w.topic.as_str(), w.partition)));
+    // Each topic's timestamp type, looked up once per request, not once per pass.
+    let mut append_time = HashMap::new();
+    for topic in &request.topics {
+        let name = topic.topic.0.as_str();
+        if !denied.contains(name) && !append_time.contains_key(name) {
+            let log_append_time = state
+                .metadata
+                .topic(name)
+                .await
+                .is_ok_and(|t| t.config.log_append_time());
+            append_time.insert(name.to_string(), log_append_time);
+        }
+    }
     loop {
-        let (response, bytes, errors) = one_pass(state, request, &wanted, denied).await;
+        let pass = one_pass(state, request, &wanted, denied, &append_time).await;
         // min_bytes 0 answers at once, as in Kafka.
-        if bytes >= min_bytes || errors || Instant::now() >= deadline {
-            return response;
+        if pass.bytes >= min_bytes || pass.errors || Instant::now() >= deadline {
+            return pass.response;
         }
-        wait_for_any(state, &wanted, deadline).await;
-        if Instant::now() >= deadline {
-            // One last look, then answer whatever there is.
-            return one_pass(state, request, &wanted, denied).await.0;
+        for (index, high_watermark) in pass.high_watermarks.iter().enumerate() {
+            watch.seen(index, *high_watermark);
         }
-    }
-}
-
-/// Waits until any wanted partition has records past its fetch offset, or the deadline.
-async fn wait_for_any(state: &KafkaState, wanted: &[Wanted], deadline: Instant) {
-    let mut waits: FuturesUnordered<_> = wanted
-        .iter()
-        .map(|w| {
-            let (topic, partition, offset) = (w.topic.clone(), w.partition, w.offset);
-            let reader = state.reader.clone();
-            async move {
-                // Wait for records beyond what is there now: data below the high watermark
-                // was already seen (and was not enough for min_bytes).
-                let high_watermark = reader
-                    .partition_offsets(&topic, partition)
-                    .await?
-                    .high_watermark;
-                let request = ReadRequest {
-                    topic,
-                    partition,
-                    offset: offset.max(high_watermark),
-                    max_bytes: 1,
-                    max_records: 1,
-                    max_wait: deadline.saturating_duration_since(Instant::now()),
-                };
-                reader.fetch(&request).await
-            }
-        })
-        .collect();
-    let timeout = tokio::time::sleep_until(deadline);
-    tokio::pin!(timeout);
-    loop {
-        tokio::select! {
-            next = waits.next() => match next {
-                Some(Ok(r)) if r.records.is_empty() => continue,
-                // Data, or an error the next pass reports.
-                Some(_) => return,
-                // Nothing to wait for (a fetch of no partitions): sleep out the wait, as
-                // Kafka does. Returning here made the caller spin until the deadline.
-                None => {
-                    timeout.await;
-                    return;
-                }
-            },
-            () = &mut timeout => return,
+        if watch.wait(deadline).await == Woken::Deadline {
+            // Nothing changed since the last pass: its answer stands.
+            return pass.response;
         }
     }
 }
 
-/// Reads every wanted partition once, without waiting. Returns the response, the bytes
-/// of records in it, and whether any partition had an error.
+/// What one pass over the wanted partitions found.
+struct Pass {
+    response: FetchResponse,
+    /// Bytes of records in the response.
+    bytes: usize,
+    /// Whether any partition had an error.
+    errors: bool,
+    /// The high watermark of each wanted partition, in `wanted` order.
+    high_watermarks: Vec<i64>,
+}
+
+/// Reads every wanted partition once, without waiting.
 async fn one_pass(
     state: &KafkaState,
     request: &FetchRequest,
     wanted: &[Wanted],
     denied: &HashSet<String>,
-) -> (FetchResponse, usize, bool) {
+    append_time: &HashMap<String, bool>,
+) -> Pass {
     let mut budget = if request.max_bytes > 0 {
         request.max_bytes as usize
     } else {
@@ -153,19 +137,19 @@ async fn one_pass(
     let mut total = 0;
     let mut errors = false;
     let mut response = FetchResponse::default();
+    let mut high_watermarks = vec![-1; wanted.len()];
     for topic in &request.topics {
-        let log_append_time = state
-            .metadata
-            .topic(topic.topic.0.as_str())
-            .await
-            .is_ok_and(|t| t.config.log_append_time());
+        let log_append_time = append_time
+            .get(topic.topic.0.as_str())
+            .copied()
+            .unwrap_or(false);
         let mut out = FetchableTopicResponse::default();
         out.topic = topic.topic.clone();
         out.topic_id = topic.topic_id;
         for p in &topic.partitions {
-            let w = wanted
+            let index = wanted
                 .iter()
-                .find(|w| w.topic == topic.topic.0.as_str() && w.partition == p.partition);
+                .position(|w| w.topic == topic.topic.0.as_str() && w.partition == p.partition);
             let mut data = PartitionData::default();
             data.partition_index = p.partition;
             data.high_watermark = -1;
@@ -176,7 +160,8 @@ async fn one_pass(
             if denied.contains(topic.topic.0.as_str()) {
                 errors = true;
                 data.error_code = ResponseError::TopicAuthorizationFailed.code();
-            } else if let Some(w) = w {
+            } else if let Some(index) = index {
+                let w = &wanted[index];
                 // Once the response is full, later partitions only report their offsets;
                 // the first partition with data always gets at least one whole record.
                 let max_bytes = if total == 0 {
@@ -194,6 +179,7 @@ async fn one_pass(
                 };
                 match read_partition(state, &read, budget == 0, log_append_time).await {
                     Ok((records, hwm, log_start)) => {
+                        high_watermarks[index] = hwm;
                         data.high_watermark = hwm;
                         data.last_stable_offset = hwm;
                         data.log_start_offset = log_start;
@@ -221,7 +207,12 @@ async fn one_pass(
         response.responses.push(out);
     }
     metrics::counter!("silt_consume_bytes_total", "door" => "kafka").increment(total as u64);
-    (response, total, errors)
+    Pass {
+        response,
+        bytes: total,
+        errors,
+        high_watermarks,
+    }
 }
 
 /// One partition's records as a Kafka record batch, with its high watermark and log start.

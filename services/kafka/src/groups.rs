@@ -310,7 +310,7 @@ pub(crate) fn commit(
     let ctx = ctx.clone();
     Reply::Later(
         async move {
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = state.ingest.clock().now_ms();
             let group = request.group_id.0.to_string();
             // Offsets of unknown topics or partitions are refused one by one.
             let mut partitions_of: BTreeMap<String, Option<i32>> = BTreeMap::new();

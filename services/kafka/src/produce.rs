@@ -153,7 +153,7 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     request: ProduceRequest,
 ) -> Result<Reply, KafkaError> {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = state.ingest.clock().now_ms();
     let transactional = request.transactional_id.is_some();
     let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
     let mut work: Vec<(TopicName, Vec<PartitionWork>)> =

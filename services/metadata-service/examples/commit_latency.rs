@@ -115,7 +115,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn uuid_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+    uuid::Uuid::now_v7().as_u128()
 }

@@ -15,6 +15,8 @@
 //! other Silt crate.
 
 mod api;
+mod clock;
+mod counted;
 mod error;
 mod model;
 mod names;
@@ -25,6 +27,8 @@ mod sql;
 mod store;
 mod watch;
 
+pub use clock::{Clock, ManualClock, SystemClock, system_clock};
+pub use counted::Counted;
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
     ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerBatch,

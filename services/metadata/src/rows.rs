@@ -114,7 +114,3 @@ pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
         reason: format!("{what} {v} out of range"),
     })
 }
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}

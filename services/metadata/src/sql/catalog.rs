@@ -8,7 +8,7 @@ use super::db::args;
 use crate::error::{MetadataError, Result};
 use crate::model::{Topic, TopicConfig};
 use crate::names::validate_topic_name;
-use crate::rows::{TOPIC_COLUMNS, now_ms, topic_from_row};
+use crate::rows::{TOPIC_COLUMNS, topic_from_row};
 use crate::sql::MAX_PARTITIONS;
 use crate::store::CatalogStore;
 
@@ -42,7 +42,7 @@ impl CatalogStore for SqlStore {
             name: name.to_string(),
             partitions,
             config,
-            created_at_ms: now_ms(),
+            created_at_ms: self.now_ms(),
         };
         let json = config_json(&topic.config)?;
         let id = topic.id.to_string();

@@ -12,7 +12,7 @@ use super::db::args;
 use crate::error::{MetadataError, Result};
 use crate::model::{GroupOffset, NodeInfo};
 use crate::names::validate_group_id;
-use crate::rows::{RowRead, group_offset_from_row, now_ms};
+use crate::rows::{RowRead, group_offset_from_row};
 use crate::security::{
     ACL_COLUMNS, AclBinding, CREDENTIAL_COLUMNS, ScramCredential, ScramMechanism, acl_from_row,
     credential_from_row, validate_credential,
@@ -127,7 +127,7 @@ impl NodeStore for SqlStore {
         let info = serde_json::to_string(node).map_err(|e| MetadataError::InvalidRequest {
             reason: format!("node info: {e}"),
         })?;
-        let expires = now_ms() + ttl.as_millis() as i64;
+        let expires = self.now_ms() + ttl.as_millis() as i64;
         let mut tx = self.begin_write().await?;
         tx.execute(
             "INSERT INTO nodes (node_id, info, expires_at_ms) VALUES ($1, $2, $3) \
@@ -152,7 +152,7 @@ impl NodeStore for SqlStore {
             .pool
             .fetch_all(
                 "SELECT info FROM nodes WHERE expires_at_ms > $1 ORDER BY node_id",
-                args![now_ms()],
+                args![self.now_ms()],
             )
             .await?;
         rows.iter()

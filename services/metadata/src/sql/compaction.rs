@@ -10,7 +10,7 @@ use super::log::ChunkRows;
 use super::{SqlStore, placeholders};
 use crate::error::{MetadataError, Result};
 use crate::model::{ChunkEntry, PartitionOffsets};
-use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, now_ms, to_i64};
+use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, to_i64};
 use crate::sequence::{check_swap, same_entries};
 use crate::store::CompactionStore;
 
@@ -106,7 +106,7 @@ impl CompactionStore for SqlStore {
                     to_i64(lake.size, "size")?,
                     to_i64(lake.footer_len, "footer_len")?,
                     lake.footer_crc.map(i64::from),
-                    now_ms()
+                    self.now_ms()
                 ],
             )
             .await?
@@ -159,7 +159,7 @@ impl CompactionStore for SqlStore {
     }
 
     async fn unreferenced_segments(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         tx.execute(
             "UPDATE segments SET unreferenced_at_ms = $1 WHERE unreferenced_at_ms IS NULL \

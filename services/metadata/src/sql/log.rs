@@ -14,7 +14,7 @@ use crate::model::{
     ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets, ProducerBatch, ProducerIdentity,
     SegmentCommit,
 };
-use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, i32_of, now_ms, to_i64};
+use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, i32_of, to_i64};
 use crate::sequence::{
     PRODUCER_BATCHES_KEPT, RememberedBatch, SequenceCheck, judge, last_sequence, not_in_segment,
 };
@@ -362,7 +362,7 @@ impl LogStore for SqlStore {
                     to_i64(segment.size, "size")?,
                     to_i64(segment.footer_len, "footer_len")?,
                     segment.footer_crc.map(i64::from),
-                    now_ms()
+                    self.now_ms()
                 ],
             )
             .await?
@@ -465,7 +465,7 @@ impl LogStore for SqlStore {
 impl ProducerStore for SqlStore {
     async fn init_producer_id(&self) -> Result<ProducerIdentity> {
         let mut tx = self.begin_write().await?;
-        let producer_id = new_producer_id(&mut tx).await?;
+        let producer_id = new_producer_id(&mut tx, self.now_ms()).await?;
         tx.commit().await?;
         Ok(ProducerIdentity {
             producer_id,
@@ -484,7 +484,7 @@ impl ProducerStore for SqlStore {
             });
         }
         let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let lookup = format!(
             "SELECT producer_id, epoch FROM transactional_ids WHERE transactional_id = $1{}",
@@ -492,7 +492,7 @@ impl ProducerStore for SqlStore {
         );
         let mut current = tx.fetch_optional(&lookup, args![transactional_id]).await?;
         if current.is_none() {
-            let producer_id = new_producer_id(&mut tx).await?;
+            let producer_id = new_producer_id(&mut tx, self.now_ms()).await?;
             let inserted = tx
                 .execute(
                     "INSERT INTO transactional_ids (transactional_id, producer_id, epoch, timeout_ms, updated_at_ms) \
@@ -516,7 +516,7 @@ impl ProducerStore for SqlStore {
         let (mut producer_id, epoch) = (row.int("producer_id")?, row.int("epoch")?);
         let epoch = if epoch >= i64::from(i16::MAX) - 1 {
             // The epochs of this producer id are used up: start a new one.
-            producer_id = new_producer_id(&mut tx).await?;
+            producer_id = new_producer_id(&mut tx, self.now_ms()).await?;
             0
         } else {
             epoch + 1
@@ -543,11 +543,11 @@ impl ProducerStore for SqlStore {
     }
 }
 
-/// A new producer id, at epoch 0.
-async fn new_producer_id(tx: &mut Tx<'_>) -> Result<i64> {
+/// A new producer id, at epoch 0, made at `now_ms`.
+async fn new_producer_id(tx: &mut Tx<'_>, now_ms: i64) -> Result<i64> {
     tx.fetch_one(
         "INSERT INTO producers (epoch, created_at_ms) VALUES (0, $1) RETURNING producer_id",
-        args![now_ms()],
+        args![now_ms],
     )
     .await?
     .int("producer_id")

@@ -14,10 +14,12 @@ mod log;
 mod postgres;
 mod sqlite;
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use tokio::sync::Mutex;
 
+use crate::clock::{Clock, system_clock};
 use crate::error::{MetadataError, Result};
 use crate::model::Topic;
 use crate::rows::{TOPIC_COLUMNS, topic_from_row};
@@ -33,6 +35,8 @@ pub struct SqlStore {
     pool: Pool,
     backend: Backend,
     watchers: Watchers,
+    /// Creation times, heartbeat expiry, when segments stopped being referenced.
+    clock: Arc<dyn Clock>,
 }
 
 /// The embedded store: [`SqlStore::open`] on a SQLite file.
@@ -56,7 +60,18 @@ impl SqlStore {
             pool,
             backend,
             watchers: Watchers::default(),
+            clock: system_clock(),
         }
+    }
+
+    /// Takes the time from `clock` instead of the system (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Closes the pool (on SQLite, checkpointing the WAL).

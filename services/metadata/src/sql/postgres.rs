@@ -13,7 +13,6 @@ use super::db::{Pool, Tx};
 use super::log::ChunkRows;
 use super::{Backend, SqlStore};
 use crate::error::{MetadataError, Result};
-use crate::rows::now_ms;
 
 /// Schema migrations, applied in order; `silt_schema_version` records how many ran.
 /// Integers are BIGINT and ids TEXT, as in the SQLite schema.
@@ -229,7 +228,7 @@ impl SqlStore {
             "UPDATE silt_lease SET epoch = epoch + 1, holder = $1, acquired_at_ms = $2 WHERE id = 1 RETURNING epoch",
         )
         .bind(holder)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_one(&mut conn)
         .await?;
         self.fence_with(epoch);

@@ -1,6 +1,6 @@
 //! What is SQLite's own: the schema's migrations (counted in `PRAGMA user_version`),
-//! opening the file (WAL, fsync on every commit), and the per-row statements of a segment
-//! commit.
+//! opening the file (WAL, fsync on every commit), and the multi-row statements of a
+//! segment commit.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -9,11 +9,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::Mutex;
 
-use super::db::{Pool, Tx, args};
+use super::db::{Arg, Pool, Tx};
 use super::log::ChunkRows;
 use super::{Backend, SqlStore};
 use crate::error::{MetadataError, Result};
-use crate::rows::RowRead;
+use crate::rows::{RowRead, i32_of};
 
 /// Most partitions a topic may have.
 pub(crate) const MAX_PARTITIONS: i32 = 100_000;
@@ -194,58 +194,87 @@ async fn migrate(pool: &sqlx::SqlitePool) -> Result<()> {
     Ok(())
 }
 
-/// Reads the next offset of each partition (the writer lock already keeps every other
-/// commit out).
+/// Rows per multi-row statement: well below SQLite's 32,766 bound variables.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// `(?, ?, ...), (?, ?, ...)`: `rows` groups of `width` placeholders from `$1`.
+fn value_groups(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", super::placeholders(r * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the next offset of each partition, a thousand per statement (the writer lock
+/// already keeps every other commit out).
 pub(super) async fn lock_partitions(
     tx: &mut Tx<'_>,
     partitions: &[(&str, i32)],
 ) -> Result<Vec<(String, i32, i64)>> {
     let mut out = Vec::with_capacity(partitions.len());
-    for (topic_id, partition) in partitions {
-        let row = tx
-            .fetch_optional(
-                "SELECT next_offset FROM partitions WHERE topic_id = $1 AND partition = $2",
-                args![*topic_id, *partition],
-            )
-            .await?;
-        if let Some(row) = row {
-            out.push(((*topic_id).to_string(), *partition, row.int("next_offset")?));
+    for batch in partitions.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT topic_id, partition, next_offset FROM partitions \
+             WHERE (topic_id, partition) IN (VALUES {})",
+            value_groups(batch.len(), 2)
+        );
+        let args: Vec<Arg<'_>> = batch
+            .iter()
+            .flat_map(|(t, p)| [Arg::Text(t), Arg::from(*p)])
+            .collect();
+        for row in tx.fetch_all(&sql, &args).await? {
+            out.push((
+                row.text("topic_id")?,
+                i32_of(&row, "partition")?,
+                row.int("next_offset")?,
+            ));
         }
     }
     Ok(out)
 }
 
 pub(super) async fn set_next_offsets(tx: &mut Tx<'_>, next: &[(&str, i32, i64)]) -> Result<()> {
-    for (topic_id, partition, offset) in next {
-        tx.execute(
-            "UPDATE partitions SET next_offset = $1 WHERE topic_id = $2 AND partition = $3",
-            args![*offset, *topic_id, *partition],
-        )
-        .await?;
+    for batch in next.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE partitions SET next_offset = v.column3 FROM (VALUES {}) AS v \
+             WHERE partitions.topic_id = v.column1 AND partitions.partition = v.column2",
+            value_groups(batch.len(), 3)
+        );
+        let args: Vec<Arg<'_>> = batch
+            .iter()
+            .flat_map(|(t, p, n)| [Arg::Text(t), Arg::from(*p), Arg::from(*n)])
+            .collect();
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }
 
 pub(super) async fn insert_chunks(tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<()> {
-    for i in 0..rows.len() {
-        tx.execute(
+    let indexes: Vec<usize> = (0..rows.len()).collect();
+    for batch in indexes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
-             byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            args![
-                &rows.topic_id[i],
-                rows.partition[i],
-                rows.base_offset[i],
-                rows.record_count[i],
-                rows.segment_id[i],
-                rows.row_group[i],
-                rows.byte_start[i],
-                rows.byte_len[i],
-                rows.min_timestamp_ms[i],
-                rows.max_timestamp_ms[i],
-            ],
-        )
-        .await?;
+             byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) VALUES {}",
+            value_groups(batch.len(), 10)
+        );
+        let args: Vec<Arg<'_>> = batch
+            .iter()
+            .flat_map(|&i| {
+                [
+                    Arg::Text(&rows.topic_id[i]),
+                    Arg::Int(rows.partition[i]),
+                    Arg::Int(rows.base_offset[i]),
+                    Arg::Int(rows.record_count[i]),
+                    Arg::Int(rows.segment_id[i]),
+                    Arg::Int(rows.row_group[i]),
+                    Arg::Int(rows.byte_start[i]),
+                    Arg::Int(rows.byte_len[i]),
+                    Arg::Int(rows.min_timestamp_ms[i]),
+                    Arg::Int(rows.max_timestamp_ms[i]),
+                ]
+            })
+            .collect();
+        tx.execute(&sql, &args).await?;
     }
     Ok(())
 }
