@@ -314,32 +314,34 @@ impl Compactor {
         Ok(report)
     }
 
-    /// Runs a pass every `interval` until `stop`.
-    pub fn spawn(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let compactor = self.clone();
-        tokio::spawn(async move {
-            let interval = compactor.inner.config.interval;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(interval) => {}
-                }
-                match compactor.run_pass(None).await {
-                    Ok(report) if report.errors.is_empty() => {
-                        if report.lake_files_written > 0 || report.partitions_truncated > 0 {
-                            info!(
-                                lake_files = report.lake_files_written,
-                                records = report.records_rewritten,
-                                truncated = report.partitions_truncated,
-                                deleted = report.unreferenced_deleted + report.orphans_deleted,
-                                "compaction pass"
-                            );
-                        }
-                    }
-                    Ok(report) => warn!(errors = ?report.errors, "compaction pass had errors"),
-                    Err(e) => warn!(error = %e, "compaction pass failed"),
-                }
+    /// Runs a pass every `interval` until `stop`; a pass in progress when `stop` fires is
+    /// abandoned (its lake object, if any, stays unreferenced until GC).
+    pub async fn run_every_interval(&self, stop: CancellationToken) {
+        let interval = self.inner.config.interval;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
             }
-        })
+            let pass = tokio::select! {
+                () = stop.cancelled() => return,
+                pass = self.run_pass(None) => pass,
+            };
+            match pass {
+                Ok(report) if report.errors.is_empty() => {
+                    if report.lake_files_written > 0 || report.partitions_truncated > 0 {
+                        info!(
+                            lake_files = report.lake_files_written,
+                            records = report.records_rewritten,
+                            truncated = report.partitions_truncated,
+                            deleted = report.unreferenced_deleted + report.orphans_deleted,
+                            "compaction pass"
+                        );
+                    }
+                }
+                Ok(report) => warn!(errors = ?report.errors, "compaction pass had errors"),
+                Err(e) => warn!(error = %e, "compaction pass failed"),
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService};
 use silt_reader::{Reader, ReaderConfig};
 use silt_storage::{FaultyStore, InstrumentedStore, StoreSettings, build_store};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -143,7 +144,8 @@ pub enum Mode {
     Serve,
 }
 
-/// A metadata role running in this process.
+/// A metadata role running in this process (its server and lease tasks run in the
+/// node's tracker).
 struct MetadataRole {
     stop: CancellationToken,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -164,6 +166,7 @@ async fn start_metadata_role(
     config: &Config,
     node_id: i32,
     metrics: PrometheusHandle,
+    tasks: &TaskTracker,
 ) -> anyhow::Result<MetadataRole> {
     let stop = CancellationToken::new();
     let group_config = GroupConfig::default();
@@ -185,7 +188,7 @@ async fn start_metadata_role(
             );
             let service = MetadataService::new(store.clone(), group_config);
             let holder = format!("node {node_id} at {}", config.metadata.addr);
-            let lease = tokio::spawn(lease::run(
+            let lease = tasks.spawn(lease::run(
                 service.clone(),
                 store,
                 url,
@@ -202,7 +205,7 @@ async fn start_metadata_role(
         .with_context(|| format!("binding the metadata service to {}", config.metadata.addr))?;
     info!(addr = %listener.local_addr()?, "metadata service listening");
     let tls = listener_tls(config, config.metadata.tls, silt_tls::HTTP_ALPN, "metadata")?;
-    let server = tokio::spawn(silt_metadata_service::serve(
+    let server = tasks.spawn(silt_metadata_service::serve(
         listener,
         service,
         tls,
@@ -217,13 +220,14 @@ async fn start_metadata_role(
 
 /// Renews this node's entry in the live-node list until `stop`, then removes it.
 fn spawn_heartbeat(
+    tasks: &TaskTracker,
     metadata: Arc<dyn MetadataStore>,
     node: NodeInfo,
     interval: Duration,
     ttl: Duration,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut failing = false;
         loop {
             match metadata.heartbeat_node(&node, ttl).await {
@@ -345,272 +349,345 @@ fn http_url(config: &Config, kafka_host: &str) -> String {
 /// Runs the roles of `mode` in this process until SIGTERM or Ctrl-C, then stops accepting
 /// requests, flushes and commits buffered records, and exits.
 pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
-    let metrics = install_metrics()?;
-    tokio::spawn(report_memory());
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
-    let roles: Vec<Role> = match mode {
-        Mode::Dev => Role::ALL.to_vec(),
-        Mode::Serve => config.node.roles.clone(),
-    };
-    let has = |role: Role| roles.contains(&role);
-    if roles.is_empty() {
-        anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
+    let node = Node::start(config, mode).await?;
+    shutdown_signal().await;
+    node.stop().await;
+    Ok(())
+}
+
+/// The doors and data path of a node that serves clients.
+struct DataPath {
+    ingest: Ingest,
+    reader: Reader,
+    doors: Vec<tokio::task::JoinHandle<()>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+    heartbeat_stop: CancellationToken,
+}
+
+/// One node: the roles it runs, every task they spawned (in one tracker), and what
+/// stopping them takes, in order.
+pub struct Node {
+    roles: Vec<Role>,
+    /// Every task of every role: doors, heartbeat, compactor, metadata server and lease.
+    tasks: TaskTracker,
+    /// Stops the doors accepting, the compactor's passes and ACL refreshes.
+    stop: CancellationToken,
+    data_path: Option<DataPath>,
+    coordinator: Option<Coordinator>,
+    client: Option<MetadataClient>,
+    metadata_role: Option<MetadataRole>,
+    sqlite: Option<Arc<SqliteStore>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("roles", &self.roles)
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
     }
-    let node_id = config.node.id.unwrap_or_else(|| match mode {
-        Mode::Dev => 0,
-        Mode::Serve => fastrand::i32(1..1_000_000_000),
-    });
+}
 
-    // Metadata: in-process (dev), or a service (this process's, another's) via the client.
-    let mut metadata_role = None;
-    let mut sqlite = None;
-    let mut client = None;
-    let mut coordinator = None;
-    let data_roles: Option<DataRoles> = match mode {
-        Mode::Dev => {
-            let store = Arc::new(
-                SqliteStore::open(&config.metadata_path())
-                    .await
-                    .with_context(|| {
-                        format!("opening metadata at {}", config.metadata_path().display())
-                    })?,
-            );
-            sqlite = Some(store.clone());
-            let metadata: Arc<dyn MetadataStore> = store;
-            let local =
-                Coordinator::start(GroupConfig::default(), metadata.clone(), metadata.clone());
-            coordinator = Some(local.clone());
-            Some((metadata, Arc::new(local)))
+impl Node {
+    /// Starts the roles of `mode`; the node is ready (listening, certificates read,
+    /// metadata reachable) when this returns.
+    pub async fn start(config: Config, mode: Mode) -> anyhow::Result<Self> {
+        let tasks = TaskTracker::new();
+        let metrics = install_metrics()?;
+        tokio::spawn(report_memory());
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        let roles: Vec<Role> = match mode {
+            Mode::Dev => Role::ALL.to_vec(),
+            Mode::Serve => config.node.roles.clone(),
+        };
+        let has = |role: Role| roles.contains(&role);
+        if roles.is_empty() {
+            anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
         }
-        Mode::Serve => {
-            if has(Role::Metadata) {
-                metadata_role = Some(start_metadata_role(&config, node_id, metrics.clone()).await?);
-            }
-            if has(Role::Ingest) || has(Role::Reader) || has(Role::Compactor) {
-                let urls = config.metadata_urls();
-                let c = MetadataClient::connect(metadata_client_config(&config, urls.clone())?)?;
-                info!(urls = ?urls, "waiting for the metadata service");
-                c.wait_connected(Duration::from_secs(60)).await?;
-                client = Some(c.clone());
-                Some((Arc::new(c.clone()), Arc::new(c)))
-            } else {
-                None
-            }
-        }
-    };
+        let node_id = config.node.id.unwrap_or_else(|| match mode {
+            Mode::Dev => 0,
+            Mode::Serve => fastrand::i32(1..1_000_000_000),
+        });
 
-    let stop = CancellationToken::new();
-    let mut doors = Vec::new();
-    let mut data_path = None;
-    let mut compactor_task = None;
-    let mut faults = None;
-    let store: Option<Arc<dyn ObjectStore>> = match &data_roles {
-        Some(_) => {
-            let mut inner = build_store(&store_settings(&config)).await?;
-            let settings = &config.storage.fault_injection;
-            if settings.enabled {
-                warn!(
-                    ?settings,
-                    "OBJECT-STORE FAULT INJECTION IS ON: requests will fail on purpose (test clusters only)"
+        // Metadata: in-process (dev), or a service (this process's, another's) via the client.
+        let mut metadata_role = None;
+        let mut sqlite = None;
+        let mut client = None;
+        let mut coordinator = None;
+        let data_roles: Option<DataRoles> = match mode {
+            Mode::Dev => {
+                let store = Arc::new(
+                    SqliteStore::open(&config.metadata_path())
+                        .await
+                        .with_context(|| {
+                            format!("opening metadata at {}", config.metadata_path().display())
+                        })?,
                 );
-                let faulty = Arc::new(FaultyStore::new(inner, settings.clone()));
-                faults = Some(faulty.clone());
-                inner = faulty;
+                sqlite = Some(store.clone());
+                let metadata: Arc<dyn MetadataStore> = store;
+                let local =
+                    Coordinator::start(GroupConfig::default(), metadata.clone(), metadata.clone());
+                coordinator = Some(local.clone());
+                Some((metadata, Arc::new(local)))
             }
-            Some(Arc::new(InstrumentedStore::new(inner)))
-        }
-        None => None,
-    };
-    let compactor = match (&data_roles, &store) {
-        (Some((metadata, _)), Some(store)) if has(Role::Compactor) => {
-            let compactor = Compactor::new(
+            Mode::Serve => {
+                if has(Role::Metadata) {
+                    metadata_role =
+                        Some(start_metadata_role(&config, node_id, metrics.clone(), &tasks).await?);
+                }
+                if has(Role::Ingest) || has(Role::Reader) || has(Role::Compactor) {
+                    let urls = config.metadata_urls();
+                    let c =
+                        MetadataClient::connect(metadata_client_config(&config, urls.clone())?)?;
+                    info!(urls = ?urls, "waiting for the metadata service");
+                    c.wait_connected(Duration::from_secs(60)).await?;
+                    client = Some(c.clone());
+                    Some((Arc::new(c.clone()), Arc::new(c)))
+                } else {
+                    None
+                }
+            }
+        };
+
+        let stop = CancellationToken::new();
+        let mut doors = Vec::new();
+        let mut data_path = None;
+        let mut faults = None;
+        let store: Option<Arc<dyn ObjectStore>> = match &data_roles {
+            Some(_) => {
+                let mut inner = build_store(&store_settings(&config)).await?;
+                let settings = &config.storage.fault_injection;
+                if settings.enabled {
+                    warn!(
+                        ?settings,
+                        "OBJECT-STORE FAULT INJECTION IS ON: requests will fail on purpose (test clusters only)"
+                    );
+                    let faulty = Arc::new(FaultyStore::new(inner, settings.clone()));
+                    faults = Some(faulty.clone());
+                    inner = faulty;
+                }
+                Some(Arc::new(InstrumentedStore::new(inner)))
+            }
+            None => None,
+        };
+        let compactor = match (&data_roles, &store) {
+            (Some((metadata, _)), Some(store)) if has(Role::Compactor) => {
+                let compactor = Compactor::new(
+                    store.clone(),
+                    metadata.clone(),
+                    metadata.clone(),
+                    metadata.clone(),
+                    config.compactor.clone(),
+                );
+                let (passes, stop) = (compactor.clone(), stop.clone());
+                tasks.spawn(async move { passes.run_every_interval(stop).await });
+                Some(compactor)
+            }
+            _ => None,
+        };
+        let serves_doors = has(Role::Ingest) || has(Role::Reader);
+        if let (Some((metadata, groups)), Some(store), true) = (data_roles, store, serves_doors) {
+            let reader_config = ReaderConfig {
+                memory_cache_bytes: config.cache.memory_bytes,
+                disk_cache_bytes: config.cache.disk_bytes,
+                cache_dir: config.cache_dir(),
+                ..ReaderConfig::default()
+            };
+            let reader = Reader::build(reader_config, store.clone(), metadata.clone()).await?;
+            let listener: Arc<dyn SegmentListener> = Arc::new(CacheOnWrite(reader.clone()));
+            let ingest = Ingest::start(
+                config.ingest.clone(),
                 store.clone(),
                 metadata.clone(),
+                Some(listener),
+            )
+            .with_rules(config.topics.clone());
+            let security = security(&config, metadata.clone(), stop.clone()).await?;
+            let limits = HttpLimits {
+                max_request_bytes: config.http.max_request_bytes,
+                max_wait_ms: config.http.max_wait.as_millis() as u64,
+            };
+            let render = Arc::new(move || metrics.render());
+            let mut state = AppState::new(
                 metadata.clone(),
-                metadata.clone(),
-                config.compactor.clone(),
+                ingest.clone(),
+                reader.clone(),
+                groups.clone(),
+                limits,
+                Some(render),
             );
-            compactor_task = Some(compactor.spawn(stop.clone()));
-            Some(compactor)
-        }
-        _ => None,
-    };
-    let serves_doors = has(Role::Ingest) || has(Role::Reader);
-    if let (Some((metadata, groups)), Some(store), true) = (data_roles, store, serves_doors) {
-        let reader_config = ReaderConfig {
-            memory_cache_bytes: config.cache.memory_bytes,
-            disk_cache_bytes: config.cache.disk_bytes,
-            cache_dir: config.cache_dir(),
-            ..ReaderConfig::default()
-        };
-        let reader = Reader::build(reader_config, store.clone(), metadata.clone()).await?;
-        let listener: Arc<dyn SegmentListener> = Arc::new(CacheOnWrite(reader.clone()));
-        let ingest = Ingest::start(
-            config.ingest.clone(),
-            store.clone(),
-            metadata.clone(),
-            Some(listener),
-        )
-        .with_rules(config.topics.clone());
-        let security = security(&config, metadata.clone(), stop.clone()).await?;
-        let limits = HttpLimits {
-            max_request_bytes: config.http.max_request_bytes,
-            max_wait_ms: config.http.max_wait.as_millis() as u64,
-        };
-        let render = Arc::new(move || metrics.render());
-        let mut state = AppState::new(
-            metadata.clone(),
-            ingest.clone(),
-            reader.clone(),
-            groups.clone(),
-            limits,
-            Some(render),
-        );
-        if let Some(compactor) = &compactor {
-            state = state.with_maintenance(Arc::new(CompactorAdmin(compactor.clone())));
-        }
-        if let Some(faults) = &faults {
-            state = state.with_faults(Arc::new(FaultAdmin(faults.clone())));
-        }
-        if config.http.require_auth || config.auth.acls {
-            state = state.with_security(silt_http::HttpSecurity {
-                require_auth: config.http.require_auth,
-                authenticator: security.authenticator.clone(),
-                authorizer: security.authorizer.clone(),
+            if let Some(compactor) = &compactor {
+                state = state.with_maintenance(Arc::new(CompactorAdmin(compactor.clone())));
+            }
+            if let Some(faults) = &faults {
+                state = state.with_faults(Arc::new(FaultAdmin(faults.clone())));
+            }
+            if config.http.require_auth || config.auth.acls {
+                state = state.with_security(silt_http::HttpSecurity {
+                    require_auth: config.http.require_auth,
+                    authenticator: security.authenticator.clone(),
+                    authorizer: security.authorizer.clone(),
+                });
+            }
+            let app = silt_http::router(state);
+            let http = tokio::net::TcpListener::bind(config.http.addr)
+                .await
+                .with_context(|| format!("binding HTTP to {}", config.http.addr))?;
+            let kafka_listener = tokio::net::TcpListener::bind(config.kafka.addr)
+                .await
+                .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
+            let (advertised_host, advertised_port) = config.kafka.advertised()?;
+            let node_roles: Vec<Role> = roles
+                .iter()
+                .copied()
+                .filter(|r| *r != Role::Metadata)
+                .collect();
+            let node = NodeInfo {
+                node_id,
+                kafka_host: advertised_host.clone(),
+                kafka_port: advertised_port,
+                http_url: http_url(&config, &advertised_host),
+                roles: node_roles.clone(),
+                rack: config.node.rack.clone(),
+            };
+            let kafka_config = KafkaConfig {
+                advertised_host,
+                advertised_port,
+                node_id,
+                roles: node_roles,
+                rack: config.node.rack.clone(),
+                cluster_id: config.kafka.cluster_id.clone(),
+                max_frame_bytes: config.kafka.max_frame_bytes,
+                max_queued_request_bytes: config.kafka.max_queued_request_bytes,
+                ..KafkaConfig::default()
+            };
+            let kafka_state = KafkaState {
+                config: Arc::new(kafka_config),
+                metadata: metadata.clone(),
+                ingest: ingest.clone(),
+                reader: reader.clone(),
+                groups,
+                nodes: Arc::new(NodeCache::default()),
+                security: Arc::new(security),
+            };
+            // Certificates are read before the node says it is ready: a bad one stops it here.
+            let http_tls = listener_tls(&config, config.http.tls, silt_tls::HTTP_ALPN, "HTTP")?;
+            let kafka_tls = listener_tls(&config, config.kafka.tls, &[], "Kafka")?
+                .map(silt_kafka::TlsAcceptor::from);
+            info!(
+                node_id,
+                roles = ?roles,
+                http = %http.local_addr()?,
+                kafka = %kafka_listener.local_addr()?,
+                data_dir = %config.data_dir.display(),
+                store = %store,
+                "silt is ready"
+            );
+            let http_stop = stop.clone();
+            if let Some(tls) = http_tls {
+                let http = silt_tls::TlsListener::new(http, tls)?;
+                doors.push(tasks.spawn(async move {
+                    let _ = axum::serve(
+                        http,
+                        app.into_make_service_with_connect_info::<silt_tls::PeerAddr>(),
+                    )
+                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                    .await;
+                }));
+            } else {
+                doors.push(tasks.spawn(async move {
+                    let _ = axum::serve(
+                        http,
+                        app.into_make_service_with_connect_info::<silt_tls::PeerAddr>(),
+                    )
+                    .with_graceful_shutdown(async move { http_stop.cancelled().await })
+                    .await;
+                }));
+            }
+            doors.push(tasks.spawn(silt_kafka::serve(
+                kafka_listener,
+                kafka_state,
+                kafka_tls,
+                stop.clone(),
+            )));
+            let heartbeat_stop = CancellationToken::new();
+            let heartbeat = spawn_heartbeat(
+                &tasks,
+                metadata,
+                node,
+                config.node.heartbeat_interval,
+                config.node.heartbeat_ttl,
+                heartbeat_stop.clone(),
+            );
+            data_path = Some(DataPath {
+                ingest,
+                reader,
+                doors: std::mem::take(&mut doors),
+                heartbeat,
+                heartbeat_stop,
             });
-        }
-        let app = silt_http::router(state);
-        let http = tokio::net::TcpListener::bind(config.http.addr)
-            .await
-            .with_context(|| format!("binding HTTP to {}", config.http.addr))?;
-        let kafka_listener = tokio::net::TcpListener::bind(config.kafka.addr)
-            .await
-            .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
-        let (advertised_host, advertised_port) = config.kafka.advertised()?;
-        let node_roles: Vec<Role> = roles
-            .iter()
-            .copied()
-            .filter(|r| *r != Role::Metadata)
-            .collect();
-        let node = NodeInfo {
-            node_id,
-            kafka_host: advertised_host.clone(),
-            kafka_port: advertised_port,
-            http_url: http_url(&config, &advertised_host),
-            roles: node_roles.clone(),
-            rack: config.node.rack.clone(),
-        };
-        let kafka_config = KafkaConfig {
-            advertised_host,
-            advertised_port,
-            node_id,
-            roles: node_roles,
-            rack: config.node.rack.clone(),
-            cluster_id: config.kafka.cluster_id.clone(),
-            max_frame_bytes: config.kafka.max_frame_bytes,
-            max_queued_request_bytes: config.kafka.max_queued_request_bytes,
-            ..KafkaConfig::default()
-        };
-        let kafka_state = KafkaState {
-            config: Arc::new(kafka_config),
-            metadata: metadata.clone(),
-            ingest: ingest.clone(),
-            reader: reader.clone(),
-            groups,
-            nodes: Arc::new(NodeCache::default()),
-            security: Arc::new(security),
-        };
-        // Certificates are read before the node says it is ready: a bad one stops it here.
-        let http_tls = listener_tls(&config, config.http.tls, silt_tls::HTTP_ALPN, "HTTP")?;
-        let kafka_tls = listener_tls(&config, config.kafka.tls, &[], "Kafka")?
-            .map(silt_kafka::TlsAcceptor::from);
-        info!(
-            node_id,
-            roles = ?roles,
-            http = %http.local_addr()?,
-            kafka = %kafka_listener.local_addr()?,
-            data_dir = %config.data_dir.display(),
-            store = %store,
-            "silt is ready"
-        );
-        let http_stop = stop.clone();
-        if let Some(tls) = http_tls {
-            let http = silt_tls::TlsListener::new(http, tls)?;
-            doors.push(tokio::spawn(async move {
-                let _ = axum::serve(
-                    http,
-                    app.into_make_service_with_connect_info::<silt_tls::PeerAddr>(),
-                )
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await;
-            }));
         } else {
-            doors.push(tokio::spawn(async move {
-                let _ = axum::serve(
-                    http,
-                    app.into_make_service_with_connect_info::<silt_tls::PeerAddr>(),
-                )
-                .with_graceful_shutdown(async move { http_stop.cancelled().await })
-                .await;
-            }));
+            info!(node_id, roles = ?roles, "silt is ready");
         }
-        doors.push(tokio::spawn(silt_kafka::serve(
-            kafka_listener,
-            kafka_state,
-            kafka_tls,
-            stop.clone(),
-        )));
-        let heartbeat_stop = CancellationToken::new();
-        let heartbeat = spawn_heartbeat(
-            metadata,
-            node,
-            config.node.heartbeat_interval,
-            config.node.heartbeat_ttl,
-            heartbeat_stop.clone(),
-        );
-        data_path = Some((ingest, reader, heartbeat, heartbeat_stop));
-    } else {
-        info!(node_id, roles = ?roles, "silt is ready");
+        Ok(Self {
+            roles,
+            tasks,
+            stop,
+            data_path,
+            coordinator,
+            client,
+            metadata_role,
+            sqlite,
+        })
     }
 
-    shutdown_signal().await;
-    info!("shutting down: flushing buffered records, then closing connections");
-    // Stop accepting work, write and commit everything buffered (producers waiting on it
-    // get their answers), then give open connections a moment to drain, not forever:
-    // long polls and live tails would otherwise hold the exit.
-    stop.cancel();
-    if let Some((ingest, reader, heartbeat, heartbeat_stop)) = data_path {
-        ingest.shutdown().await;
-        heartbeat_stop.cancel();
-        let _ = heartbeat.await;
-        let drained = tokio::time::timeout(Duration::from_secs(5), async {
-            for door in doors {
-                let _ = door.await;
+    /// Stops accepting work, writes and commits everything buffered (producers waiting
+    /// on it get their answers), gives open connections a moment to drain (not forever:
+    /// long polls and live tails would otherwise hold the exit), then stops the rest in
+    /// the order they depend on each other.
+    pub async fn stop(self) {
+        info!("shutting down: flushing buffered records, then closing connections");
+        // Doors stop accepting; a compaction pass in progress is abandoned (its lake
+        // object stays unreferenced until GC).
+        self.stop.cancel();
+        if let Some(data) = self.data_path {
+            data.ingest.shutdown().await;
+            data.heartbeat_stop.cancel();
+            let _ = data.heartbeat.await;
+            let drained = tokio::time::timeout(Duration::from_secs(5), async {
+                for door in data.doors {
+                    let _ = door.await;
+                }
+            })
+            .await;
+            if drained.is_err() {
+                info!("connections still open after 5s; closing them");
             }
-        })
-        .await;
-        if drained.is_err() {
-            info!("connections still open after 5s; closing them");
+            data.reader.close().await;
         }
-        reader.close().await;
+        if let Some(c) = self.coordinator {
+            c.shutdown();
+        }
+        if let Some(c) = self.client {
+            c.shutdown();
+        }
+        if let Some(role) = self.metadata_role {
+            role.stop().await;
+        }
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            info!(
+                left = self.tasks.len(),
+                "tasks still running after 5s; leaving them"
+            );
+        }
+        if let Some(s) = self.sqlite {
+            s.close().await;
+        }
+        info!("stopped");
     }
-    if let Some(task) = compactor_task {
-        // A pass in progress is abandoned: its lake object stays unreferenced (GC).
-        task.abort();
-    }
-    if let Some(c) = coordinator {
-        c.shutdown();
-    }
-    if let Some(c) = client {
-        c.shutdown();
-    }
-    if let Some(role) = metadata_role {
-        role.stop().await;
-    }
-    if let Some(s) = sqlite {
-        s.close().await;
-    }
-    info!("stopped");
-    Ok(())
 }
