@@ -196,8 +196,8 @@ pub(crate) async fn run<S>(
     let mut session = Session::new(peer, principal, !state.security.sasl_mechanisms.is_empty());
     // Whether the connection is closed over authentication (already logged, rate-limited).
     let mut auth_close = false;
-    let max = state.config.max_frame_bytes;
-    let pool_bytes = state.config.max_queued_request_bytes;
+    let max = state.config.settings.max_frame_bytes;
+    let pool_bytes = state.config.settings.max_queued_request_bytes;
     let reason = loop {
         // Until SASL succeeds a client may send only small frames (Kafka's
         // sasl.server.max.receive.size) and must finish within AUTHENTICATION_TIMEOUT: an

@@ -23,6 +23,7 @@ mod metadata;
 mod produce;
 mod records;
 mod security;
+mod settings;
 mod topics;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use tracing::{info, warn};
 
 pub use apis::{SupportedApi, api_table, supported_apis};
 pub use security::{KafkaSecurity, SASL_MECHANISMS};
+pub use settings::KafkaSettings;
 
 /// The record batch codec of the produce and fetch paths (Kafka v2 batches ↔ Silt
 /// records), public for the micro benchmarks and fuzz targets.
@@ -49,7 +51,8 @@ pub mod codec {
 }
 pub use cluster::NodeCache;
 
-/// Settings of the Kafka listener.
+/// What the Kafka door needs to know of its node: who it is (advertised address, broker
+/// id, roles, rack) and its `[kafka]` settings.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// Host and port clients are told to connect to (Metadata responses).
@@ -61,18 +64,13 @@ pub struct KafkaConfig {
     pub roles: Vec<Role>,
     /// Availability zone or rack (Kafka's `broker.rack`).
     pub rack: Option<String>,
-    pub cluster_id: String,
-    /// Largest request frame accepted; a larger one closes the connection.
-    pub max_frame_bytes: usize,
+    /// The `[kafka]` settings: cluster id, frame and memory limits, authentication.
+    pub settings: KafkaSettings,
     /// Requests handled at once per connection (responses still go out in order). A
     /// produce waits a linger plus an upload and a commit, so a client spreading records
     /// over many partitions keeps many small requests outstanding; memory is bounded by
     /// `max_queued_request_bytes` and ingest's budget, not by this count.
     pub max_inflight_per_connection: usize,
-    /// Bytes of request frames read but not yet handed over (to ingest, for a produce),
-    /// across all connections (Kafka's `queued.max.request.bytes`). When it is used up,
-    /// connections stop reading until memory frees up: TCP pushes back on the clients.
-    pub max_queued_request_bytes: usize,
 }
 
 impl Default for KafkaConfig {
@@ -83,10 +81,8 @@ impl Default for KafkaConfig {
             node_id: 0,
             roles: vec![Role::Ingest, Role::Reader],
             rack: None,
-            cluster_id: "silt".into(),
-            max_frame_bytes: 100 << 20,
+            settings: KafkaSettings::default(),
             max_inflight_per_connection: 1024,
-            max_queued_request_bytes: 16 << 20,
         }
     }
 }
@@ -134,7 +130,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let connections = TaskTracker::new();
-    let pool = Arc::new(Semaphore::new(state.config.max_queued_request_bytes.max(1)));
+    let pool = Arc::new(Semaphore::new(
+        state.config.settings.max_queued_request_bytes.max(1),
+    ));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

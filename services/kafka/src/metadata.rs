@@ -52,7 +52,7 @@ pub(crate) async fn describe_cluster(
 ) -> Result<Bytes, KafkaError> {
     let cluster = cluster(state).await;
     let mut response = DescribeClusterResponse::default();
-    response.cluster_id = StrBytes::from_string(state.config.cluster_id.clone());
+    response.cluster_id = StrBytes::from_string(state.config.settings.cluster_id.clone());
     response.controller_id = BrokerId(state.config.node_id);
     response.brokers = cluster
         .brokers
@@ -88,7 +88,9 @@ pub(crate) async fn handle(
             broker
         })
         .collect();
-    response.cluster_id = Some(StrBytes::from_string(state.config.cluster_id.clone()));
+    response.cluster_id = Some(StrBytes::from_string(
+        state.config.settings.cluster_id.clone(),
+    ));
     response.controller_id = BrokerId(state.config.node_id);
     // v4+ lets the client say whether topics may be created; before, Kafka always allowed it.
     let allow_create = ctx.version < 4 || request.allow_auto_topic_creation;

@@ -20,7 +20,7 @@ pub struct Config {
     /// (when no S3 bucket is set) and the disk cache.
     pub data_dir: PathBuf,
     pub http: HttpConfig,
-    pub kafka: KafkaSettings,
+    pub kafka: silt_kafka::KafkaSettings,
     /// Topic defaults every door applies: auto-creation, partition count, record size.
     pub topics: silt_ingest::TopicDefaults,
     pub storage: StorageConfig,
@@ -43,7 +43,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("silt-data"),
             http: HttpConfig::default(),
-            kafka: KafkaSettings::default(),
+            kafka: silt_kafka::KafkaSettings::default(),
             topics: silt_ingest::TopicDefaults::default(),
             storage: StorageConfig::default(),
             ingest: silt_ingest::IngestConfig::default(),
@@ -120,73 +120,6 @@ impl Default for HttpConfig {
             tls: false,
             require_auth: false,
             tokens: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KafkaSettings {
-    /// Address the Kafka listener binds to.
-    pub addr: SocketAddr,
-    /// `host:port` clients are told to connect to; default: `addr` (which must then not be
-    /// a wildcard address like 0.0.0.0).
-    pub advertised_addr: Option<String>,
-    /// Largest request accepted (Kafka's `socket.request.max.bytes`).
-    pub max_frame_bytes: usize,
-    /// Request bytes read from all connections and not yet handed over to ingest (Kafka's
-    /// `queued.max.request.bytes`); past it the node stops reading sockets.
-    pub max_queued_request_bytes: usize,
-    pub cluster_id: String,
-    /// Serve Kafka over TLS with the `[tls]` certificate (Kafka's `SSL` listener).
-    pub tls: bool,
-    /// SASL mechanisms clients must authenticate with: any of PLAIN, SCRAM-SHA-256,
-    /// SCRAM-SHA-512 (Kafka's `sasl.enabled.mechanisms`). Empty: no SASL.
-    pub sasl_mechanisms: Vec<String>,
-    /// How long a SASL session lasts before the client must re-authenticate (Kafka's
-    /// `connections.max.reauth.ms`, KIP-368); unset: forever.
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub max_reauth: Option<Duration>,
-}
-
-impl Default for KafkaSettings {
-    fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 9092)),
-            advertised_addr: None,
-            max_frame_bytes: 100 << 20,
-            max_queued_request_bytes: 16 << 20,
-            cluster_id: "silt-dev".into(),
-            tls: false,
-            sasl_mechanisms: Vec::new(),
-            max_reauth: None,
-        }
-    }
-}
-
-impl KafkaSettings {
-    /// The advertised host and port, checked.
-    pub fn advertised(&self) -> anyhow::Result<(String, u16)> {
-        match &self.advertised_addr {
-            Some(a) => {
-                let (host, port) = a
-                    .rsplit_once(':')
-                    .with_context(|| format!("kafka.advertised_addr '{a}' is not host:port"))?;
-                let port = port
-                    .parse()
-                    .with_context(|| format!("kafka.advertised_addr '{a}' has no valid port"))?;
-                if host.is_empty() {
-                    bail!("kafka.advertised_addr '{a}' has no host");
-                }
-                Ok((host.trim_matches(['[', ']']).to_string(), port))
-            }
-            None if self.addr.ip().is_unspecified() => {
-                bail!(
-                    "kafka.advertised_addr is required when kafka.addr is {} (clients cannot connect to it)",
-                    self.addr
-                )
-            }
-            None => Ok((self.addr.ip().to_string(), self.addr.port())),
         }
     }
 }
@@ -352,7 +285,7 @@ impl Config {
         if self.cache.memory_bytes < 1 << 20 {
             bail!("cache.memory_bytes must be at least 1 MiB");
         }
-        self.kafka.advertised()?;
+        self.kafka.advertised().map_err(anyhow::Error::msg)?;
         if self.topics.default_partitions < 1 {
             bail!("topics.default_partitions must be at least 1");
         }

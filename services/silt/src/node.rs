@@ -537,7 +537,8 @@ impl Node {
             let kafka_listener = tokio::net::TcpListener::bind(config.kafka.addr)
                 .await
                 .with_context(|| format!("binding Kafka to {}", config.kafka.addr))?;
-            let (advertised_host, advertised_port) = config.kafka.advertised()?;
+            let (advertised_host, advertised_port) =
+                config.kafka.advertised().map_err(anyhow::Error::msg)?;
             let node_roles: Vec<Role> = roles
                 .iter()
                 .copied()
@@ -557,9 +558,7 @@ impl Node {
                 node_id,
                 roles: node_roles,
                 rack: config.node.rack.clone(),
-                cluster_id: config.kafka.cluster_id.clone(),
-                max_frame_bytes: config.kafka.max_frame_bytes,
-                max_queued_request_bytes: config.kafka.max_queued_request_bytes,
+                settings: config.kafka.clone(),
                 ..KafkaConfig::default()
             };
             let kafka_state = KafkaState {
