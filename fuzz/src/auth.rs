@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, Method, Request};
 use http_body_util::BodyExt;
 use silt_auth::scram::{self, ScramServer};
 use silt_auth::{AclSettings, Authenticator, Authorizer, BearerToken, Principal};
-use silt_http::{AppState, HttpLimits, HttpSecurity, router};
+use silt_http::{AppState, HttpSecurity, HttpSettings, router};
 use silt_metadata::{ScramCredential, ScramMechanism};
 use tower::ServiceExt;
 
@@ -50,7 +50,7 @@ fn secured_app() -> &'static Router {
             node.ingest.clone(),
             node.reader.clone(),
             node.groups.clone(),
-            HttpLimits::default(),
+            HttpSettings::default(),
             None,
         )
         .with_security(HttpSecurity {

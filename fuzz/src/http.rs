@@ -7,7 +7,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use http_body_util::BodyExt;
-use silt_http::{AppState, HttpLimits, router};
+use silt_http::{AppState, HttpSettings, router};
 use tower::ServiceExt;
 
 use crate::harness::{PATIENCE, TOPIC, node};
@@ -16,9 +16,10 @@ fn app() -> &'static Router {
     static APP: OnceLock<Router> = OnceLock::new();
     APP.get_or_init(|| {
         let node = node();
-        let limits = HttpLimits {
+        let limits = HttpSettings {
             max_request_bytes: 1 << 20,
-            max_wait_ms: 100,
+            max_wait: std::time::Duration::from_millis(100),
+            ..HttpSettings::default()
         };
         router(AppState::new(
             node.metadata.clone(),

@@ -15,6 +15,7 @@ mod extract;
 mod groups;
 mod openapi;
 mod records;
+mod settings;
 mod topics;
 
 use std::sync::Arc;
@@ -33,24 +34,7 @@ pub use admin::{FaultSwitch, Maintenance};
 pub use auth::{Caller, HttpSecurity};
 pub use error::{ErrorBody, HttpError};
 pub use openapi::ApiDoc;
-
-/// Limits the HTTP API enforces.
-#[derive(Debug, Clone)]
-pub struct HttpLimits {
-    /// Largest request body.
-    pub max_request_bytes: usize,
-    /// Longest long poll a client may ask for.
-    pub max_wait_ms: u64,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        Self {
-            max_request_bytes: 32 << 20,
-            max_wait_ms: 30_000,
-        }
-    }
-}
+pub use settings::{HttpSettings, HttpToken};
 
 /// Renders the Prometheus exposition text for `/metrics`.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -62,7 +46,8 @@ pub struct AppState {
     pub ingest: Ingest,
     pub reader: Reader,
     pub groups: Arc<dyn GroupService>,
-    pub limits: HttpLimits,
+    /// The `[http]` settings (body limit, longest long poll).
+    pub settings: HttpSettings,
     pub metrics: Option<MetricsRenderer>,
     /// This node's compactor, if it runs one (`POST /v1/admin/compact`).
     pub maintenance: Option<Arc<dyn Maintenance>>,
@@ -78,7 +63,7 @@ impl AppState {
         ingest: Ingest,
         reader: Reader,
         groups: Arc<dyn GroupService>,
-        limits: HttpLimits,
+        settings: HttpSettings,
         metrics: Option<MetricsRenderer>,
     ) -> Self {
         Self {
@@ -86,7 +71,7 @@ impl AppState {
             ingest,
             reader,
             groups,
-            limits,
+            settings,
             metrics,
             maintenance: None,
             faults: None,
@@ -115,7 +100,7 @@ impl AppState {
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.limits.max_request_bytes;
+    let body_limit = state.settings.max_request_bytes;
     Router::new()
         .route("/v1/topics", post(topics::create).get(topics::list))
         .route(

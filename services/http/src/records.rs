@@ -329,7 +329,12 @@ pub(crate) async fn consume(
         offset,
         max_bytes: query.max_bytes.unwrap_or(1 << 20),
         max_records: query.limit.unwrap_or(100).clamp(1, 10_000),
-        max_wait: Duration::from_millis(query.wait_ms.unwrap_or(0).min(state.limits.max_wait_ms)),
+        max_wait: Duration::from_millis(
+            query
+                .wait_ms
+                .unwrap_or(0)
+                .min(state.settings.max_wait.as_millis() as u64),
+        ),
     };
     let result = state.reader.fetch(&request).await?;
     let encoding = query.encoding.unwrap_or_default();

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use object_store::memory::InMemory;
 use serde_json::{Value, json};
 use silt_groups::{Coordinator, GroupConfig};
-use silt_http::{AppState, HttpLimits, router};
+use silt_http::{AppState, HttpSettings, router};
 use silt_ingest::{Ingest, IngestConfig, TopicDefaults};
 use silt_metadata::SqliteStore;
 use silt_reader::{Reader, ReaderConfig};
@@ -55,14 +55,20 @@ async fn api() -> Api {
         max_message_bytes: 1000,
         ..TopicDefaults::default()
     });
-    let limits = HttpLimits::default();
     let metrics = Arc::new(|| "silt_test_metric 1\n".to_string());
     let groups = Arc::new(Coordinator::start(
         GroupConfig::default(),
         meta.clone(),
         meta.clone(),
     ));
-    let state = AppState::new(meta, ingest, reader, groups, limits, Some(metrics));
+    let state = AppState::new(
+        meta,
+        ingest,
+        reader,
+        groups,
+        HttpSettings::default(),
+        Some(metrics),
+    );
     Api {
         _dir: dir,
         app: router(state),

@@ -19,7 +19,7 @@ pub struct Config {
     /// Folder for everything local: the SQLite metadata file, the local object store
     /// (when no S3 bucket is set) and the disk cache.
     pub data_dir: PathBuf,
-    pub http: HttpConfig,
+    pub http: silt_http::HttpSettings,
     pub kafka: silt_kafka::KafkaSettings,
     /// Topic defaults every door applies: auto-creation, partition count, record size.
     pub topics: silt_ingest::TopicDefaults,
@@ -42,7 +42,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("silt-data"),
-            http: HttpConfig::default(),
+            http: silt_http::HttpSettings::default(),
             kafka: silt_kafka::KafkaSettings::default(),
             topics: silt_ingest::TopicDefaults::default(),
             storage: StorageConfig::default(),
@@ -81,45 +81,6 @@ impl Default for AuthSettings {
             super_users: Vec::new(),
             allow_if_no_acls: false,
             acl_refresh: Duration::from_secs(2),
-        }
-    }
-}
-
-/// A bearer token the HTTP API accepts: the hex SHA-256 of the token (`silt users token`
-/// makes one) and the principal it stands for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpToken {
-    pub principal: String,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    pub addr: SocketAddr,
-    /// Largest request body.
-    pub max_request_bytes: usize,
-    /// Longest long poll (`wait_ms`) a client may ask for.
-    #[serde(with = "humantime_serde")]
-    pub max_wait: Duration,
-    /// Serve HTTPS with the `[tls]` certificate.
-    pub tls: bool,
-    /// Require every request but health checks to authenticate: HTTP basic auth with a
-    /// user's password (its SCRAM credential), or a bearer token from `tokens`.
-    pub require_auth: bool,
-    pub tokens: Vec<HttpToken>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_request_bytes: 32 << 20,
-            max_wait: Duration::from_secs(30),
-            tls: false,
-            require_auth: false,
-            tokens: Vec::new(),
         }
     }
 }

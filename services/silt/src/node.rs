@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use object_store::ObjectStore;
 use silt_compactor::Compactor;
 use silt_groups::{Coordinator, GroupConfig, GroupService};
-use silt_http::{AppState, HttpLimits, Maintenance};
+use silt_http::{AppState, Maintenance};
 use silt_ingest::{Ingest, SegmentListener, WrittenSegment};
 use silt_kafka::{KafkaConfig, KafkaSecurity, KafkaState, NodeCache};
 use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, Role, SqliteStore};
@@ -504,17 +504,13 @@ impl Node {
             )
             .with_rules(config.topics.clone());
             let security = security(&config, metadata.clone(), stop.clone()).await?;
-            let limits = HttpLimits {
-                max_request_bytes: config.http.max_request_bytes,
-                max_wait_ms: config.http.max_wait.as_millis() as u64,
-            };
             let render = Arc::new(move || metrics.render());
             let mut state = AppState::new(
                 metadata.clone(),
                 ingest.clone(),
                 reader.clone(),
                 groups.clone(),
-                limits,
+                config.http.clone(),
                 Some(render),
             );
             if let Some(compactor) = &compactor {
