@@ -40,7 +40,7 @@ async fn setup(partitions: i32, config: TopicConfig) -> Setup {
         ReaderConfig {
             memory_cache_bytes: 16 << 20,
             disk_cache_bytes: 0,
-            cache_dir: dir.path().join("cache"),
+            cache_dir: Some(dir.path().join("cache")),
             chunks_per_lookup: 16,
         },
         store.clone(),

@@ -48,7 +48,7 @@ pub(crate) fn node() -> &'static Node {
                 ReaderConfig {
                     memory_cache_bytes: 16 << 20,
                     disk_cache_bytes: 0,
-                    cache_dir: path.join("cache"),
+                    cache_dir: Some(path.join("cache")),
                     chunks_per_lookup: 8,
                 },
                 store.clone(),

@@ -41,11 +41,14 @@ fn cache_error(source: foyer::Error) -> ReaderError {
     ReaderError::Cache { source }
 }
 
-/// Opens the disk tier's device, creating its directory.
-fn disk_device(config: &ReaderConfig) -> Result<Arc<dyn foyer::Device>, String> {
-    std::fs::create_dir_all(&config.cache_dir).map_err(|e| e.to_string())?;
+/// Opens the disk tier's device in `dir`, creating it.
+fn disk_device(
+    config: &ReaderConfig,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn foyer::Device>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let capacity = config.disk_cache_bytes.max(2 * BLOCK_SIZE);
-    FsDeviceBuilder::new(&config.cache_dir)
+    FsDeviceBuilder::new(dir)
         .with_capacity(capacity)
         .build()
         .map_err(|e| e.to_string())
@@ -70,7 +73,12 @@ impl ChunkCache {
         // the rest for raw bytes.
         let total = config.memory_cache_bytes.max(2 << 20);
         let footer_bytes = total / 8;
-        let disk_buffers = if config.disk_cache_bytes == 0 {
+        // The disk tier needs a folder and some bytes.
+        let disk_dir = config
+            .cache_dir
+            .as_deref()
+            .filter(|_| config.disk_cache_bytes > 0);
+        let disk_buffers = if disk_dir.is_none() {
             0
         } else {
             2 * DISK_BUFFER
@@ -83,21 +91,20 @@ impl ChunkCache {
                     .max(1 << 20),
             )
             .with_weighter(|key: &String, value: &Bytes| key.len() + value.len());
-        let disk = if config.disk_cache_bytes == 0 {
-            None
-        } else {
-            match disk_device(config) {
+        let disk = match disk_dir {
+            None => None,
+            Some(dir) => match disk_device(config, dir) {
                 Ok(device) => Some(device),
                 Err(reason) => {
                     // The cache is an optimisation: without its disk the node still serves
                     // every read, from memory and the object store.
                     warn!(
-                        dir = %config.cache_dir.display(),
+                        dir = %dir.display(),
                         "the cache's disk tier cannot be used ({reason}): caching in memory only"
                     );
                     None
                 }
-            }
+            },
         };
         metrics::gauge!("silt_reader_cache_disk_enabled").set(if disk.is_some() {
             1.0

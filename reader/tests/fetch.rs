@@ -38,7 +38,7 @@ async fn node(cache_on_write: bool) -> Node {
     node_with(cache_on_write, |dir| ReaderConfig {
         memory_cache_bytes: 16 << 20,
         disk_cache_bytes: 0,
-        cache_dir: dir.join("cache"),
+        cache_dir: Some(dir.join("cache")),
         chunks_per_lookup: 4,
     })
     .await
@@ -390,7 +390,7 @@ async fn injected_store_faults_never_expose_unacknowledged_records() {
     let config = ReaderConfig {
         memory_cache_bytes: 16 << 20,
         disk_cache_bytes: 0,
-        cache_dir: dir.path().join("cache"),
+        cache_dir: Some(dir.path().join("cache")),
         chunks_per_lookup: 4,
     };
     let ingest = Ingest::start(
@@ -465,7 +465,7 @@ async fn a_cache_disk_that_cannot_be_used_degrades_to_memory() {
         ReaderConfig {
             memory_cache_bytes: 4 << 20,
             disk_cache_bytes: 64 << 20,
-            cache_dir: dir.join("file").join("cache"),
+            cache_dir: Some(dir.join("file").join("cache")),
             chunks_per_lookup: 4,
         }
     })
@@ -482,7 +482,7 @@ async fn a_cache_disk_that_fails_under_reads_falls_back_to_the_object_store() {
     let node = node_with(false, |dir| ReaderConfig {
         memory_cache_bytes: 2 << 20,
         disk_cache_bytes: 64 << 20,
-        cache_dir: dir.join("cache"),
+        cache_dir: Some(dir.join("cache")),
         chunks_per_lookup: 4,
     })
     .await;

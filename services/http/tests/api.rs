@@ -34,7 +34,7 @@ async fn api() -> Api {
         ReaderConfig {
             memory_cache_bytes: 8 << 20,
             disk_cache_bytes: 0,
-            cache_dir: dir.path().join("cache"),
+            cache_dir: Some(dir.path().join("cache")),
             chunks_per_lookup: 8,
         },
         store.clone(),

@@ -26,7 +26,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Batching of records into segments.
     pub ingest: silt_ingest::IngestConfig,
-    pub cache: CacheSettings,
+    /// The reader's chunk cache.
+    pub cache: silt_reader::ReaderConfig,
     pub node: NodeSettings,
     pub metadata: MetadataSettings,
     /// The compactor role: lake layout, retention, garbage collection.
@@ -47,7 +48,7 @@ impl Default for Config {
             topics: silt_ingest::TopicDefaults::default(),
             storage: StorageConfig::default(),
             ingest: silt_ingest::IngestConfig::default(),
-            cache: CacheSettings::default(),
+            cache: silt_reader::ReaderConfig::default(),
             node: NodeSettings::default(),
             metadata: MetadataSettings::default(),
             compactor: silt_compactor::CompactorConfig::default(),
@@ -94,26 +95,6 @@ pub struct StorageConfig {
     pub s3: S3Settings,
     /// Test clusters only: injected object-store faults (off by default).
     pub fault_injection: FaultSettings,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheSettings {
-    pub memory_bytes: usize,
-    /// 0 turns the disk tier off.
-    pub disk_bytes: usize,
-    /// Default: `<data_dir>/cache`.
-    pub dir: Option<PathBuf>,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        Self {
-            memory_bytes: 256 << 20,
-            disk_bytes: 1 << 30,
-            dir: None,
-        }
-    }
 }
 
 /// Who this node is in a cluster (`silt serve`).
@@ -243,7 +224,7 @@ impl Config {
         if self.topics.max_message_bytes > i.max_buffered_bytes {
             bail!("topics.max_message_bytes must not exceed ingest.max_buffered_bytes");
         }
-        if self.cache.memory_bytes < 1 << 20 {
+        if self.cache.memory_cache_bytes < 1 << 20 {
             bail!("cache.memory_bytes must be at least 1 MiB");
         }
         self.kafka.advertised().map_err(anyhow::Error::msg)?;
@@ -385,7 +366,7 @@ impl Config {
 
     pub fn cache_dir(&self) -> PathBuf {
         self.cache
-            .dir
+            .cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache"))
     }

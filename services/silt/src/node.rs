@@ -489,10 +489,8 @@ impl Node {
         let serves_doors = has(Role::Ingest) || has(Role::Reader);
         if let (Some((metadata, groups)), Some(store), true) = (data_roles, store, serves_doors) {
             let reader_config = ReaderConfig {
-                memory_cache_bytes: config.cache.memory_bytes,
-                disk_cache_bytes: config.cache.disk_bytes,
-                cache_dir: config.cache_dir(),
-                ..ReaderConfig::default()
+                cache_dir: Some(config.cache_dir()),
+                ..config.cache.clone()
             };
             let reader = Reader::build(reader_config, store.clone(), metadata.clone()).await?;
             let listener: Arc<dyn SegmentListener> = Arc::new(CacheOnWrite(reader.clone()));
