@@ -27,7 +27,7 @@ pub fn bench_bin() -> PathBuf {
     silt_bin().with_file_name("silt-bench")
 }
 
-fn silt_bin() -> PathBuf {
+pub fn silt_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("E2E_SILT_BIN") {
         return PathBuf::from(bin);
     }

@@ -170,12 +170,24 @@ pub enum MetadataStoreKind {
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `silt_ingest=debug,info`. `RUST_LOG` wins if set.
     pub filter: String,
+    /// `text` (coloured on a terminal only) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             filter: "info".into(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -169,6 +169,9 @@ struct DevArgs {
     /// Create the bucket if it does not exist.
     #[arg(long, global = true)]
     create_bucket: bool,
+    /// Log lines as text or as JSON objects (log.format).
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +248,9 @@ impl DevArgs {
         if let Some(l) = self.linger {
             c.ingest.linger = l;
         }
+        if let Some(f) = self.log_format {
+            c.log.format = f;
+        }
         let s3 = &mut c.storage.s3;
         if let Some(e) = &self.s3_endpoint {
             s3.endpoint = Some(e.clone());
@@ -270,7 +276,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => {
             let config = args.config()?;
-            node::init_tracing(&config.log.filter);
+            node::init_tracing(&config.log);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -278,7 +284,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             let config = args.config()?;
-            node::init_tracing(&config.log.filter);
+            node::init_tracing(&config.log);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -23,12 +23,28 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, MetadataStoreKind};
 
-pub fn init_tracing(filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    tracing_subscriber::fmt()
+/// Logs to standard output: text (coloured only on a terminal) or one JSON object per
+/// line. The cache library's own INFO chatter is quiet unless the filter names it.
+pub fn init_tracing(log: &crate::config::LogConfig) {
+    let directives = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => env,
+        _ => log.filter.clone(),
+    };
+    let mut filter = EnvFilter::new(&directives);
+    if !directives.contains("foyer")
+        && let Ok(quiet) = "foyer=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match log.format {
+        crate::config::LogFormat::Json => builder.json().init(),
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+    }
 }
 
 fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -84,6 +100,24 @@ fn store_settings(config: &Config) -> StoreSettings {
         }
     } else {
         StoreSettings::S3(config.storage.s3.clone())
+    }
+}
+
+/// Where the objects live, as the operator configured it (for the "ready" line).
+fn store_place(config: &Config) -> String {
+    let s3 = &config.storage.s3;
+    if s3.bucket.is_empty() {
+        config.objects_dir().display().to_string()
+    } else {
+        let prefix = if s3.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", s3.prefix.trim_matches('/'))
+        };
+        match &s3.endpoint {
+            Some(endpoint) => format!("s3://{}{prefix} at {endpoint}", s3.bucket),
+            None => format!("s3://{}{prefix}", s3.bucket),
+        }
     }
 }
 
@@ -355,6 +389,30 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Takes the data folder's lock (`<data_dir>/silt.lock`), held as long as the process
+/// lives: a second node on the same folder would share its SQLite file, cache and
+/// compactor.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("silt.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another silt process is using the data folder {}: stop it first, or give this one \
+             its own folder with --data-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// The doors and data path of a node that serves clients.
 struct DataPath {
     ingest: Ingest,
@@ -377,6 +435,8 @@ pub struct Node {
     client: Option<MetadataClient>,
     metadata_role: Option<MetadataRole>,
     sqlite: Option<Arc<SqliteStore>>,
+    /// Held while the node runs: one process per data folder.
+    _data_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Node {
@@ -397,11 +457,13 @@ impl Node {
         tokio::spawn(report_memory());
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        let data_lock = lock_data_dir(&config.data_dir)?;
         let roles: Vec<Role> = match mode {
             Mode::Dev => Role::ALL.to_vec(),
             Mode::Serve => config.node.roles.clone(),
         };
         let has = |role: Role| roles.contains(&role);
+        let role_names = roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",");
         if roles.is_empty() {
             anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
         }
@@ -570,11 +632,11 @@ impl Node {
                 .map(silt_kafka::TlsAcceptor::from);
             info!(
                 node_id,
-                roles = ?roles,
+                roles = %role_names,
                 http = %http.local_addr()?,
                 kafka = %kafka_listener.local_addr()?,
                 data_dir = %config.data_dir.display(),
-                store = %store,
+                store = %store_place(&config),
                 "silt is ready"
             );
             let http_stop = stop.clone();
@@ -621,7 +683,7 @@ impl Node {
                 heartbeat_stop,
             });
         } else {
-            info!(node_id, roles = ?roles, "silt is ready");
+            info!(node_id, roles = %role_names, "silt is ready");
         }
         Ok(Self {
             roles,
@@ -632,6 +694,7 @@ impl Node {
             client,
             metadata_role,
             sqlite,
+            _data_lock: data_lock,
         })
     }
 

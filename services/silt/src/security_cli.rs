@@ -143,8 +143,17 @@ impl AclArgs {
     }
 }
 
+/// What a command may do to a store that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Adding users or ACLs before the first start creates the store.
+    MayCreate,
+    /// Listing or removing needs a store that is there.
+    Existing,
+}
+
 /// The metadata store the configuration names, as a node would reach it.
-async fn open(args: &ServeArgs) -> anyhow::Result<Arc<dyn MetadataStore>> {
+async fn open(args: &ServeArgs, access: Access) -> anyhow::Result<Arc<dyn MetadataStore>> {
     let config = args.config()?;
     if !config.metadata.urls.is_empty() {
         let client = MetadataClient::connect(crate::node::metadata_client_config(
@@ -157,6 +166,13 @@ async fn open(args: &ServeArgs) -> anyhow::Result<Arc<dyn MetadataStore>> {
     Ok(match config.metadata_store()? {
         MetadataStoreKind::Sqlite(path) => {
             if !path.exists() {
+                if access == Access::Existing {
+                    bail!(
+                        "no metadata at {}: nothing to read there. Pass the node's --data-dir \
+                         (or --config, or --metadata-url for a cluster)",
+                        path.display()
+                    );
+                }
                 // Users and ACLs may be set up before the first start.
                 eprintln!("note: creating new metadata at {}", path.display());
             }
@@ -201,7 +217,11 @@ pub(crate) async fn users(args: &ServeArgs, command: UsersCommand) -> anyhow::Re
         println!("sha256 = \"{}\"", silt_auth::token_sha256_hex(&token));
         return Ok(());
     }
-    let store = open(args).await?;
+    let access = match command {
+        UsersCommand::Add { .. } => Access::MayCreate,
+        _ => Access::Existing,
+    };
+    let store = open(args, access).await?;
     match command {
         UsersCommand::Add {
             user,
@@ -261,7 +281,11 @@ pub(crate) async fn users(args: &ServeArgs, command: UsersCommand) -> anyhow::Re
 }
 
 pub(crate) async fn acls(args: &ServeArgs, command: AclsCommand) -> anyhow::Result<()> {
-    let store = open(args).await?;
+    let access = match command {
+        AclsCommand::Add(_) => Access::MayCreate,
+        _ => Access::Existing,
+    };
+    let store = open(args, access).await?;
     match command {
         AclsCommand::Add(acl) => {
             let bindings = acl.bindings()?;

@@ -1,0 +1,115 @@
+//! What an operator can get wrong, refused with a message that says what to do: a second
+//! node on a data folder in use, read-only commands on a folder with no metadata; and
+//! logs that a log collector can read (no colour codes in files, JSON on request).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use silt_e2e::{Backend, Node, free_port, silt_bin};
+
+#[tokio::test]
+async fn a_second_node_on_a_data_folder_in_use_stops_with_a_clear_message() {
+    let node = Node::start(Backend::Local, &[]).await.expect("first node");
+    let data = node.dir.path().join("data");
+    let mut second = Command::new(silt_bin())
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(&data)
+        .env("SILT_HTTP__ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("SILT_KAFKA__ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second node runs");
+    // It must stop by itself, soon; one that keeps running shares the folder.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while second.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second node started on a data folder in use");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = second.wait_with_output().expect("output");
+    assert!(!second.status.success(), "the second node must not start");
+    let said = String::from_utf8_lossy(&second.stderr).to_string()
+        + &String::from_utf8_lossy(&second.stdout);
+    assert!(
+        said.contains("another silt process is using the data folder")
+            && said.contains(&data.display().to_string())
+            && said.contains("--data-dir"),
+        "{said}"
+    );
+    // The first node goes on serving.
+    let (status, _) = node.get("/healthz").await.expect("health");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_data_folder_is_free_again_once_its_node_is_gone() {
+    let mut node = Node::start(Backend::Local, &[]).await.expect("node");
+    node.kill().expect("kill -9");
+    // The lock went with the process: the same folder starts again at once.
+    node.spawn().await.expect("restarts on its folder");
+}
+
+#[test]
+fn read_only_commands_create_no_metadata() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    for command in [["users", "list"], ["acls", "list"]] {
+        let out = Command::new(silt_bin())
+            .args(command)
+            .current_dir(cwd.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{command:?} succeeded on nothing");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no metadata at") && err.contains("--data-dir"),
+            "{command:?}: {err}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(cwd.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "read-only commands left {left:?}");
+}
+
+#[tokio::test]
+async fn logs_in_files_have_no_colour_codes_and_json_logs_are_json() {
+    let node = Node::start(Backend::Local, &[]).await.expect("node");
+    let text = node.log();
+    assert!(text.contains("silt is ready"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text}"
+    );
+    assert!(
+        !text.contains("[recover] finish"),
+        "the cache library's chatter: {text}"
+    );
+    assert!(
+        !text.contains("Instrumented(") && text.contains("objects"),
+        "internal type names instead of the store's place: {text}"
+    );
+
+    let json = Node::start(Backend::Local, &["--log-format", "json"])
+        .await
+        .expect("node with JSON logs");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = json.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "silt is ready" && l["level"] == "INFO"),
+        "{log}"
+    );
+}
