@@ -9,7 +9,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::signer::{Method, Signer};
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tracing::info;
@@ -27,6 +27,14 @@ pub enum StorageError {
     Missing { field: &'static str },
     #[error("creating bucket {bucket} failed: {reason}")]
     CreateBucket { bucket: String, reason: String },
+    /// The store was built but does not work: a probe object could not be written, read
+    /// back or deleted. `hint` says what to change.
+    #[error("the object store at {place} does not work: {reason}. {hint}")]
+    Probe {
+        place: String,
+        reason: String,
+        hint: String,
+    },
 }
 
 /// An S3-compatible endpoint (AWS S3, MinIO, ...). Credentials come from the standard AWS
@@ -99,15 +107,21 @@ pub async fn build_store(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore
             if s3.bucket.is_empty() {
                 return Err(StorageError::Missing { field: "bucket" });
             }
+            let endpoint = s3.endpoint.as_deref();
+            // An http:// endpoint says plain HTTP itself; an endpoint whose host is an IP
+            // address or localhost cannot take the bucket as a subdomain: path style, as
+            // the AWS SDKs choose.
+            let allow_http = s3.allow_http || endpoint.is_some_and(|e| e.starts_with("http://"));
+            let path_style = s3.path_style || endpoint.is_some_and(host_needs_path_style);
             let mut builder = AmazonS3Builder::from_env()
                 .with_bucket_name(&s3.bucket)
                 .with_region(&s3.region)
-                .with_virtual_hosted_style_request(!s3.path_style)
+                .with_virtual_hosted_style_request(!path_style)
                 // Client options carry allow_http too: set both in one place.
                 .with_client_options(
                     ClientOptions::new()
                         .with_timeout(s3.request_timeout)
-                        .with_allow_http(s3.allow_http),
+                        .with_allow_http(allow_http),
                 )
                 .with_retry(RetryConfig {
                     max_retries: s3.max_retries,
@@ -129,6 +143,101 @@ pub async fn build_store(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore
                 Ok(Arc::new(PrefixStore::new(store, s3.prefix.as_str())))
             }
         }
+    }
+}
+
+/// Whether an endpoint's host is an IP address or `localhost` (no bucket subdomains).
+fn host_needs_path_style(endpoint: &str) -> bool {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        // [IPv6]:port
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Proves the store works before the node says it is ready: writes a small object, reads
+/// it back and deletes it, within `patience`. The error says what to change.
+pub async fn probe_store(
+    store: &dyn ObjectStore,
+    settings: &StoreSettings,
+    patience: Duration,
+) -> Result<(), StorageError> {
+    let place = match settings {
+        StoreSettings::Local { root } => root.display().to_string(),
+        StoreSettings::S3(s3) => match &s3.endpoint {
+            Some(e) => format!("bucket '{}' at {e}", s3.bucket),
+            None => format!("bucket '{}' in {}", s3.bucket, s3.region),
+        },
+    };
+    let key = Path::from(format!(
+        "_silt/probe/{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let body = bytes::Bytes::from_static(b"silt store probe");
+    let attempt = async {
+        store
+            .put(&key, body.clone().into())
+            .await
+            .map_err(|e| ("writing a probe object", e))?;
+        let read = store
+            .get(&key)
+            .await
+            .map_err(|e| ("reading the probe object back", e))?
+            .bytes()
+            .await
+            .map_err(|e| ("reading the probe object back", e))?;
+        store
+            .delete(&key)
+            .await
+            .map_err(|e| ("deleting the probe object", e))?;
+        Ok::<_, (&str, object_store::Error)>(read)
+    };
+    let hint = |s3_hint: &str| match settings {
+        StoreSettings::Local { .. } => {
+            "Check that the folder is writable, or set storage.local_dir.".to_string()
+        }
+        StoreSettings::S3(_) => s3_hint.to_string(),
+    };
+    match tokio::time::timeout(patience, attempt).await {
+        Err(_) => Err(StorageError::Probe {
+            place,
+            reason: format!("no answer within {patience:?}"),
+            hint: hint("Check storage.s3.endpoint (--s3-endpoint) and that the server is running."),
+        }),
+        Ok(Err((what, e))) => {
+            let s3_hint = match &e {
+                object_store::Error::NotFound { .. } => {
+                    "Does the bucket exist? Create it, or pass --create-bucket (storage.s3.create_bucket)."
+                }
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => {
+                    "Check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and that they may write to the bucket."
+                }
+                _ => {
+                    "Check storage.s3.endpoint, the bucket name, the region, --s3-path-style, and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."
+                }
+            };
+            Err(StorageError::Probe {
+                place,
+                reason: format!("{what} failed: {e}"),
+                hint: hint(s3_hint),
+            })
+        }
+        Ok(Ok(read)) if read != body => Err(StorageError::Probe {
+            place,
+            reason: "the probe object read back differs from what was written".into(),
+            hint: hint("Check that the endpoint is an S3-compatible server."),
+        }),
+        Ok(Ok(_)) => Ok(()),
     }
 }
 

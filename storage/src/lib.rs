@@ -7,6 +7,6 @@ mod builder;
 mod faults;
 mod instrumented;
 
-pub use builder::{S3Settings, StorageError, StoreSettings, build_store};
+pub use builder::{S3Settings, StorageError, StoreSettings, build_store, probe_store};
 pub use faults::{FaultSettings, FaultyStore};
 pub use instrumented::{InstrumentedStore, RequestCounts};

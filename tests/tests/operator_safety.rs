@@ -113,3 +113,112 @@ async fn logs_in_files_have_no_colour_codes_and_json_logs_are_json() {
         "{log}"
     );
 }
+
+/// Runs `silt dev` with `args` in a fresh data folder until it is ready (`Ok(log)`) or
+/// exits (`Err(log)`), at most 60 s; a ready node is stopped.
+fn dev_until_ready_or_exit(args: &[&str]) -> Result<String, String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("silt.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let http = free_port();
+    let mut child = Command::new(silt_bin())
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env("SILT_HTTP__ADDR", format!("127.0.0.1:{http}"))
+        .env("SILT_KAFKA__ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("silt runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if child.try_wait().expect("wait").is_some() {
+            return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
+        }
+        if text.contains("silt is ready") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(text);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("neither ready nor stopped after 60 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bucket(name: &str) -> String {
+    format!("silt-{name}-{}-{}", std::process::id(), fastrand::u32(..))
+}
+
+#[test]
+fn an_s3_endpoint_typed_as_minio_users_type_it_just_works() {
+    // No --s3-allow-http, no --s3-path-style: an http:// endpoint on an IP address says both.
+    let endpoint = silt_e2e::s3_endpoint();
+    let bucket = bucket("typed");
+    let log = dev_until_ready_or_exit(&[
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-bucket",
+        &bucket,
+        "--create-bucket",
+    ])
+    .unwrap_or_else(|log| panic!("the node stopped:\n{log}"));
+    assert!(
+        log.contains(&format!("s3://{bucket} at {endpoint}")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_store_that_does_not_work_stops_the_node_before_ready_saying_what_to_change() {
+    let endpoint = silt_e2e::s3_endpoint();
+    // A bucket that does not exist, and no --create-bucket.
+    let log = dev_until_ready_or_exit(&[
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-bucket",
+        &bucket("missing"),
+    ])
+    .expect_err("a node on a missing bucket must not be ready");
+    assert!(
+        log.contains("does not work") && log.contains("--create-bucket"),
+        "{log}"
+    );
+    // An endpoint where nothing listens.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let log =
+        dev_until_ready_or_exit(&["--s3-endpoint", &nowhere, "--s3-bucket", &bucket("nowhere")])
+            .expect_err("a node on a dead endpoint must not be ready");
+    assert!(
+        log.contains(&nowhere) && log.contains("storage.s3.endpoint"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_reports_a_store_that_stopped_working() {
+    let node = Node::start(Backend::Local, &[]).await.expect("node");
+    let (status, body) = node.get("/readyz").await.expect("readyz");
+    assert_eq!(status, 200, "{body}");
+    // The local object folder becomes unwritable.
+    let objects = node.dir.path().join("data").join("objects");
+    let moved = node.dir.path().join("objects-gone");
+    std::fs::rename(&objects, &moved).expect("move the folder away");
+    std::fs::write(&objects, b"not a folder").expect("a file in its place");
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (status, body) = node.get("/readyz").await.expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "store_unavailable", "{body}");
+    // Liveness is not readiness: the process still answers /healthz.
+    let (status, _) = node.get("/healthz").await.expect("healthz");
+    assert_eq!(status, 200);
+}

@@ -55,6 +55,14 @@ pub(crate) async fn compact(
         .map_err(|e| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "compaction_failed", e))
 }
 
+/// Whether this node can do its job beyond answering: its object store takes a write,
+/// a read and a delete (`GET /readyz`).
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Err` says what does not work and what to change.
+    async fn check(&self) -> Result<(), String>;
+}
+
 /// The object-store fault injector of a test cluster (`storage.fault_injection`).
 pub trait FaultSwitch: Send + Sync {
     fn set_active(&self, active: bool);

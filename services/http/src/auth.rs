@@ -232,7 +232,7 @@ pub(crate) async fn guard(
         request.extensions_mut().insert(Caller::anonymous());
         return next.run(request).await;
     };
-    if route.as_deref() == Some("/healthz") {
+    if matches!(route.as_deref(), Some("/healthz" | "/readyz")) {
         return next.run(request).await;
     }
     let peer = request
@@ -344,7 +344,7 @@ mod tests {
                 ("put(", Method::PUT),
                 ("delete(", Method::DELETE),
             ] {
-                if handlers.contains(verb) && path != "/healthz" {
+                if handlers.contains(verb) && path != "/healthz" && path != "/readyz" {
                     seen += 1;
                     let sample = path
                         .replace("{topic}", "t")

@@ -30,7 +30,7 @@ use silt_ingest::Ingest;
 use silt_metadata::MetadataStore;
 use silt_reader::Reader;
 
-pub use admin::{FaultSwitch, Maintenance};
+pub use admin::{FaultSwitch, Maintenance, Readiness};
 pub use auth::{Caller, HttpSecurity};
 pub use error::{ErrorBody, HttpError};
 pub use openapi::ApiDoc;
@@ -55,6 +55,8 @@ pub struct AppState {
     pub faults: Option<Arc<dyn FaultSwitch>>,
     /// Authentication and ACLs; `None`: every caller is anonymous and allowed everything.
     pub security: Option<HttpSecurity>,
+    /// What `GET /readyz` checks beyond the metadata store (the object store).
+    pub readiness: Option<Arc<dyn Readiness>>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             maintenance: None,
             faults: None,
             security: None,
+            readiness: None,
         }
     }
 
@@ -88,6 +91,12 @@ impl AppState {
     /// Authenticates callers and enforces ACLs.
     pub fn with_security(mut self, security: HttpSecurity) -> Self {
         self.security = Some(security);
+        self
+    }
+
+    /// Makes `GET /readyz` check `readiness` too.
+    pub fn with_readiness(mut self, readiness: Arc<dyn Readiness>) -> Self {
+        self.readiness = Some(readiness);
         self
     }
 
@@ -133,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -148,6 +158,23 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     // Touch the metadata store so a broken store shows up as unhealthy.
     state.metadata.topics().await?;
     Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "The node can do its job: metadata and object store answer"),
+    (status = 503, body = crate::ErrorBody, description = "What does not work, and what to change")))]
+async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
+    state.metadata.topics().await?;
+    if let Some(readiness) = &state.readiness {
+        readiness.check().await.map_err(|reason| {
+            HttpError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                reason,
+            )
+        })?;
+    }
+    Ok(Json(serde_json::json!({"status": "ready"})))
 }
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
         crate::groups::describe,
         crate::groups::delete,
         crate::health,
+        crate::ready,
         crate::metrics_text,
     )
 )]

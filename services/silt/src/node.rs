@@ -15,7 +15,7 @@ use silt_metadata::{MetadataStore, NodeInfo, PostgresStore, Role, SqliteStore};
 use silt_metadata_service::lease::{self, LeaseTiming};
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService};
 use silt_reader::{Reader, ReaderConfig};
-use silt_storage::{FaultyStore, InstrumentedStore, StoreSettings, build_store};
+use silt_storage::{FaultyStore, InstrumentedStore, StoreSettings, build_store, probe_store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -154,6 +154,34 @@ impl Maintenance for CompactorAdmin {
 }
 
 /// `POST /v1/admin/faults` switches the store's fault injection.
+/// How long the start-up and readiness probes of the object store may take.
+const STORE_PROBE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// `GET /readyz`: the object store takes a probe object now (checked at most every two
+/// seconds, so a load balancer's probes cost the store little).
+struct StoreReadiness {
+    store: Arc<dyn ObjectStore>,
+    settings: StoreSettings,
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>,
+}
+
+#[async_trait::async_trait]
+impl silt_http::Readiness for StoreReadiness {
+    async fn check(&self) -> Result<(), String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < Duration::from_secs(2)
+        {
+            return result.clone();
+        }
+        let result = probe_store(self.store.as_ref(), &self.settings, Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string());
+        *last = Some((tokio::time::Instant::now(), result.clone()));
+        result
+    }
+}
+
 struct FaultAdmin(Arc<FaultyStore>);
 
 impl silt_http::FaultSwitch for FaultAdmin {
@@ -518,7 +546,11 @@ impl Node {
         let mut faults = None;
         let store: Option<Arc<dyn ObjectStore>> = match &data_roles {
             Some(_) => {
-                let mut inner = build_store(&store_settings(&config)).await?;
+                let settings = store_settings(&config);
+                let mut inner = build_store(&settings).await?;
+                // Nothing says "ready" before the store has taken a write, a read and a
+                // delete: a misconfigured store stops the node here, saying what to change.
+                probe_store(inner.as_ref(), &settings, STORE_PROBE_PATIENCE).await?;
                 let settings = &config.storage.fault_injection;
                 if settings.enabled {
                     warn!(
@@ -579,6 +611,11 @@ impl Node {
             if let Some(faults) = &faults {
                 state = state.with_faults(Arc::new(FaultAdmin(faults.clone())));
             }
+            state = state.with_readiness(Arc::new(StoreReadiness {
+                store: store.clone(),
+                settings: store_settings(&config),
+                last: tokio::sync::Mutex::new(None),
+            }));
             if config.http.require_auth || config.auth.acls {
                 state = state.with_security(silt_http::HttpSecurity {
                     require_auth: config.http.require_auth,
