@@ -222,3 +222,24 @@ async fn readyz_reports_a_store_that_stopped_working() {
     let (status, _) = node.get("/healthz").await.expect("healthz");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_cluster_node_refuses_a_local_folder_the_others_cannot_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(silt_bin())
+        .args(["serve", "--roles", "ingest,reader", "--metadata-url"])
+        .arg(format!("http://127.0.0.1:{}", free_port()))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("other nodes of the cluster cannot read")
+            && err.contains("--s3-bucket")
+            && err.contains("local_shared"),
+        "{err}"
+    );
+}

@@ -92,6 +92,10 @@ impl Default for AuthSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub local_dir: Option<PathBuf>,
+    /// `silt serve` only: the local folder is the same folder on every node (a shared
+    /// mount, or one host in tests). Without it, a cluster node refuses a local folder:
+    /// the other nodes could not read what it writes.
+    pub local_shared: bool,
     pub s3: S3Settings,
     /// Test clusters only: injected object-store faults (off by default).
     pub fault_injection: FaultSettings,

@@ -103,6 +103,25 @@ fn store_settings(config: &Config) -> StoreSettings {
     }
 }
 
+/// A node of a cluster must keep its objects where every node reads them: a local folder
+/// only works for a node alone (its own SQLite metadata role), or a folder every node
+/// shares.
+fn check_cluster_store(config: &Config, runs_metadata: bool) -> anyhow::Result<()> {
+    let alone = runs_metadata
+        && config.metadata.urls.is_empty()
+        && matches!(config.metadata_store(), Ok(MetadataStoreKind::Sqlite(_)));
+    if config.storage.s3.bucket.is_empty() && !alone && !config.storage.local_shared {
+        anyhow::bail!(
+            "silt serve would keep objects in the local folder {}, which the other nodes of \
+             the cluster cannot read. Set storage.s3.bucket (--s3-bucket) to a bucket every \
+             node uses, or storage.local_shared = true (SILT_STORAGE__LOCAL_SHARED=true) if \
+             every node sees this same folder",
+            config.objects_dir().display()
+        );
+    }
+    Ok(())
+}
+
 /// Where the objects live, as the operator configured it (for the "ready" line).
 fn store_place(config: &Config) -> String {
     let s3 = &config.storage.s3;
@@ -491,6 +510,9 @@ impl Node {
             Mode::Serve => config.node.roles.clone(),
         };
         let has = |role: Role| roles.contains(&role);
+        if mode == Mode::Serve && (has(Role::Ingest) || has(Role::Reader) || has(Role::Compactor)) {
+            check_cluster_store(&config, has(Role::Metadata))?;
+        }
         let role_names = roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",");
         if roles.is_empty() {
             anyhow::bail!("node.roles is empty: name at least one of metadata, ingest, reader");
