@@ -196,6 +196,10 @@ pub(crate) async fn run<S>(
     let mut session = Session::new(peer, principal, !state.security.sasl_mechanisms.is_empty());
     // Whether the connection is closed over authentication (already logged, rate-limited).
     let mut auth_close = false;
+    // The previous offset commit of this connection, still being applied: a commit waits
+    // for it, so commits land in request order (Kafka applies a connection's requests in
+    // order; an asynchronous committer must not see an older offset win).
+    let mut last_commit: Option<oneshot::Receiver<()>> = None;
     let max = state.config.settings.max_frame_bytes;
     let pool_bytes = state.config.settings.max_queued_request_bytes;
     let reason = loop {
@@ -318,6 +322,20 @@ pub(crate) async fn run<S>(
             Reply::Now(bytes) => {
                 record_latency(api, received);
                 let _ = tx.send(bytes);
+            }
+            Reply::Later(future) if ctx.api_key == ApiKey::OffsetCommit => {
+                let previous = last_commit.take();
+                let (applied_tx, applied_rx) = oneshot::channel();
+                last_commit = Some(applied_rx);
+                tokio::spawn(async move {
+                    if let Some(previous) = previous {
+                        let _ = previous.await;
+                    }
+                    let answer = future.await;
+                    let _ = applied_tx.send(());
+                    record_latency(api, received);
+                    let _ = tx.send(answer);
+                });
             }
             Reply::Later(future) => {
                 tokio::spawn(async move {
