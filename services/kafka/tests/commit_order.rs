@@ -2,46 +2,25 @@
 //! connection; Kafka applies them in order, so the last one wins. Hundreds of pipelined
 //! commits of growing offsets over a real socket must leave the last offset committed.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, GroupId, OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse, ResponseHeader,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use object_store::memory::InMemory;
-use silt_groups::{Coordinator, GroupConfig};
-use silt_ingest::{Ingest, IngestConfig};
-use silt_kafka::{KafkaConfig, KafkaSecurity, KafkaState, NodeCache, serve};
-use silt_metadata::{MetadataStore, SqliteStore, TopicConfig};
-use silt_reader::{Reader, ReaderConfig};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use silt_kafka::serve;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 const COMMITS: i64 = 300;
-
-fn frame<T: Encodable>(key: ApiKey, version: i16, correlation: i32, body: &T) -> Bytes {
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.correlation_id = correlation;
-    header.client_id = Some(StrBytes::from_static_str("commit-order-test"));
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .expect("header encodes");
-    body.encode(&mut buf, version).expect("body encodes");
-    let mut out = BytesMut::with_capacity(buf.len() + 4);
-    out.put_i32(buf.len() as i32);
-    out.extend_from_slice(&buf);
-    out.freeze()
-}
 
 fn commit(offset: i64) -> OffsetCommitRequest {
     let mut partition = OffsetCommitRequestPartition::default();
@@ -66,41 +45,8 @@ async fn read_answer(stream: &mut tokio::net::TcpStream) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_offset_commits_apply_in_request_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let metadata: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::open(&dir.path().join("metadata.db"))
-            .await
-            .expect("store"),
-    );
-    metadata
-        .create_topic("committed", 1, TopicConfig::default())
-        .await
-        .expect("topic");
-    let store = Arc::new(InMemory::new());
-    let reader = Reader::build(
-        ReaderConfig {
-            disk_cache_bytes: 0,
-            ..ReaderConfig::default()
-        },
-        store.clone(),
-        metadata.clone(),
-    )
-    .await
-    .expect("reader");
-    let ingest = Ingest::start(IngestConfig::default(), store, metadata.clone(), None);
-    let state = KafkaState {
-        config: Arc::new(KafkaConfig::default()),
-        metadata: metadata.clone(),
-        ingest,
-        reader,
-        groups: Arc::new(Coordinator::start(
-            GroupConfig::default(),
-            metadata.clone(),
-            metadata.clone(),
-        )),
-        nodes: Arc::new(NodeCache::default()),
-        security: Arc::new(KafkaSecurity::open(metadata.clone())),
-    };
+    let node = common::node(&["committed"]).await;
+    let state = node.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -112,13 +58,14 @@ async fn pipelined_offset_commits_apply_in_request_order() {
         .await
         .expect("connects");
     // Every commit written before any answer is read: all of them in flight at once.
-    let mut pipelined = BytesMut::new();
+    let mut pipelined = Vec::new();
     for offset in 1..=COMMITS {
-        pipelined.extend_from_slice(&frame(
+        pipelined.extend_from_slice(&common::frame(
             ApiKey::OffsetCommit,
             8,
             offset as i32,
             &commit(offset),
+            true,
         ));
     }
     stream.write_all(&pipelined).await.expect("writes");
@@ -141,7 +88,7 @@ async fn pipelined_offset_commits_apply_in_request_order() {
     fetch.group_id = GroupId(StrBytes::from_static_str("pipelined"));
     fetch.topics = Some(vec![topic]);
     stream
-        .write_all(&frame(ApiKey::OffsetFetch, 7, 9_999, &fetch))
+        .write_all(&common::frame(ApiKey::OffsetFetch, 7, 9_999, &fetch, true))
         .await
         .expect("writes");
     let mut answer = tokio::time::timeout(Duration::from_secs(10), read_answer(&mut stream))

@@ -3,31 +3,22 @@
 //! fetch makes are counted (the produce's own commit is not) and printed; the test fails
 //! if the cost grows back.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use object_store::memory::InMemory;
-use silt_groups::{Coordinator, GroupConfig};
-use silt_ingest::{Ingest, IngestConfig};
-use silt_kafka::{KafkaConfig, KafkaSecurity, KafkaState, NodeCache, answer_frame};
-use silt_metadata::{Counted, MetadataStore, SqliteStore, TopicConfig};
-use silt_reader::{Reader, ReaderConfig};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use silt_kafka::answer_frame;
 use silt_segment::Record;
 
 const VERSION: i16 = 12;
 
 fn fetch_frame(topic: &str, offset: i64, max_wait_ms: i32) -> Bytes {
-    let mut header = RequestHeader::default();
-    header.request_api_key = ApiKey::Fetch as i16;
-    header.request_api_version = VERSION;
-    header.correlation_id = 1;
-    header.client_id = Some(StrBytes::from_static_str("long-poll-test"));
     let mut partition = FetchPartition::default();
     partition.partition = 0;
     partition.fetch_offset = offset;
@@ -41,12 +32,7 @@ fn fetch_frame(topic: &str, offset: i64, max_wait_ms: i32) -> Bytes {
     request.min_bytes = 1;
     request.max_bytes = 50 << 20;
     request.topics = vec![wanted];
-    let mut buf = BytesMut::new();
-    header
-        .encode(&mut buf, ApiKey::Fetch.request_header_version(VERSION))
-        .expect("header encodes");
-    request.encode(&mut buf, VERSION).expect("body encodes");
-    buf.freeze()
+    common::frame(ApiKey::Fetch, VERSION, 1, &request, false)
 }
 
 fn decode_fetch(mut answer: Bytes) -> FetchResponse {
@@ -58,53 +44,8 @@ fn decode_fetch(mut answer: Bytes) -> FetchResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_wake_costs_few_metadata_calls() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite: Arc<dyn MetadataStore> = Arc::new(
-        SqliteStore::open(&dir.path().join("metadata.db"))
-            .await
-            .expect("store"),
-    );
-    let counted = Arc::new(Counted::new(sqlite));
-    let metadata: Arc<dyn MetadataStore> = counted.clone();
-    metadata
-        .create_topic("polled", 1, TopicConfig::default())
-        .await
-        .expect("topic");
-    let store = Arc::new(InMemory::new());
-    let reader = Reader::build(
-        ReaderConfig {
-            memory_cache_bytes: 8 << 20,
-            disk_cache_bytes: 0,
-            cache_dir: Some(dir.path().join("cache")),
-            chunks_per_lookup: 8,
-        },
-        store.clone(),
-        metadata.clone(),
-    )
-    .await
-    .expect("reader");
-    let ingest = Ingest::start(
-        IngestConfig {
-            linger: Duration::from_millis(1),
-            ..IngestConfig::default()
-        },
-        store,
-        metadata.clone(),
-        None,
-    );
-    let state = KafkaState {
-        config: Arc::new(KafkaConfig::default()),
-        metadata: metadata.clone(),
-        ingest: ingest.clone(),
-        reader,
-        groups: Arc::new(Coordinator::start(
-            GroupConfig::default(),
-            metadata.clone(),
-            metadata.clone(),
-        )),
-        nodes: Arc::new(NodeCache::default()),
-        security: Arc::new(KafkaSecurity::open(metadata.clone())),
-    };
+    let node = common::node(&["polled"]).await;
+    let (state, ingest, counted) = (&node.state, &node.ingest, &node.counted);
 
     let mut woken_costs = Vec::new();
     for round in 0..5i64 {
@@ -134,7 +75,7 @@ async fn a_long_poll_wake_costs_few_metadata_calls() {
         assert_eq!(ack.base_offset, round);
         let response = decode_fetch(poll.await.expect("joins"));
         let partition = &response.responses[0].partitions[0];
-        assert_eq!(partition.error_code, 0);
+        assert_eq!(partition.error_code, 0, "{partition:?}");
         assert_eq!(partition.high_watermark, round + 1);
         assert!(
             partition.records.as_ref().is_some_and(|r| !r.is_empty()),
