@@ -19,10 +19,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => {
                 let status = rejection.status();
-                let (status, code) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    (status, "request_too_large")
-                } else {
-                    (StatusCode::BAD_REQUEST, "malformed_json")
+                let (status, code) = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => (status, "request_too_large"),
+                    // No `Content-Type: application/json`: 415, as HTTP says.
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, "unsupported_media_type"),
+                    _ => (StatusCode::BAD_REQUEST, "malformed_json"),
                 };
                 Err(HttpError::new(status, code, rejection.body_text()))
             }

@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             auth::guard,
         ))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -185,6 +186,14 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         .map(|render| render())
         .unwrap_or_default();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+async fn method_not_allowed() -> HttpError {
+    HttpError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method (see /v1/openapi.json)",
+    )
 }
 
 async fn not_found() -> HttpError {

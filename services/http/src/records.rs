@@ -123,6 +123,12 @@ fn to_record(
             Ok(Header { key: h.key, value })
         })
         .collect::<Result<Vec<_>, HttpError>>()?;
+    if let Some(ts) = input.timestamp.filter(|ts| *ts < 0) {
+        return Err(HttpError::bad_request(
+            "invalid_timestamp",
+            format!("records[{index}].timestamp is {ts}: milliseconds since 1970, not negative"),
+        ));
+    }
     let record = Record {
         timestamp_ms: input.timestamp.unwrap_or(now_ms),
         key,
@@ -142,6 +148,8 @@ pub(crate) async fn produce(
     ApiPath(topic_name): ApiPath<String>,
     ApiJson(body): ApiJson<ProduceRequest>,
 ) -> Result<Json<ProduceResponse>, HttpError> {
+    // A name no topic can have is the caller's mistake, not a missing topic.
+    silt_metadata::validate_topic_name(&topic_name)?;
     let topic = state.metadata.topic(&topic_name).await?;
     if body.records.is_empty() {
         return Err(HttpError::bad_request(
@@ -313,6 +321,12 @@ pub(crate) async fn consume(
     ApiPath((topic, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<ConsumeQuery>,
 ) -> Result<Json<ConsumeResponse>, HttpError> {
+    if let Some(limit) = query.limit.filter(|l| !(1..=10_000).contains(l)) {
+        return Err(HttpError::bad_request(
+            "invalid_query",
+            format!("limit is {limit}: ask for 1 to 10000 records"),
+        ));
+    }
     let offset = match query.offset {
         Some(o) => o,
         None => {
@@ -328,7 +342,7 @@ pub(crate) async fn consume(
         partition,
         offset,
         max_bytes: query.max_bytes.unwrap_or(1 << 20),
-        max_records: query.limit.unwrap_or(100).clamp(1, 10_000),
+        max_records: query.limit.unwrap_or(100),
         max_wait: Duration::from_millis(
             query
                 .wait_ms
@@ -410,15 +424,49 @@ async fn tail_round(mut tail: Tail) -> Option<(Vec<Event>, Tail)> {
 
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/stream",
     params(("topic" = String, Path), ("partition" = i32, Path), StreamQuery),
-    responses((status = 200, description = "Server-Sent Events: `record` events with the record as JSON data and the offset as id"),
-        (status = 404, body = crate::ErrorBody)))]
+    responses((status = 200, description = "Server-Sent Events: `record` events with the record as JSON data and the offset as id; a `Last-Event-ID` header resumes after that offset"),
+        (status = 400, body = crate::ErrorBody),
+        (status = 404, body = crate::ErrorBody),
+        (status = 416, body = crate::ErrorBody)))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     ApiPath((topic, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<StreamQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
-    let offsets = state.reader.partition_offsets(&topic, partition).await?;
-    let offset = query.offset.unwrap_or(offsets.high_watermark);
+    // A reconnecting EventSource sends the id of the last record it got: resume after it.
+    let resume = match headers.get("last-event-id") {
+        Some(id) => Some(
+            id.to_str()
+                .ok()
+                .and_then(|id| id.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    HttpError::bad_request(
+                        "invalid_last_event_id",
+                        "Last-Event-ID must be the offset of a record this stream sent",
+                    )
+                })?
+                + 1,
+        ),
+        None => None,
+    };
+    let offset = match resume.or(query.offset) {
+        // Out of range is 416, as on the records endpoint, before the stream starts.
+        Some(offset) => {
+            state
+                .reader
+                .checked_offsets(&topic, partition, offset)
+                .await?;
+            offset
+        }
+        None => {
+            state
+                .reader
+                .partition_offsets(&topic, partition)
+                .await?
+                .high_watermark
+        }
+    };
     let tail = Tail {
         request: FetchRequest {
             topic,

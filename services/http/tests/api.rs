@@ -513,3 +513,168 @@ async fn health_metrics_and_openapi() {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
 }
+
+impl Api {
+    /// A request with the given headers only (no default content type).
+    async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::from(body.to_string())).expect("request");
+        let response = self.app.clone().oneshot(request).await.expect("response");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value, headers)
+    }
+}
+
+/// Smaller defects found by a new user: each answer is JSON and says what is wrong.
+#[tokio::test]
+async fn http_errors_say_what_is_wrong_in_json() {
+    let api = api().await;
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": "edges", "partitions": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
+    // A method the route does not take: 405 with the JSON error body.
+    let (s, body) = api.call(Method::PATCH, "/v1/topics", None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+
+    // No content type on a JSON body: 415, not "malformed JSON".
+    let (s, body, _) = api
+        .raw(
+            Method::POST,
+            "/v1/topics/edges/records",
+            &[],
+            r#"{"records":[{"value":"x"}]}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["code"], "unsupported_media_type", "{body}");
+
+    // Negative timestamps are refused, and nothing is written.
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics/edges/records",
+            json!({"records": [{"value": "ok"}, {"value": "old", "timestamp": -5}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_timestamp", "{body}");
+    let (_, body) = api
+        .call(
+            Method::GET,
+            "/v1/topics/edges/partitions/0/records?offset=0",
+            None,
+        )
+        .await;
+    assert_eq!(body["high_watermark"], 0, "{body}");
+
+    // A name no topic can have is invalid, not unknown.
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics/bad%20name/records",
+            json!({"records": [{"value": "x"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_topic_name", "{body}");
+
+    // limit=0 asks for nothing: refused rather than answered with one record.
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics/edges/records",
+            json!({"records": [{"value": "a"}, {"value": "b"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = api
+        .call(
+            Method::GET,
+            "/v1/topics/edges/partitions/0/records?offset=0&limit=0",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_query", "{body}");
+
+    // The live tail: an offset out of range is 416 before the stream starts, as on the
+    // records endpoint.
+    let (s, body) = api
+        .call(
+            Method::GET,
+            "/v1/topics/edges/partitions/0/stream?offset=99",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE, "{body}");
+}
+
+/// A reconnecting EventSource sends Last-Event-ID: the stream resumes after that record.
+#[tokio::test]
+async fn the_live_tail_resumes_after_last_event_id() {
+    let api = api().await;
+    let (s, _) = api
+        .json(
+            Method::POST,
+            "/v1/topics",
+            json!({"name": "tailed", "partitions": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, body) = api
+        .json(
+            Method::POST,
+            "/v1/topics/tailed/records",
+            json!({"records": [{"value": "r0"}, {"value": "r1"}, {"value": "r2"}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri("/v1/topics/tailed/partitions/0/stream?offset=0")
+        .header("last-event-id", "0")
+        .body(Body::empty())
+        .expect("request");
+    let response = api.app.clone().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    while !text.contains("r2") {
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut body))
+                .await
+                .expect("an event in time")
+                .expect("the stream goes on")
+                .expect("bytes");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !text.contains("\"r0\""),
+        "record 0 was already seen: {text}"
+    );
+    assert!(text.contains("id: 1") && text.contains("\"r1\""), "{text}");
+}
