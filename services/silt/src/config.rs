@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -196,6 +196,40 @@ impl Default for LogConfig {
     }
 }
 
+/// Each configuration error in the user's terms: the setting as the TOML file and the
+/// environment spell it (`ingest.linger`, `SILT_INGEST__LINGER`), where it came from, and
+/// what is wrong with it.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key: Vec<String> = e.path.iter().map(|k| k.to_lowercase()).collect();
+            let setting = if key.is_empty() {
+                "the configuration".to_string()
+            } else {
+                format!("{} (SILT_{})", key.join("."), key.join("__").to_uppercase())
+            };
+            let source = match e.metadata.as_ref() {
+                Some(m) => match &m.source {
+                    Some(figment::Source::File(path)) => format!(" in {}", path.display()),
+                    _ if m.name.contains("environment") => " in the environment".to_string(),
+                    _ => String::new(),
+                },
+                None => String::new(),
+            };
+            let what = match &e.kind {
+                figment::error::Kind::UnknownField(field, expected) => format!(
+                    "unknown setting '{field}'; known here: {}",
+                    expected.join(", ")
+                ),
+                other => other.to_string(),
+            };
+            format!("  {setting}{source}: {what}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl Config {
     /// Defaults, then the TOML file (if any), then `SILT_*` environment variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -207,7 +241,9 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment.merge(Env::prefixed("SILT_").split("__"));
-        let config: Config = figment.extract().context("invalid configuration")?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration:\n{}", describe(e)))?;
         Ok(config)
     }
 
@@ -402,6 +438,30 @@ mod tests {
         let mut expected = Config::default();
         expected.storage.s3 = config.storage.s3.clone();
         assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn configuration_errors_name_the_setting_as_the_user_spells_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("silt.toml");
+        std::fs::write(&file, "[ingest]\nlingr = \"5ms\"\n").expect("write");
+        let err = Config::load(Some(&file)).expect_err("a typo").to_string();
+        assert!(
+            err.contains("ingest.lingr")
+                && err.contains("SILT_INGEST__LINGR")
+                && err.contains(&file.display().to_string())
+                && err.contains("linger"),
+            "{err}"
+        );
+        assert!(!err.contains("default."), "loader terms leak: {err}");
+        std::fs::write(&file, "[ingest]\nlinger = \"soon\"\n").expect("write");
+        let err = Config::load(Some(&file))
+            .expect_err("a bad value")
+            .to_string();
+        assert!(
+            err.contains("ingest.linger (SILT_INGEST__LINGER)") && err.contains("soon"),
+            "{err}"
+        );
     }
 
     #[test]
