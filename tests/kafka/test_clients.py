@@ -383,3 +383,17 @@ def test_kafkajs_admin_and_idempotent_producer(silt):
         assert m.timestamp == 1_700_000_000_000 + i
     for p, records in got.items():
         assert [m.offset for m in records] == list(range(len(records)))
+
+
+def test_a_transactional_producer_is_told_at_once_that_transactions_are_unsupported(silt):
+    # Until transactions land, the error is final (not a retriable coordinator error a
+    # producer would retry until its timeout) and says what to use instead.
+    producer = Producer({"bootstrap.servers": silt.bootstrap, "transactional.id": "tx-1"})
+    started = time.time()
+    with pytest.raises(KafkaException) as raised:
+        producer.init_transactions(20)
+    error = raised.value.args[0]
+    assert time.time() - started < 5, "the producer waited for a coordinator"
+    assert error.fatal() and not error.retriable()
+    assert "does not support Kafka transactions yet" in error.str()
+    assert "enable.idempotence" in error.str()

@@ -93,6 +93,9 @@ fn code_of(result: &Result<(), GroupError>) -> i16 {
 /// Key types of FindCoordinator: 0 group, 1 transaction.
 const KEY_TYPE_GROUP: i8 = 0;
 
+/// What a transactional producer is told until transactions are supported.
+pub(crate) const TRANSACTIONS_UNSUPPORTED: &str = "Silt does not support Kafka transactions yet: use an idempotent producer (enable.idempotence=true) without transactional.id";
+
 pub(crate) fn find_coordinator(
     state: &KafkaState,
     ctx: &RequestContext,
@@ -101,8 +104,12 @@ pub(crate) fn find_coordinator(
     let node = BrokerId(state.config.node_id);
     let host = text(state.config.advertised_host.clone());
     let port = i32::from(state.config.advertised_port);
-    let error =
-        (request.key_type != KEY_TYPE_GROUP).then(|| ResponseError::CoordinatorNotAvailable.code());
+    // Transaction coordinators do not exist yet. A retriable error would have a
+    // transactional producer retry until it times out; an authorisation error is final
+    // for Kafka clients, and the message says why.
+    let error = (request.key_type != KEY_TYPE_GROUP)
+        .then(|| ResponseError::TransactionalIdAuthorizationFailed.code());
+    let message = error.map(|_| text(TRANSACTIONS_UNSUPPORTED.to_string()));
     let mut response = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         // v4+ batches keys; any node coordinates any group.
@@ -112,6 +119,7 @@ pub(crate) fn find_coordinator(
             c.host = host.clone();
             c.port = port;
             c.error_code = error.unwrap_or(0);
+            c.error_message = message.clone();
             if error.is_none() && !group_allowed(state, ctx, AclOperation::Describe, key.as_str()) {
                 c.error_code = ResponseError::GroupAuthorizationFailed.code();
             }
@@ -123,6 +131,7 @@ pub(crate) fn find_coordinator(
         response.host = host;
         response.port = port;
         response.error_code = error.unwrap_or(0);
+        response.error_message = message;
         if error.is_none()
             && !group_allowed(state, ctx, AclOperation::Describe, request.key.as_str())
         {

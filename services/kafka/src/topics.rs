@@ -232,8 +232,8 @@ pub(crate) async fn init_producer_id(
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
     if request.transactional_id.is_some() {
-        // Transactions are not supported (yet): say so plainly rather than pretend.
-        response.error_code = ResponseError::InvalidRequest.code();
+        // Transactions are not supported (yet): a final error, not one to retry.
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return respond(ctx, &response);
     }
     // An idempotent producer needs IdempotentWrite on the cluster, or Write on some topic
