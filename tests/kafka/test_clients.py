@@ -397,3 +397,31 @@ def test_a_transactional_producer_is_told_at_once_that_transactions_are_unsuppor
     assert error.fatal() and not error.retriable()
     assert "does not support Kafka transactions yet" in error.str()
     assert "enable.idempotence" in error.str()
+
+
+def test_topics_with_a_manual_replica_assignment_are_created(silt):
+    # Tools and test suites send replica assignments; on shared storage only the
+    # partition count matters, the replicas are routing hints.
+    admin = AdminClient({"bootstrap.servers": silt.bootstrap})
+    futures = admin.create_topics([NewTopic("assigned", num_partitions=3, replication_factor=-1,
+                                            replica_assignment=[[0], [0], [0]])])
+    futures["assigned"].result(30)
+    metadata = admin.list_topics("assigned", timeout=30)
+    assert len(metadata.topics["assigned"].partitions) == 3
+    admin.create_partitions([NewPartitions("assigned", 5, replica_assignment=[[0], [0]])])["assigned"].result(30)
+    assert len(admin.list_topics("assigned", timeout=30).topics["assigned"].partitions) == 5
+    # kafka-python sends the assignment too.
+    client = KafkaAdminClient(bootstrap_servers=silt.bootstrap)
+    try:
+        client.create_topics([KNewTopic("assigned-kp", num_partitions=-1, replication_factor=-1,
+                                        replica_assignments={0: [0], 1: [0]})])
+        described = client.describe_topics(["assigned-kp"])
+        assert len(described[0]["partitions"]) == 2
+        # A gap in the numbering is refused, as Kafka refuses it, and nothing is created.
+        with pytest.raises(Exception) as refused:
+            client.create_topics([KNewTopic("gappy", num_partitions=-1, replication_factor=-1,
+                                            replica_assignments={0: [0], 2: [0]})])
+        assert "InvalidRequest" in repr(refused.value) or "42" in str(refused.value), refused.value
+    finally:
+        client.close()
+    assert "gappy" not in admin.list_topics(timeout=30).topics

@@ -28,6 +28,36 @@ fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
+/// Kafka's checks of a manual assignment: no partition count or replication factor beside
+/// it, and the partitions numbered 0, 1, ... without gaps.
+fn check_assignment(
+    topic: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+) -> Result<(), MetadataError> {
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err(MetadataError::InvalidRequest {
+            reason: "give either a replica assignment or num_partitions and replication_factor, not both"
+                .into(),
+        });
+    }
+    let mut indexes: Vec<i32> = topic
+        .assignments
+        .iter()
+        .map(|a| a.partition_index)
+        .collect();
+    indexes.sort_unstable();
+    if indexes.iter().copied().ne(0..indexes.len() as i32) {
+        return Err(MetadataError::InvalidRequest {
+            reason: "a replica assignment must number its partitions 0, 1, ... without gaps".into(),
+        });
+    }
+    if topic.assignments.iter().any(|a| a.broker_ids.is_empty()) {
+        return Err(MetadataError::InvalidRequest {
+            reason: "every partition of a replica assignment needs at least one broker".into(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) async fn create(
     state: &KafkaState,
     ctx: &RequestContext,
@@ -40,7 +70,11 @@ pub(crate) async fn create(
         result.name = topic.name.clone();
         result.num_partitions = -1;
         result.replication_factor = -1;
-        let partitions = if topic.num_partitions == -1 {
+        // A manual assignment names the partitions; its replicas are routing hints only
+        // (every node serves every partition from the shared store).
+        let partitions = if !topic.assignments.is_empty() {
+            i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX)
+        } else if topic.num_partitions == -1 {
             state.ingest.rules().defaults().default_partitions
         } else {
             topic.num_partitions
@@ -55,9 +89,7 @@ pub(crate) async fn create(
         }
         let outcome = async {
             if !topic.assignments.is_empty() {
-                return Err(MetadataError::InvalidRequest {
-                    reason: "manual replica assignment is not supported".into(),
-                });
+                check_assignment(&topic)?;
             }
             let config = TopicConfig::from_pairs(topic.configs.iter().map(|c| {
                 (
@@ -194,12 +226,19 @@ pub(crate) async fn create_partitions(
             continue;
         }
         let outcome = async {
-            if topic.assignments.is_some() {
-                return Err(MetadataError::InvalidRequest {
-                    reason: "manual replica assignment is not supported".into(),
-                });
-            }
             let current = state.metadata.topic(&name).await?;
+            // The new partitions' replicas are routing hints: only their number matters.
+            if let Some(assignments) = &topic.assignments {
+                let added = topic.count - current.partitions;
+                if i32::try_from(assignments.len()).ok() != Some(added) {
+                    return Err(MetadataError::InvalidRequest {
+                        reason: format!(
+                            "the assignment names {} new partitions; the count adds {added}",
+                            assignments.len()
+                        ),
+                    });
+                }
+            }
             if request.validate_only {
                 if topic.count <= current.partitions {
                     return Err(MetadataError::InvalidPartitionCount {
