@@ -425,3 +425,24 @@ def test_topics_with_a_manual_replica_assignment_are_created(silt):
     finally:
         client.close()
     assert "gappy" not in admin.list_topics(timeout=30).topics
+
+
+def test_describe_log_dirs_sizes_every_partition(silt):
+    # Admin tools and consoles size topics with DescribeLogDirs.
+    create_topic(silt.bootstrap, "sized", 2)
+    produce_all(silt.bootstrap, "sized",
+                [(b"k", b"v" * 1000 + bytes([i]), None, None, 0) for i in range(20)])
+    client = KafkaAdminClient(bootstrap_servers=silt.bootstrap)
+    try:
+        response = client.describe_log_dirs()
+    finally:
+        client.close()
+    # One answer per broker, one log directory: the object store.
+    [broker] = response
+    [log_dir] = broker["log_dirs"]
+    assert log_dir["error_code"] == 0 and log_dir["log_dir"].endswith("objects"), log_dir
+    [topic] = [t for t in log_dir["topics"] if t["name"] == "sized"]
+    sizes = {p["partition_index"]: p["partition_size"] for p in topic["partitions"]}
+    assert set(sizes) == {0, 1}
+    # 20 records of 1 KB went to partition 0 (stored compressed: a few hundred bytes).
+    assert sizes[0] > 100 and sizes[1] == 0, sizes

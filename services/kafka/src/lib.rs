@@ -19,6 +19,7 @@ mod connection;
 mod error;
 mod fetch;
 mod groups;
+mod log_dirs;
 mod metadata;
 mod produce;
 mod records;
@@ -66,6 +67,8 @@ pub struct KafkaConfig {
     pub rack: Option<String>,
     /// The `[kafka]` settings: cluster id, frame and memory limits, authentication.
     pub settings: KafkaSettings,
+    /// What DescribeLogDirs calls the node's one log directory: its object store.
+    pub log_dir: String,
     /// Requests handled at once per connection (responses still go out in order). A
     /// produce waits a linger plus an upload and a commit, so a client spreading records
     /// over many partitions keeps many small requests outstanding; memory is bounded by
@@ -82,6 +85,7 @@ impl Default for KafkaConfig {
             roles: vec![Role::Ingest, Role::Reader],
             rack: None,
             settings: KafkaSettings::default(),
+            log_dir: "object store".into(),
             max_inflight_per_connection: 1024,
         }
     }

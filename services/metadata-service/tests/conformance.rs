@@ -171,6 +171,7 @@ conformance!(
     cluster_secrets_are_made_once,
     transactional_ids_keep_their_producer_and_fence_older_epochs,
     concurrent_first_inits_of_a_transactional_id_share_one_producer,
+    partition_sizes_add_up_the_stored_bytes,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -1451,4 +1452,47 @@ async fn concurrent_first_inits_of_a_transactional_id_share_one_producer(make: M
     let mut epochs: Vec<i16> = identities.iter().map(|p| p.epoch).collect();
     epochs.sort_unstable();
     assert_eq!(epochs, (0..8).collect::<Vec<i16>>());
+}
+
+async fn partition_sizes_add_up_the_stored_bytes(make: Maker) {
+    let store = make.open().await;
+    store
+        .create_topic("sized", 3, TopicConfig::default())
+        .await
+        .expect("created");
+    assert_eq!(
+        store.partition_sizes("sized").await.expect("sizes"),
+        [(0, 0), (1, 0), (2, 0)]
+    );
+    // Each test chunk covers 100 bytes of its segment.
+    let got = store
+        .commit_segment(&segment(
+            "sz1",
+            vec![
+                chunk("sized", 0, 5, 0),
+                chunk("sized", 1, 5, 0),
+                chunk("sized", 0, 5, 0),
+            ],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(bases(got), [0, 0, 5]);
+    assert_eq!(
+        store.partition_sizes("sized").await.expect("sizes"),
+        [(0, 200), (1, 100), (2, 0)]
+    );
+    // Entries below the log start no longer count.
+    store
+        .advance_log_start("sized", 0, 5)
+        .await
+        .expect("retention");
+    assert_eq!(
+        store.partition_sizes("sized").await.expect("sizes"),
+        [(0, 100), (1, 100), (2, 0)]
+    );
+    let err = store
+        .partition_sizes("no-such-topic")
+        .await
+        .expect_err("unknown topic");
+    assert!(matches!(err, MetadataError::UnknownTopic { .. }), "{err}");
 }

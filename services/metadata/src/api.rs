@@ -65,6 +65,9 @@ macro_rules! metadata_api {
                 /// The first index entry of a partition (in offset order, at or after the
                 /// log start) holding a record with timestamp >= `timestamp_ms`.
                 retry fn chunk_for_timestamp(topic: &str as String, partition: i32, timestamp_ms: i64) -> Option<$crate::ChunkEntry> => ChunkForTimestamp;
+                /// Bytes of stored data (index entries' byte ranges, raw and lake) of every
+                /// partition of `topic`, by partition: what DescribeLogDirs reports.
+                retry fn partition_sizes(topic: &str as String) -> Vec<(i32, u64)> => PartitionSizes;
             }
             /// What the compactor changes: raw chunks merged into lake objects, log starts
             /// moved by retention, objects nothing refers to any more.

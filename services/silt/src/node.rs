@@ -674,6 +674,7 @@ impl Node {
                 roles: node_roles,
                 rack: config.node.rack.clone(),
                 settings: config.kafka.clone(),
+                log_dir: store_place(&config),
                 ..KafkaConfig::default()
             };
             let kafka_state = KafkaState {

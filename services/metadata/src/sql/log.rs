@@ -417,6 +417,29 @@ impl LogStore for SqlStore {
         Ok(outcomes)
     }
 
+    async fn partition_sizes(&self, topic: &str) -> Result<Vec<(i32, u64)>> {
+        let t = self.get_topic(topic).await?;
+        let rows = self
+            .pool
+            .fetch_all(
+                "SELECT partition, CAST(SUM(byte_len) AS BIGINT) AS bytes FROM chunks WHERE topic_id = $1 \
+                 GROUP BY partition",
+                args![&t.id.to_string()],
+            )
+            .await?;
+        let mut sizes: Vec<(i32, u64)> = (0..t.partitions).map(|p| (p, 0)).collect();
+        for row in &rows {
+            let partition = i32_of(row, "partition")?;
+            let bytes = u64::try_from(row.int("bytes")?).map_err(|_| MetadataError::Corrupt {
+                reason: format!("negative size of {topic}/{partition}"),
+            })?;
+            if let Some(slot) = sizes.iter_mut().find(|(p, _)| *p == partition) {
+                slot.1 = bytes;
+            }
+        }
+        Ok(sizes)
+    }
+
     async fn chunks_from(
         &self,
         topic: &str,
