@@ -9,7 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::connection::{RequestContext, encode_response};
 use crate::error::KafkaError;
-use crate::{KafkaState, configs, fetch, groups, log_dirs, metadata, produce, security, topics};
+use crate::{KafkaState, configs, describe, fetch, groups, metadata, produce, security, topics};
 
 /// One API and the versions of it Silt answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,7 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::FindCoordinator, 0, 4),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),
@@ -174,7 +175,10 @@ pub(crate) async fn handle(
             now(metadata::describe_cluster(state, ctx, decode(ctx, &mut body)?).await)
         }
         ApiKey::DescribeLogDirs => {
-            now(log_dirs::describe(state, ctx, decode(ctx, &mut body)?).await)
+            now(describe::describe(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::DescribeProducers => {
+            now(describe::describe_producers(state, ctx, decode(ctx, &mut body)?).await)
         }
         ApiKey::FindCoordinator => now(groups::find_coordinator(
             state,

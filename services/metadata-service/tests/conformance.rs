@@ -12,8 +12,8 @@ use silt_groups::GroupConfig;
 use silt_metadata::{
     AclBinding, AclOperation, AclPermission, CatalogStore, ChunkCommit, ChunkOutcome, ErrorKind,
     GroupOffset, MetadataError, MetadataStore, NodeInfo, PatternType, PostgresStore, ProducerBatch,
-    ResourceType, Role, ScramCredential, ScramMechanism, SegmentCommit, SqliteStore, TopicConfig,
-    WatchEvent,
+    ProducerState, ResourceType, Role, ScramCredential, ScramMechanism, SegmentCommit, SqliteStore,
+    TopicConfig, WatchEvent,
 };
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
 use tokio_util::sync::CancellationToken;
@@ -172,6 +172,7 @@ conformance!(
     transactional_ids_keep_their_producer_and_fence_older_epochs,
     concurrent_first_inits_of_a_transactional_id_share_one_producer,
     partition_sizes_add_up_the_stored_bytes,
+    a_partition_remembers_its_producers_last_batches,
 );
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
@@ -1495,4 +1496,62 @@ async fn partition_sizes_add_up_the_stored_bytes(make: Maker) {
         .await
         .expect_err("unknown topic");
     assert!(matches!(err, MetadataError::UnknownTopic { .. }), "{err}");
+}
+
+async fn a_partition_remembers_its_producers_last_batches(make: Maker) {
+    let store = make.open().await;
+    store
+        .create_topic("producers", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    let a = store.init_producer_id().await.expect("id");
+    let b = store.init_producer_id().await.expect("id");
+    let got = store
+        .commit_segment(&segment(
+            "pp1",
+            vec![
+                batch("producers", 0, 5, a.producer_id, 0, 0),
+                chunk("producers", 0, 2, 0),
+                batch("producers", 0, 3, b.producer_id, 0, 0),
+                batch("producers", 0, 4, a.producer_id, 0, 5),
+            ],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(bases(got), [0, 5, 7, 10]);
+    let states = store
+        .partition_producers("producers", 0)
+        .await
+        .expect("producers");
+    let mut expected = vec![
+        ProducerState {
+            producer_id: a.producer_id,
+            epoch: 0,
+            last_sequence: 8,
+            last_base_offset: 10,
+        },
+        ProducerState {
+            producer_id: b.producer_id,
+            epoch: 0,
+            last_sequence: 2,
+            last_base_offset: 7,
+        },
+    ];
+    expected.sort_by_key(|p| p.producer_id);
+    assert_eq!(states, expected);
+    assert!(
+        store
+            .partition_producers("producers", 1)
+            .await
+            .expect("producers")
+            .is_empty()
+    );
+    let err = store
+        .partition_producers("producers", 2)
+        .await
+        .expect_err("no partition 2");
+    assert!(
+        matches!(err, MetadataError::UnknownPartition { .. }),
+        "{err}"
+    );
 }

@@ -120,6 +120,10 @@ macro_rules! metadata_api {
                 /// producer id at epoch 0, then the same id at the next epoch, which fences
                 /// every older epoch (a new id at epoch 0 once the epochs run out). Not
                 /// resent: a lost answer must not bump the epoch twice.
+                /// The producers that wrote to a partition and whose batches it still
+                /// remembers (for duplicate detection), by producer id, each with its
+                /// last batch.
+                retry fn partition_producers(topic: &str as String, partition: i32) -> Vec<$crate::ProducerState> => PartitionProducers;
                 once fn init_transactional_producer(transactional_id: &str as String, timeout: std::time::Duration) -> $crate::ProducerIdentity => InitTransactionalProducer;
             }
             /// The live nodes of the cluster, renewed by heartbeat.

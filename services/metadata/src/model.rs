@@ -219,6 +219,18 @@ fn portable_error<S: serde::Serializer>(
     }
 }
 
+/// What a partition remembers of one producer that wrote to it (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    /// The epoch of its last batch here.
+    pub epoch: i16,
+    /// The sequence number of the last record of its last batch here.
+    pub last_sequence: i32,
+    /// Where that batch starts.
+    pub last_base_offset: i64,
+}
+
 /// A producer id and epoch handed out to an idempotent producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerIdentity {

@@ -12,7 +12,7 @@ use super::{Backend, SqlStore, placeholders, postgres, sqlite};
 use crate::error::{MetadataError, Result};
 use crate::model::{
     ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets, ProducerBatch, ProducerIdentity,
-    SegmentCommit,
+    ProducerState, SegmentCommit,
 };
 use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, i32_of, to_i64};
 use crate::sequence::{
@@ -494,6 +494,32 @@ impl ProducerStore for SqlStore {
             producer_id,
             epoch: 0,
         })
+    }
+
+    async fn partition_producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
+        let topic_id = self.topic_id(topic, partition).await?;
+        let rows = self
+            .pool
+            .fetch_all(
+                "SELECT b.producer_id, b.epoch, b.last_seq, b.base_offset FROM producer_batches b \
+                 WHERE b.topic_id = $1 AND b.partition = $2 AND b.id = (SELECT MAX(id) \
+                 FROM producer_batches WHERE producer_id = b.producer_id AND topic_id = $1 \
+                 AND partition = $2) ORDER BY b.producer_id",
+                args![&topic_id, partition],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProducerState {
+                    producer_id: r.int("producer_id")?,
+                    epoch: i16::try_from(r.int("epoch")?).map_err(|_| MetadataError::Corrupt {
+                        reason: format!("a producer epoch of {topic}/{partition}"),
+                    })?,
+                    last_sequence: i32_of(r, "last_seq")?,
+                    last_base_offset: r.int("base_offset")?,
+                })
+            })
+            .collect()
     }
 
     async fn init_transactional_producer(

@@ -1,4 +1,5 @@
-//! DescribeLogDirs: what admin tools and consoles ask to size topics. Silt has one "log
+//! DescribeLogDirs and DescribeProducers: what admin tools and consoles ask to size topics
+//! and list their writers. DescribeLogDirs: Silt has one "log
 //! directory", its object store; each partition's size is the bytes its index entries
 //! cover (raw segments and lake files), as the metadata service counts them.
 
@@ -69,5 +70,65 @@ pub(crate) async fn describe(
         dir.topics.push(topic);
     }
     response.results.push(dir);
+    respond(ctx, &response)
+}
+
+/// DescribeProducers: the idempotent producers each partition remembers (their last
+/// batch's epoch and sequence), as `kafka-transactions.sh describe-producers` and
+/// consoles show them. Transactions do not exist yet: no coordinator epoch, no open
+/// transaction.
+pub(crate) async fn describe_producers(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: kafka_protocol::messages::DescribeProducersRequest,
+) -> Result<Bytes, KafkaError> {
+    use kafka_protocol::messages::ProducerId;
+    use kafka_protocol::messages::describe_producers_response::{
+        PartitionResponse, ProducerState, TopicResponse,
+    };
+    let mut response = kafka_protocol::messages::DescribeProducersResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let readable = state.allowed(
+            ctx,
+            AclOperation::Read,
+            silt_metadata::ResourceType::Topic,
+            &name,
+        );
+        let mut out = TopicResponse::default();
+        out.name = topic.name;
+        for index in topic.partition_indexes {
+            let mut partition = PartitionResponse::default();
+            partition.partition_index = index;
+            if !readable {
+                partition.error_code = ResponseError::TopicAuthorizationFailed.code();
+                out.partitions.push(partition);
+                continue;
+            }
+            match state.metadata.partition_producers(&name, index).await {
+                Ok(producers) => {
+                    partition.active_producers = producers
+                        .into_iter()
+                        .map(|p| {
+                            let mut s = ProducerState::default();
+                            s.producer_id = ProducerId(p.producer_id);
+                            s.producer_epoch = i32::from(p.epoch);
+                            s.last_sequence = p.last_sequence;
+                            s.last_timestamp = -1;
+                            s.coordinator_epoch = -1;
+                            s.current_txn_start_offset = -1;
+                            s
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    partition.error_code = metadata_code(&e);
+                    partition.error_message = Some(StrBytes::from_string(e.to_string()));
+                }
+            }
+            out.partitions.push(partition);
+        }
+        response.topics.push(out);
+    }
     respond(ctx, &response)
 }
