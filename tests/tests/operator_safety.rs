@@ -243,3 +243,47 @@ fn a_cluster_node_refuses_a_local_folder_the_others_cannot_read() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cli_commands_find_the_node_from_its_configuration_and_encode_names() {
+    let node = Node::start(Backend::Local, &[]).await.expect("node");
+    let run = |args: &[&str]| {
+        Command::new(silt_bin())
+            .args(args)
+            // The same variable the node was started with: no --url needed.
+            .env("SILT_HTTP__ADDR", format!("127.0.0.1:{}", node.port))
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let listed = run(&["groups", "list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    // A group id with a space and a slash reaches the group endpoint, not another route.
+    let described = run(&["groups", "describe", "a b/c"]);
+    let err = String::from_utf8_lossy(&described.stderr);
+    assert!(!described.status.success());
+    assert!(
+        err.contains("404") && !err.contains("no such endpoint"),
+        "{err}"
+    );
+    // compact says what it did in words, or as JSON on request.
+    let summary = run(&["compact", "--min-age", "0s"]);
+    let text = String::from_utf8_lossy(&summary.stdout);
+    assert!(
+        summary.status.success(),
+        "{}",
+        String::from_utf8_lossy(&summary.stderr)
+    );
+    assert!(
+        text.contains("merged") && text.contains("garbage collection"),
+        "{text}"
+    );
+    let json = run(&["compact", "--min-age", "0s", "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("the report is JSON");
+    assert!(report["duration_ms"].is_u64(), "{report}");
+}

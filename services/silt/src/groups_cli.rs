@@ -23,6 +23,11 @@ async fn get(api: &ApiArgs, url: &str) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+/// A name as one URL path segment (group ids may hold spaces, slashes, anything).
+pub(crate) fn encode(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -47,7 +52,7 @@ pub(crate) async fn run(base: &str, api: &ApiArgs, command: GroupsCommand) -> an
             }
         }
         GroupsCommand::Describe { group } => {
-            let g = get(api, &format!("{base}/v1/groups/{group}")).await?;
+            let g = get(api, &format!("{base}/v1/groups/{}", encode(&group))).await?;
             println!(
                 "group {}  state {}  protocol {}  generation {}  total lag {}",
                 text(&g["group"]),

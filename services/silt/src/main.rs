@@ -51,9 +51,9 @@ enum Command {
         /// Merge raw data at least this old (default: the node's compactor.min_age).
         #[arg(long)]
         min_age: Option<String>,
-        /// Base URL of the node's HTTP API (a node running the compactor).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
+        /// Print the pass's report as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -76,9 +76,6 @@ enum Command {
     Groups {
         #[command(subcommand)]
         command: GroupsCommand,
-        /// Base URL of the node's HTTP API.
-        #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
-        url: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -87,6 +84,13 @@ enum Command {
 /// How the command line reaches a node's HTTP API.
 #[derive(Debug, Args)]
 struct ApiArgs {
+    /// Base URL of the node's HTTP API; default: the http.addr of the configuration
+    /// (--config, SILT_HTTP__ADDR), http://127.0.0.1:8080 unless changed.
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// The node's TOML configuration, for its HTTP address.
+    #[arg(long = "config", short = 'c', global = true)]
+    config: Option<PathBuf>,
     /// A bearer token (`silt users token`), for nodes with http.require_auth.
     #[arg(long, global = true)]
     token: Option<String>,
@@ -96,6 +100,28 @@ struct ApiArgs {
 }
 
 impl ApiArgs {
+    /// The node's base URL: `--url`, else the configured HTTP address (the loopback for
+    /// a wildcard address, https when the listener has TLS).
+    fn base(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.url {
+            return Ok(url.trim_end_matches('/').to_string());
+        }
+        let config = Config::load(self.config.as_deref())?;
+        let addr = config.http.addr;
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let scheme = if config.http.tls { "https" } else { "http" };
+        Ok(format!("{scheme}://{host}:{}", addr.port()))
+    }
+
     /// A request builder for `method` `url` with the token, on a client trusting the
     /// authority.
     fn request(
@@ -290,17 +316,17 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(node::run(config, node::Mode::Serve))
         }
-        Command::Groups { command, url, api } => {
+        Command::Groups { command, api } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(groups_cli::run(&url, &api, command))
+            runtime.block_on(groups_cli::run(&api.base()?, &api, command))
         }
-        Command::Compact { min_age, url, api } => {
+        Command::Compact { min_age, json, api } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(compact(&url, &api, min_age.as_deref()))
+            runtime.block_on(compact(&api.base()?, &api, min_age.as_deref(), json))
         }
         Command::Users { command, node } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -326,11 +352,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn compact(base: &str, api: &ApiArgs, min_age: Option<&str>) -> anyhow::Result<()> {
+async fn compact(
+    base: &str,
+    api: &ApiArgs,
+    min_age: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     use anyhow::Context;
-    let mut url = format!("{}/v1/admin/compact", base.trim_end_matches('/'));
+    let mut url = format!("{base}/v1/admin/compact");
     if let Some(age) = min_age {
-        url.push_str(&format!("?min_age={age}"));
+        url.push_str(&format!("?min_age={}", groups_cli::encode(age)));
     }
     let response = api
         .request(reqwest::Method::POST, &url)?
@@ -345,6 +376,38 @@ async fn compact(base: &str, api: &ApiArgs, min_age: Option<&str>) -> anyhow::Re
             body["message"].as_str().unwrap_or("request failed")
         );
     }
-    println!("{}", serde_json::to_string_pretty(&body)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        print!("{}", compaction_summary(&body));
+    }
     Ok(())
+}
+
+/// A pass's report in words.
+fn compaction_summary(r: &serde_json::Value) -> String {
+    let n = |key: &str| r[key].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "merged {} raw chunks ({} records, {} bytes) into {} lake files ({} bytes)\n\
+         retention: {} partitions truncated, {} records expired\n\
+         garbage collection: {} unreferenced and {} orphaned objects deleted\n\
+         left raw: {} bytes, the oldest {} ms old\n\
+         took {} ms\n",
+        n("chunks_merged"),
+        n("records_rewritten"),
+        n("bytes_read"),
+        n("lake_files_written"),
+        n("bytes_written"),
+        n("partitions_truncated"),
+        n("records_expired"),
+        n("unreferenced_deleted"),
+        n("orphans_deleted"),
+        n("lag_bytes"),
+        n("lag_ms"),
+        n("duration_ms"),
+    );
+    for e in r["errors"].as_array().into_iter().flatten() {
+        out.push_str(&format!("error: {}\n", e.as_str().unwrap_or_default()));
+    }
+    out
 }
