@@ -287,3 +287,39 @@ async fn cli_commands_find_the_node_from_its_configuration_and_encode_names() {
         serde_json::from_slice(&json.stdout).expect("the report is JSON");
     assert!(report["duration_ms"].is_u64(), "{report}");
 }
+
+#[tokio::test]
+async fn every_metric_on_metrics_has_help() {
+    let node = Node::start(Backend::Local, &[]).await.expect("node");
+    node.create_topic("helped", 1).await.expect("topic");
+    let (status, _) = node
+        .post(
+            "/v1/topics/helped/records",
+            serde_json::json!({"records": [{"value": "x"}]}),
+        )
+        .await
+        .expect("produce");
+    assert_eq!(status, 200);
+    let text = node
+        .http
+        .get(format!("{}/metrics", node.base()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("silt_"))
+        .collect();
+    assert!(typed.len() >= 10, "{text}");
+    for name in typed {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP line"
+        );
+    }
+}

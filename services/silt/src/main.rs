@@ -5,6 +5,7 @@
 
 mod config;
 mod groups_cli;
+mod metrics;
 mod node;
 mod security_cli;
 

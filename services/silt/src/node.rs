@@ -51,10 +51,12 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let latency = [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)?
         .install_recorder()
-        .context("installing the metrics recorder")
+        .context("installing the metrics recorder")?;
+    crate::metrics::describe();
+    Ok(handle)
 }
 
 /// Publishes the allocator's view of memory every second: bytes the process has
