@@ -110,7 +110,7 @@ impl AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_request_bytes;
-    Router::new()
+    let router = Router::new()
         .route("/v1/topics", post(topics::create).get(topics::list))
         .route(
             "/v1/topics/{topic}",
@@ -150,8 +150,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit));
+    // Outermost, so browsers' preflight requests are answered before authentication.
+    let router = match state.settings.cors() {
+        Ok(Some(cors)) => router.layer(cors),
+        Ok(None) => router,
+        Err(reason) => {
+            tracing::warn!(%reason, "CORS is off");
+            router
+        }
+    };
+    router.with_state(state)
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The node is serving")))]

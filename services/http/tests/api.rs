@@ -23,6 +23,10 @@ struct Api {
 }
 
 async fn api() -> Api {
+    api_with(HttpSettings::default()).await
+}
+
+async fn api_with(settings: HttpSettings) -> Api {
     let dir = tempfile::tempdir().expect("tempdir");
     let meta = Arc::new(
         SqliteStore::open(&dir.path().join("m.db"))
@@ -61,14 +65,7 @@ async fn api() -> Api {
         meta.clone(),
         meta.clone(),
     ));
-    let state = AppState::new(
-        meta,
-        ingest,
-        reader,
-        groups,
-        HttpSettings::default(),
-        Some(metrics),
-    );
+    let state = AppState::new(meta, ingest, reader, groups, settings, Some(metrics));
     Api {
         _dir: dir,
         app: router(state),
@@ -677,4 +674,69 @@ async fn the_live_tail_resumes_after_last_event_id() {
         "record 0 was already seen: {text}"
     );
     assert!(text.contains("id: 1") && text.contains("\"r1\""), "{text}");
+}
+
+/// Browsers may call the API from the origins `http.cors_origins` names, and only those.
+#[tokio::test]
+async fn cors_answers_the_configured_origins_only() {
+    let plain = api().await;
+    let request = |origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/v1/topics")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let answer = plain
+        .app
+        .clone()
+        .oneshot(request("https://console.test"))
+        .await
+        .expect("response");
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "no CORS unless configured"
+    );
+
+    let allowed = api_with(HttpSettings {
+        cors_origins: vec!["https://console.test".into()],
+        ..HttpSettings::default()
+    })
+    .await;
+    let app = allowed.app.clone();
+    let answer = app
+        .clone()
+        .oneshot(request("https://console.test"))
+        .await
+        .expect("response");
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://console.test"
+    );
+    let answer = app
+        .clone()
+        .oneshot(request("https://elsewhere.test"))
+        .await
+        .expect("response");
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let bad = HttpSettings {
+        cors_origins: vec!["console.test".into()],
+        ..HttpSettings::default()
+    };
+    assert!(
+        bad.cors()
+            .expect_err("not an origin")
+            .contains("cors_origins")
+    );
 }

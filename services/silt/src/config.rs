@@ -363,6 +363,7 @@ impl Config {
                 );
             }
         }
+        self.http.cors().map_err(anyhow::Error::msg)?;
         if !self.http.tokens.is_empty() && !self.http.require_auth {
             bail!("http.tokens are only used with http.require_auth = true");
         }
