@@ -47,6 +47,17 @@ pub enum ProduceRefusal {
         size: usize,
         max: usize,
     },
+    #[error(
+        "a record's timestamp {timestamp_ms} is {distance_ms} ms {direction} this node's clock; '{topic}' allows at most {max_ms} ms (message.timestamp.{direction}.max.ms)"
+    )]
+    InvalidTimestamp {
+        topic: String,
+        timestamp_ms: i64,
+        /// `before` or `after`.
+        direction: &'static str,
+        distance_ms: i64,
+        max_ms: i64,
+    },
 }
 
 /// The produce rules of one node.
@@ -136,18 +147,44 @@ impl ProduceRules {
     }
 
     /// Gives every record the append time `now_ms` when the topic keeps LogAppendTime
-    /// (the time the node accepted it); leaves the producer's timestamps otherwise.
+    /// (the time the node accepted it); otherwise checks the producer's timestamps against
+    /// the topic's `message.timestamp.before.max.ms` and `after.max.ms`, as Kafka does.
     pub fn stamp<'r>(
         &self,
         topic: &Topic,
         records: impl IntoIterator<Item = &'r mut Record>,
         now_ms: i64,
-    ) {
-        if topic.config.log_append_time() {
+    ) -> Result<(), ProduceRefusal> {
+        let config = &topic.config;
+        if config.log_append_time() {
             for record in records {
                 record.timestamp_ms = now_ms;
             }
+            return Ok(());
         }
+        let before = config.timestamp_before_max_ms.unwrap_or(i64::MAX);
+        let after = config.timestamp_after_max_ms.unwrap_or(i64::MAX);
+        if before == i64::MAX && after == i64::MAX {
+            return Ok(());
+        }
+        for record in records {
+            let t = record.timestamp_ms;
+            let (direction, distance_ms, max_ms) = if t <= now_ms {
+                ("before", now_ms.saturating_sub(t), before)
+            } else {
+                ("after", t.saturating_sub(now_ms), after)
+            };
+            if distance_ms > max_ms {
+                return Err(ProduceRefusal::InvalidTimestamp {
+                    topic: topic.name.clone(),
+                    timestamp_ms: t,
+                    direction,
+                    distance_ms,
+                    max_ms,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The topic named `name`, created with the default partition count when it does not
@@ -276,11 +313,54 @@ mod tests {
         rules
             .check_sizes(&roomy, &records)
             .expect("the topic's own limit applies");
-        rules.stamp(&roomy, &mut records, 99);
+        rules.stamp(&roomy, &mut records, 99).expect("stamped");
         assert!(records.iter().all(|r| r.timestamp_ms == 99));
         let create_time = topic(1, TopicConfig::default());
         let mut kept = vec![record(1, 5)];
-        rules.stamp(&create_time, &mut kept, 99);
+        rules.stamp(&create_time, &mut kept, 99).expect("any time");
         assert_eq!(kept[0].timestamp_ms, 5);
+    }
+
+    #[test]
+    fn create_time_bounds_refuse_timestamps_too_far_from_the_clock() {
+        let rules = ProduceRules::default();
+        let bounded = topic(
+            1,
+            TopicConfig::from_pairs([
+                ("message.timestamp.before.max.ms", "1000"),
+                ("message.timestamp.after.max.ms", "10"),
+            ])
+            .expect("valid"),
+        );
+        let now = 1_000_000;
+        for ok in [now, now - 1000, now + 10] {
+            rules
+                .stamp(&bounded, &mut [record(1, ok)], now)
+                .expect("within the bounds");
+        }
+        let late = rules.stamp(&bounded, &mut [record(1, now - 1001)], now);
+        assert!(
+            matches!(
+                late,
+                Err(ProduceRefusal::InvalidTimestamp {
+                    direction: "before",
+                    distance_ms: 1001,
+                    max_ms: 1000,
+                    ..
+                })
+            ),
+            "{late:?}"
+        );
+        let early = rules.stamp(&bounded, &mut [record(1, now + 11)], now);
+        assert!(
+            matches!(
+                early,
+                Err(ProduceRefusal::InvalidTimestamp {
+                    direction: "after",
+                    ..
+                })
+            ),
+            "{early:?}"
+        );
     }
 }

@@ -18,6 +18,7 @@ from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
+    ConfigSource,
     NewPartitions,
     NewTopic,
 )
@@ -193,6 +194,72 @@ def test_admin_through_both_clients(silt):
     assert "admin-b" in kadmin.list_topics()
     kadmin.delete_topics(["admin-b"])
     kadmin.close()
+
+
+def test_topic_configs_follow_kafkas_table(silt):
+    # Every known topic config is accepted with Kafka's validation, described with its
+    # true value and source; an unknown name or a bad value gets Kafka's INVALID_CONFIG.
+    admin = AdminClient({"bootstrap.servers": silt.bootstrap})
+    create_topic(silt.bootstrap, "configured", 1, {
+        "cleanup.policy": "delete", "compression.type": "zstd", "min.insync.replicas": "2",
+        "message.timestamp.type": "LogAppendTime", "segment.bytes": "104857600",
+    })
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "configured")
+    configs = admin.describe_configs([resource])[resource].result(30)
+    assert {"cleanup.policy", "compression.type", "retention.ms", "segment.ms",
+            "min.compaction.lag.ms", "unclean.leader.election.enable"} <= set(configs)
+    dynamic = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    for name, value in [("cleanup.policy", "delete"), ("compression.type", "zstd"),
+                        ("min.insync.replicas", "2"), ("message.timestamp.type", "LogAppendTime"),
+                        ("segment.bytes", "104857600")]:
+        assert (configs[name].value, configs[name].source) == (value, dynamic), name
+    # The compactor deletes after 7 days unless told otherwise, and says so.
+    assert configs["retention.ms"].value == "604800000"
+    assert configs["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["retention.bytes"].value == "-1"
+
+    def refusal(config):
+        with pytest.raises(KafkaException) as raised:
+            create_topic(silt.bootstrap, "refused", 1, config)
+        error = raised.value.args[0]
+        assert error.name() == "INVALID_CONFIG", error
+        return error.str()
+
+    assert "Unknown topic config name: retention.mss" in refusal({"retention.mss": "1"})
+    assert "Invalid value soon for configuration retention.ms" in refusal({"retention.ms": "soon"})
+    assert "compression.type" in refusal({"compression.type": "brotli"})
+    assert "cleanup.policy" in refusal({"cleanup.policy": "compact"})
+    assert "refused" not in admin.list_topics(timeout=30).topics
+
+    # Lists take APPEND and SUBTRACT; a set config is deleted back to its default.
+    change = ConfigResource(ConfigResource.Type.TOPIC, "configured", incremental_configs=[
+        ConfigEntry("min.insync.replicas", None, incremental_operation=AlterConfigOpType.DELETE),
+        ConfigEntry("message.timestamp.before.max.ms", "60000",
+                    incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET),
+    ])
+    admin.incremental_alter_configs([change])[change].result(30)
+    configs = admin.describe_configs([resource])[resource].result(30)
+    assert configs["min.insync.replicas"].value == "1"
+    assert configs["min.insync.replicas"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    # message.timestamp.before.max.ms is enforced: an hour-old CreateTime record is refused.
+    producer = Producer({"bootstrap.servers": silt.bootstrap})
+    errors = []
+    producer.produce("configured", value=b"old", partition=0,
+                     timestamp=int(time.time() * 1000) - 3_600_000,
+                     on_delivery=lambda e, m: errors.append(e))
+    producer.flush(30)
+    assert errors and errors[0] is not None and "INVALID_TIMESTAMP" in str(errors[0]), errors
+
+    # Broker configs are described too, read only.
+    broker = str(next(iter(admin.list_topics(timeout=30).brokers)))
+    node = ConfigResource(ConfigResource.Type.BROKER, broker)
+    configs = admin.describe_configs([node])[node].result(30)
+    assert configs["log.retention.ms"].value == "604800000"
+    assert configs["num.partitions"].value == "1"
+    assert configs["auto.create.topics.enable"].value == "true"
+    assert configs["broker.id"].value == broker and configs["broker.id"].is_read_only
 
 
 def test_offsets_for_times(silt):

@@ -173,7 +173,9 @@ pub(crate) async fn produce(
                 format!("records[{index}] is {size} bytes; the limit for {topic_name} is {max}"),
             ));
         }
-        rules.stamp(&topic, [&mut record], now_ms);
+        rules.stamp(&topic, [&mut record], now_ms).map_err(|e| {
+            HttpError::bad_request("invalid_timestamp", format!("records[{index}]: {e}"))
+        })?;
         let partition = rules
             .partition_for(&topic, partition, record.key.as_deref())
             .map_err(|e| {

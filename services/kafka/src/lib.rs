@@ -74,6 +74,9 @@ pub struct KafkaConfig {
     /// over many partitions keeps many small requests outstanding; memory is bounded by
     /// `max_queued_request_bytes` and ingest's budget, not by this count.
     pub max_inflight_per_connection: usize,
+    /// `retention.ms` of topics that set none (this node's `compactor.default_retention_ms`;
+    /// -1 keeps records forever), as DescribeConfigs shows it.
+    pub default_retention_ms: i64,
 }
 
 impl Default for KafkaConfig {
@@ -87,6 +90,7 @@ impl Default for KafkaConfig {
             settings: KafkaSettings::default(),
             log_dir: "object store".into(),
             max_inflight_per_connection: 1024,
+            default_retention_ms: silt_metadata::TopicConfigDefaults::default().retention_ms,
         }
     }
 }

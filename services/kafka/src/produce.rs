@@ -78,11 +78,13 @@ async fn submit_partition(
     if let Err(e) = rules.check_sizes(topic, batches.iter().flat_map(|b| &b.records)) {
         return refuse(ResponseError::MessageTooLarge, e.to_string());
     }
-    rules.stamp(
+    if let Err(e) = rules.stamp(
         topic,
         batches.iter_mut().flat_map(|b| b.records.iter_mut()),
         now_ms,
-    );
+    ) {
+        return refuse(ResponseError::InvalidTimestamp, e.to_string());
+    }
     let mut pending = Vec::with_capacity(batches.len());
     for batch in batches {
         if batch.records.is_empty() {

@@ -129,13 +129,14 @@ pub(crate) async fn create(
                     result.topic_id = t.id;
                     result.configs = Some(
                         t.config
-                            .pairs()
+                            .describe(&crate::configs::topic_defaults(state))
                             .into_iter()
-                            .map(|(k, v)| {
+                            .map(|d| {
                                 let mut c = CreatableTopicConfigs::default();
-                                c.name = text(k);
-                                c.value = Some(text(v));
-                                c.config_source = 1; // DYNAMIC_TOPIC_CONFIG
+                                c.name = text(d.def.name);
+                                c.value = Some(text(d.value));
+                                c.config_source = crate::configs::source_code(d.source);
+                                c.read_only = false;
                                 c
                             })
                             .collect(),

@@ -39,7 +39,7 @@ pub enum MetadataError {
     InvalidGroupId { reason: Cow<'static, str> },
     #[error("invalid partition count {partitions}: must be between 1 and {max}")]
     InvalidPartitionCount { partitions: i32, max: i32 },
-    #[error("invalid config '{key}': {reason}")]
+    #[error("{reason}")]
     InvalidConfig { key: String, reason: String },
     #[error("invalid request: {reason}")]
     InvalidRequest { reason: String },

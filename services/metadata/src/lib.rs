@@ -25,6 +25,7 @@ mod security;
 mod sequence;
 mod sql;
 mod store;
+mod topic_config;
 mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock, system_clock};
@@ -44,5 +45,9 @@ pub use sql::{PgLease, PostgresStore, SqlStore, SqliteStore};
 pub use store::{
     CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataStore, NodeStore,
     ProducerStore, SecurityStore, Watch,
+};
+pub use topic_config::{
+    ConfigDef, ConfigSource, ConfigType, DescribedConfig, Effect, TOPIC_CONFIGS,
+    TopicConfigDefaults, Valid, config_def,
 };
 pub use watch::{WatchEvent, Watchers};

@@ -677,6 +677,10 @@ impl Node {
                 rack: config.node.rack.clone(),
                 settings: config.kafka.clone(),
                 log_dir: store_place(&config),
+                default_retention_ms: config
+                    .compactor
+                    .default_retention
+                    .map_or(-1, |d| d.as_millis() as i64),
                 ..KafkaConfig::default()
             };
             let kafka_state = KafkaState {
