@@ -262,6 +262,34 @@ def test_topic_configs_follow_kafkas_table(silt):
     assert configs["broker.id"].value == broker and configs["broker.id"].is_read_only
 
 
+def test_repeated_header_keys_are_kept_in_order(silt):
+    # Kafka headers are an ordered list: a key may repeat, and every value is kept.
+    create_topic(silt.bootstrap, "headers", 1)
+    sent = [("trace", b"a"), ("hop", b"1"), ("trace", b"b"), ("hop", None), ("trace", b"c")]
+    for codec in ["none", "lz4", "zstd"]:
+        produce_all(silt.bootstrap, "headers", [(b"k", codec.encode(), sent, None, 0)],
+                    **{"compression.type": codec})
+    # Through the HTTP door too.
+    body = json.dumps({"records": [{"value": "http", "partition": 0, "headers": [
+        {"key": "trace", "value": "a"}, {"key": "trace", "value": "b"}]}]}).encode()
+    request = urllib.request.Request(f"{silt.http}/v1/topics/headers/records", data=body,
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).read()
+
+    got = consume_kafka_python(silt.bootstrap, "headers", 1, 4)[0]
+    assert [m.value for m in got] == [b"none", b"lz4", b"zstd", b"http"]
+    for m in got[:3]:
+        assert m.headers == sent, m.value
+    assert got[3].headers == [("trace", b"a"), ("trace", b"b")]
+    # librdkafka sees the same list.
+    consumer = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "headers-check",
+                         "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition("headers", 0, 0)])
+    msg = consumer.poll(30)
+    consumer.close()
+    assert msg is not None and msg.error() is None and msg.headers() == sent
+
+
 def test_offsets_for_times(silt):
     create_topic(silt.bootstrap, "times", 1)
     base = 1_700_000_000_000

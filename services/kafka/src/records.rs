@@ -1,6 +1,7 @@
 //! Converting between Kafka record batches and Silt records.
 
 use bytes::{Bytes, BytesMut};
+use integer_encoding::VarInt;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -25,9 +26,21 @@ pub struct IncomingBatch {
 /// Decodes every batch in a partition's `records` field (any compression codec).
 pub fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>, String> {
     check_batch_headers(&data)?;
-    let sets = RecordBatchDecoder::decode_all(&mut data).map_err(|e| e.to_string())?;
-    let mut batches = Vec::with_capacity(sets.len());
-    for set in sets {
+    let mut batches = Vec::new();
+    while !data.is_empty() {
+        // The codec keeps a record's headers in a map, so a key sent twice would keep only
+        // its last value: the records section (decompressed once, by the codec's own
+        // decompressors) is kept to read the headers again, in order, repeats included.
+        let section = std::cell::RefCell::new(Bytes::new());
+        let set = RecordBatchDecoder::decode_with_custom_compression(
+            &mut data,
+            Some(|buf: &mut Bytes, compression: Compression| {
+                let plain = decompress(buf, compression)?;
+                *section.borrow_mut() = plain.clone();
+                Ok(plain)
+            }),
+        )
+        .map_err(|e| e.to_string())?;
         if set.version != 2 {
             return Err(format!(
                 "record batch magic {} is not supported (only 2)",
@@ -43,6 +56,12 @@ pub fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>
             base_sequence: first.sequence,
         });
         let (transactional, control) = (first.transactional, first.control);
+        let mut headers = if set.records.iter().any(|r| !r.headers.is_empty()) {
+            record_headers(section.take(), set.records.len())?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         let records = set
             .records
             .into_iter()
@@ -50,14 +69,7 @@ pub fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>
                 timestamp_ms: if r.timestamp < 0 { now_ms } else { r.timestamp },
                 key: r.key,
                 value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| Header {
-                        key: k.to_string(),
-                        value: v,
-                    })
-                    .collect(),
+                headers: headers.next().unwrap_or_default(),
             })
             .collect();
         batches.push(IncomingBatch {
@@ -68,6 +80,123 @@ pub fn decode_batches(mut data: Bytes, now_ms: i64) -> Result<Vec<IncomingBatch>
         });
     }
     Ok(batches)
+}
+
+/// Decompresses a batch's records section with the codec crate's decompressors.
+fn decompress(buf: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let whole = |b: &mut Bytes| Ok(b.split_to(b.len()));
+    match compression {
+        Compression::None => whole(buf),
+        Compression::Gzip => Gzip::decompress(buf, whole),
+        Compression::Snappy => Snappy::decompress(buf, whole),
+        Compression::Lz4 => Lz4::decompress(buf, whole),
+        Compression::Zstd => Zstd::decompress(buf, whole),
+    }
+}
+
+/// Reads a Kafka varint (zigzag, as the codec writes them) from the front of `buf`.
+fn take_varint<T: VarInt>(buf: &mut Bytes) -> Result<T, String> {
+    use bytes::Buf;
+    let (value, used) = T::decode_var(buf).ok_or("a truncated varint in a record")?;
+    buf.advance(used);
+    Ok(value)
+}
+
+/// Reads the headers of `count` records from a decompressed v2 records section, in order,
+/// a key sent twice kept twice. The codec has already checked the section; this walks its
+/// length-prefixed fields.
+fn record_headers(mut buf: Bytes, count: usize) -> Result<Vec<Vec<Header>>, String> {
+    use bytes::Buf;
+    let field = |record: &mut Bytes| -> Result<Option<Bytes>, String> {
+        match usize::try_from(take_varint::<i32>(record)?) {
+            Ok(len) if len <= record.len() => Ok(Some(record.split_to(len))),
+            Ok(_) => Err("a record field longer than its record".into()),
+            Err(_) => Ok(None),
+        }
+    };
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut record = field(&mut buf)?.ok_or("a negative record length")?;
+        if record.is_empty() {
+            return Err("an empty record".into());
+        }
+        record.advance(1); // attributes
+        take_varint::<i64>(&mut record)?; // timestamp delta
+        take_varint::<i32>(&mut record)?; // offset delta
+        field(&mut record)?; // key
+        field(&mut record)?; // value
+        let n = usize::try_from(take_varint::<i32>(&mut record)?)
+            .map_err(|_| "a negative header count")?;
+        let mut headers = Vec::with_capacity(n.min(record.len()));
+        for _ in 0..n {
+            let key = field(&mut record)?.ok_or("a header without a key")?;
+            let key = String::from_utf8(key.to_vec()).map_err(|_| "a header key is not UTF-8")?;
+            headers.push(Header {
+                key,
+                value: field(&mut record)?,
+            });
+        }
+        out.push(headers);
+    }
+    Ok(out)
+}
+
+/// Whether some record repeats a header key (the codec's map cannot carry it).
+fn repeats_a_header_key(records: &[ReadRecord]) -> bool {
+    records.iter().any(|r| {
+        let h = &r.record.headers;
+        h.len() > 1
+            && h.iter()
+                .enumerate()
+                .any(|(i, a)| h[..i].iter().any(|b| b.key == a.key))
+    })
+}
+
+/// Writes `records` as a v2 records section (offsets and timestamps relative to the
+/// batch's first), every header in order: used, through the codec's compression hook, for
+/// batches the codec's header map would shorten. The batch header, length and CRC are
+/// still the codec's.
+fn write_records_section(out: &mut BytesMut, records: &[ReadRecord]) -> anyhow::Result<()> {
+    use bytes::BufMut;
+    fn varint<T: VarInt>(buf: &mut BytesMut, value: T) {
+        let mut scratch = [0u8; 10];
+        let used = value.encode_var(&mut scratch);
+        buf.put_slice(&scratch[..used]);
+    }
+    fn field(buf: &mut BytesMut, bytes: Option<&[u8]>) -> anyhow::Result<()> {
+        match bytes {
+            Some(b) => {
+                varint(buf, i32::try_from(b.len())?);
+                buf.put_slice(b);
+            }
+            None => varint(buf, -1i32),
+        }
+        Ok(())
+    }
+    let base_offset = records.iter().map(|r| r.offset).min().unwrap_or(0);
+    let base_timestamp = records
+        .iter()
+        .map(|r| r.record.timestamp_ms)
+        .min()
+        .unwrap_or(0);
+    let mut body = BytesMut::new();
+    for r in records {
+        body.clear();
+        body.put_i8(0); // attributes
+        varint(&mut body, r.record.timestamp_ms - base_timestamp);
+        varint(&mut body, i32::try_from(r.offset - base_offset)?);
+        field(&mut body, r.record.key.as_deref())?;
+        field(&mut body, r.record.value.as_deref())?;
+        varint(&mut body, i32::try_from(r.record.headers.len())?);
+        for h in &r.record.headers {
+            field(&mut body, Some(h.key.as_bytes()))?;
+            field(&mut body, h.value.as_deref())?;
+        }
+        varint(out, i32::try_from(body.len())?);
+        out.put_slice(&body);
+    }
+    Ok(())
 }
 
 /// Byte positions in a v2 record batch header, and its size.
@@ -160,16 +289,28 @@ pub fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Result<Byt
         version: 2,
         compression: Compression::None,
     };
-    if log_append_time {
-        // Clients take a LogAppendTime batch's max timestamp for all of its records, so
-        // records appended at different times go in different batches.
-        for same_time in kafka.chunk_by(|a, b| a.timestamp == b.timestamp) {
-            RecordBatchEncoder::encode(&mut buf, same_time.iter(), &options)
-                .map_err(|e| e.to_string())?;
+    // Clients take a LogAppendTime batch's max timestamp for all of its records, so
+    // records appended at different times go in different batches.
+    let mut start = 0;
+    for same in kafka.chunk_by(|a, b| !log_append_time || a.timestamp == b.timestamp) {
+        let these = &records[start..start + same.len()];
+        start += same.len();
+        if repeats_a_header_key(these) {
+            RecordBatchEncoder::encode_with_custom_compression(
+                &mut buf,
+                same.iter(),
+                &options,
+                Some(|_: &mut BytesMut, out: &mut BytesMut, _: Compression| {
+                    write_records_section(out, these)
+                }),
+            )
+        } else {
+            RecordBatchEncoder::encode(&mut buf, same.iter(), &options)
         }
+        .map_err(|e| e.to_string())?;
+    }
+    if log_append_time {
         mark_log_append_time(&mut buf)?;
-    } else {
-        RecordBatchEncoder::encode(&mut buf, kafka.iter(), &options).map_err(|e| e.to_string())?;
     }
     Ok(buf.freeze())
 }
@@ -237,6 +378,89 @@ mod tests {
             i64::from_be_bytes(encoded[..8].try_into().expect("8 bytes")),
             40
         );
+    }
+
+    fn with_headers(offset: i64, headers: &[(&str, Option<&str>)]) -> ReadRecord {
+        let mut r = read(offset, "v");
+        r.record.headers = headers
+            .iter()
+            .map(|(k, v)| Header {
+                key: k.to_string(),
+                value: v.map(|v| Bytes::from(v.to_string())),
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn repeated_header_keys_survive_both_ways_in_order() {
+        let records = vec![
+            with_headers(7, &[("x", Some("1")), ("y", None), ("x", Some("2"))]),
+            with_headers(8, &[]),
+            with_headers(9, &[("", Some("a")), ("", Some("b"))]),
+        ];
+        for log_append_time in [false, true] {
+            let encoded = encode_batch(&records, log_append_time).expect("encodes");
+            // The codec still reads the batch (lengths and CRC are right)...
+            let mut check = encoded.clone();
+            RecordBatchDecoder::decode_all(&mut check).expect("the codec reads it");
+            // ...and Silt reads every header back, in order.
+            let got: Vec<Record> = decode_batches(encoded, 0)
+                .expect("decodes")
+                .into_iter()
+                .flat_map(|b| b.records)
+                .collect();
+            let want: Vec<Record> = records.iter().map(|r| r.record.clone()).collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn headers_are_read_back_from_every_compression() {
+        let mut headers = IndexMap::new();
+        headers.insert(StrBytes::from_static_str("trace"), Some(Bytes::from("t-1")));
+        headers.insert(StrBytes::from_static_str("empty"), None);
+        let records: Vec<KafkaRecord> = (0..5)
+            .map(|i| KafkaRecord {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32,
+                timestamp: 1_000 + i,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: (i != 2).then(|| Bytes::from(vec![b'v'; 100 * i as usize])),
+                headers: headers.clone(),
+            })
+            .collect();
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut buf = BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression,
+            };
+            RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encodes");
+            let got = decode_batches(buf.freeze(), 0).expect("decodes");
+            let got: Vec<&Record> = got.iter().flat_map(|b| &b.records).collect();
+            assert_eq!(got.len(), 5, "{compression:?}");
+            for (r, k) in got.iter().zip(&records) {
+                assert_eq!((&r.key, &r.value), (&k.key, &k.value), "{compression:?}");
+                let names: Vec<&str> = r.headers.iter().map(|h| h.key.as_str()).collect();
+                assert_eq!(names, ["trace", "empty"], "{compression:?}");
+                assert_eq!(r.headers[0].value.as_deref(), Some(&b"t-1"[..]));
+                assert_eq!(r.headers[1].value, None);
+            }
+        }
     }
 
     #[test]
