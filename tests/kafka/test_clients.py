@@ -480,6 +480,20 @@ def test_kafkajs_admin_and_idempotent_producer(silt):
         assert [m.offset for m in records] == list(range(len(records)))
 
 
+def test_kafkajs_reset_offsets_to_earliest_rereads_the_topic(silt):
+    # kafkajs commits offset -2 for "earliest"; clients read a negative committed offset as
+    # none, so the group starts again from its reset policy (here: the beginning).
+    script = Path(__file__).with_name("kafkajs_reset_offsets.js")
+    run = subprocess.run(["node", str(script), silt.bootstrap, "reset-me", "20"],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr + run.stdout
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["first"] == 20
+    assert result["committed"] == ["20"]
+    assert result["afterReset"] == ["-1"], result
+    assert result["second"] == 20, result
+
+
 def test_a_transactional_producer_is_told_at_once_that_transactions_are_unsupported(silt):
     # Until transactions land, the error is final (not a retriable coordinator error a
     # producer would retry until its timeout) and says what to use instead.

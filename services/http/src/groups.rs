@@ -74,6 +74,15 @@ pub(crate) async fn commit(
             let topic = state.metadata.topic(&o.topic).await?;
             partitions.insert(o.topic.clone(), topic.partitions);
         }
+        if o.offset < 0 {
+            return Err(HttpError::bad_request(
+                "invalid_request",
+                format!(
+                    "negative offset {} for {}/{}: commit the offset of the next record to read",
+                    o.offset, o.topic, o.partition
+                ),
+            ));
+        }
         if o.partition < 0 || o.partition >= partitions[&o.topic] {
             return Err(MetadataError::UnknownPartition {
                 topic: o.topic.clone(),

@@ -369,6 +369,15 @@ pub(crate) fn commit(
                         .collect::<Vec<_>>()
                 })
                 .collect();
+            for o in offsets.iter().filter(|o| o.offset < 0) {
+                tracing::info!(
+                    group = %group,
+                    topic = %o.topic,
+                    partition = o.partition,
+                    offset = o.offset,
+                    "negative offset committed: the group's committed offset is cleared, and its consumers start from their reset policy"
+                );
+            }
             let result = if !group_ok {
                 Err(GroupError::NotAuthorized)
             } else {

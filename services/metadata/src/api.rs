@@ -99,7 +99,10 @@ macro_rules! metadata_api {
             }
             /// Consumer groups' committed offsets (the coordinator's durable state).
             GroupOffsetStore {
-                /// Stores a group's committed offsets (all or nothing).
+                /// Stores a group's committed offsets (all or nothing). A negative offset
+                /// (kafkajs's `resetOffsets` commits -2 for "earliest") clears the
+                /// partition's committed offset: clients read a negative one as none and
+                /// start from their reset policy.
                 retry fn commit_group_offsets(group: &str as String, offsets: &[$crate::GroupOffset] as Vec<$crate::GroupOffset>) -> () => CommitGroupOffsets;
                 /// A group's committed offsets, by topic and partition. Empty for an
                 /// unknown group.

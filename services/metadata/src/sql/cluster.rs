@@ -39,16 +39,17 @@ macro_rules! acl_args {
 impl GroupOffsetStore for SqlStore {
     async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
         validate_group_id(group)?;
-        if let Some(bad) = offsets.iter().find(|o| o.offset < 0) {
-            return Err(MetadataError::InvalidRequest {
-                reason: format!(
-                    "negative offset {} for {}/{}",
-                    bad.offset, bad.topic, bad.partition
-                ),
-            });
-        }
         let mut tx = self.begin_write().await?;
         for o in offsets {
+            if o.offset < 0 {
+                // What every client reads a negative committed offset as: none.
+                tx.execute(
+                    "DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3",
+                    args![group, &o.topic, o.partition],
+                )
+                .await?;
+                continue;
+            }
             tx.execute(
                 "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
