@@ -230,6 +230,56 @@ fn describe(errors: figment::Error) -> String {
         .join("\n")
 }
 
+/// Lets every size setting (a key ending in `_bytes`) be written with a unit, `64MiB`,
+/// `512 KiB`, `1.5GiB` (binary) or `10MB` (decimal), as well as a plain number of bytes:
+/// such values are turned into byte counts before the settings are read.
+fn sizes_in_bytes(figment: Figment) -> anyhow::Result<Figment> {
+    use figment::value::{Dict, Value};
+    fn walk(dict: &Dict, path: &mut Vec<String>, errors: &mut Vec<String>) -> Dict {
+        let mut out = Dict::new();
+        for (key, value) in dict {
+            path.push(key.clone());
+            match value {
+                Value::Dict(_, inner) => {
+                    let converted = walk(inner, path, errors);
+                    if !converted.is_empty() {
+                        out.insert(key.clone(), Value::from(converted));
+                    }
+                }
+                Value::String(_, text) if key.ends_with("_bytes") => {
+                    match text.trim().parse::<bytesize::ByteSize>() {
+                        Ok(size) => {
+                            out.insert(key.clone(), Value::from(size.as_u64()));
+                        }
+                        Err(_) => errors.push(format!(
+                            "  {} (SILT_{}): '{text}' is not a size; write bytes (1048576) or a size with a unit (1MiB, 64 KiB, 10MB)",
+                            path.join("."),
+                            path.join("__").to_uppercase()
+                        )),
+                    }
+                }
+                _ => {}
+            }
+            path.pop();
+        }
+        out
+    }
+    let Ok(all) = figment.extract::<Dict>() else {
+        // Let the typed read report what is wrong.
+        return Ok(figment);
+    };
+    let mut errors = Vec::new();
+    let converted = walk(&all, &mut Vec::new(), &mut errors);
+    if !errors.is_empty() {
+        bail!("invalid configuration:\n{}", errors.join("\n"));
+    }
+    Ok(if converted.is_empty() {
+        figment
+    } else {
+        figment.merge(Serialized::defaults(converted))
+    })
+}
+
 impl Config {
     /// Defaults, then the TOML file (if any), then `SILT_*` environment variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -241,6 +291,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment.merge(Env::prefixed("SILT_").split("__"));
+        let figment = sizes_in_bytes(figment)?;
         let config: Config = figment
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid configuration:\n{}", describe(e)))?;
@@ -432,8 +483,7 @@ mod tests {
     #[test]
     fn the_committed_example_parses_and_validates() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../silt.example.toml");
-        let text = std::fs::read_to_string(&path).expect("example config exists");
-        let config: Config = toml::from_str(&text).expect("example parses");
+        let config = Config::load(Some(&path)).expect("example parses");
         config.validate().expect("example is valid");
         // The example spells out the defaults, apart from the documented S3 section.
         let mut expected = Config::default();
@@ -461,6 +511,32 @@ mod tests {
             .to_string();
         assert!(
             err.contains("ingest.linger (SILT_INGEST__LINGER)") && err.contains("soon"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("silt.toml");
+        std::fs::write(
+            &file,
+            "[ingest]\nmax_segment_bytes = \"4MiB\"\nmax_buffered_bytes = \"64 MiB\"\n[cache]\nmemory_bytes = 1000\n[http]\nmax_request_bytes = \"10MB\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file)).expect("sizes with units");
+        assert_eq!(config.ingest.max_segment_bytes, 4 << 20);
+        assert_eq!(config.ingest.max_buffered_bytes, 64 << 20);
+        assert_eq!(config.cache.memory_cache_bytes, 1000);
+        assert_eq!(config.http.max_request_bytes, 10_000_000);
+        std::fs::write(&file, "[ingest]\nmax_segment_bytes = \"lots\"\n").expect("write");
+        let err = Config::load(Some(&file))
+            .expect_err("not a size")
+            .to_string();
+        assert!(
+            err.contains("ingest.max_segment_bytes (SILT_INGEST__MAX_SEGMENT_BYTES)")
+                && err.contains("'lots' is not a size")
+                && err.contains("1MiB"),
             "{err}"
         );
     }
