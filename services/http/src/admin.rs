@@ -23,12 +23,14 @@ pub trait Maintenance: Send + Sync {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CompactParams {
     /// Merge raw data at least this old, e.g. `0s` or `10m` (default: the configured age).
     min_age: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/admin/compact", params(CompactParams),
+#[utoipa::path(post, tag = "admin", operation_id = "admin_compact", summary = "Run a compaction pass now",
+    path = "/v1/admin/compact", params(CompactParams),
     responses((status = 200, description = "What the pass did"),
               (status = 404, body = crate::ErrorBody, description = "No compactor runs on this node")))]
 pub(crate) async fn compact(
@@ -70,6 +72,7 @@ pub trait FaultSwitch: Send + Sync {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FaultParams {
     /// true to inject faults, false to stop.
     active: bool,
@@ -80,7 +83,8 @@ pub(crate) struct FaultState {
     active: bool,
 }
 
-#[utoipa::path(post, path = "/v1/admin/faults", params(FaultParams),
+#[utoipa::path(post, tag = "admin", operation_id = "admin_faults", summary = "Switch fault injection on or off",
+    path = "/v1/admin/faults", params(FaultParams),
     responses((status = 200, body = FaultState, description = "Fault injection switched"),
               (status = 404, body = crate::ErrorBody, description = "Fault injection is not configured on this node")))]
 pub(crate) async fn faults(
@@ -114,10 +118,12 @@ pub(crate) struct LogStart {
     high_watermark: i64,
 }
 
-#[utoipa::path(post, path = "/v1/topics/{topic}/partitions/{partition}/delete-records",
-    params(("topic" = String, Path), ("partition" = i32, Path)), request_body = DeleteRecords,
+#[utoipa::path(post, tag = "admin", operation_id = "admin_delete_records", summary = "Delete records below an offset",
+    path = "/v1/topics/{topic}/partitions/{partition}/delete-records",
+    params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$"), ("partition" = i32, Path, minimum = 0)), request_body = DeleteRecords,
     responses((status = 200, body = LogStart), (status = 400, body = crate::ErrorBody),
-              (status = 404, body = crate::ErrorBody)))]
+              (status = 404, body = crate::ErrorBody),
+              (status = 416, description = "the offset is beyond the high watermark", body = crate::ErrorBody)))]
 pub(crate) async fn delete_records(
     State(state): State<AppState>,
     ApiPath((topic, partition)): ApiPath<(String, i32)>,

@@ -53,7 +53,8 @@ pub struct GroupOffsets {
     pub total_lag: i64,
 }
 
-#[utoipa::path(put, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
+#[utoipa::path(put, tag = "groups", operation_id = "groups_commit", summary = "Commit a group's offsets",
+    path = "/v1/groups/{group}/offsets", params(("group" = String, Path, description = "Consumer group id: 1 to 255 bytes", min_length = 1, max_length = 255)),
     request_body = CommitOffsets,
     responses((status = 204), (status = 400, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn commit(
@@ -109,8 +110,6 @@ pub(crate) async fn commit(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
-    responses((status = 200, body = GroupOffsets)))]
 /// A group's committed offsets with the high watermark and lag of each partition.
 async fn offsets_with_lag(
     state: &AppState,
@@ -156,13 +155,15 @@ async fn offsets_with_lag(
     Ok((offsets, total_lag))
 }
 
-#[utoipa::path(get, path = "/v1/groups/{group}/offsets", params(("group" = String, Path)),
+#[utoipa::path(get, tag = "groups", operation_id = "groups_fetch", summary = "A group's committed offsets and lag",
+    path = "/v1/groups/{group}/offsets", params(("group" = String, Path, description = "Consumer group id: 1 to 255 bytes", min_length = 1, max_length = 255)),
     responses((status = 200, body = GroupOffsets)))]
 pub(crate) async fn fetch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupOffsets>, HttpError> {
+    validate_group_id(&group)?;
     let (offsets, total_lag) = offsets_with_lag(&state, &caller, &group).await?;
     Ok(Json(GroupOffsets {
         group,
@@ -230,7 +231,8 @@ fn group_error(e: GroupError) -> HttpError {
     }
 }
 
-#[utoipa::path(get, path = "/v1/groups", responses((status = 200, body = GroupList)))]
+#[utoipa::path(get, tag = "groups", operation_id = "groups_list", summary = "List consumer groups",
+    path = "/v1/groups", responses((status = 200, body = GroupList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -263,13 +265,15 @@ pub(crate) async fn list(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/groups/{group}", params(("group" = String, Path)),
+#[utoipa::path(get, tag = "groups", operation_id = "groups_describe", summary = "Describe a consumer group",
+    path = "/v1/groups/{group}", params(("group" = String, Path, description = "Consumer group id: 1 to 255 bytes", min_length = 1, max_length = 255)),
     responses((status = 200, body = GroupDetail), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn describe(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDetail>, HttpError> {
+    validate_group_id(&group)?;
     let d = state.groups.describe(&group).await.map_err(group_error)?;
     if d.state == silt_groups::GroupState::Dead {
         return Err(group_error(GroupError::GroupIdNotFound));
@@ -301,12 +305,14 @@ pub(crate) async fn describe(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/groups/{group}", params(("group" = String, Path)),
+#[utoipa::path(delete, tag = "groups", operation_id = "groups_delete", summary = "Delete an empty consumer group",
+    path = "/v1/groups/{group}", params(("group" = String, Path, description = "Consumer group id: 1 to 255 bytes", min_length = 1, max_length = 255)),
     responses((status = 204), (status = 404, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     ApiPath(group): ApiPath<String>,
 ) -> Result<StatusCode, HttpError> {
+    validate_group_id(&group)?;
     state.groups.delete(&group).await.map_err(group_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -163,14 +163,16 @@ pub fn router(state: AppState) -> Router {
     router.with_state(state)
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The node is serving")))]
+#[utoipa::path(get, tag = "health", operation_id = "health", summary = "Liveness: the process serves",
+    path = "/healthz", responses((status = 200, description = "The node is serving")))]
 async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
     // Touch the metadata store so a broken store shows up as unhealthy.
     state.metadata.topics().await?;
     Ok(Json(serde_json::json!({"status": "ok"})))
 }
 
-#[utoipa::path(get, path = "/readyz", responses(
+#[utoipa::path(get, tag = "health", operation_id = "ready", summary = "Readiness: metadata and object store answer",
+    path = "/readyz", responses(
     (status = 200, description = "The node can do its job: metadata and object store answer"),
     (status = 503, body = crate::ErrorBody, description = "What does not work, and what to change")))]
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
@@ -187,7 +189,8 @@ async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
     Ok(Json(serde_json::json!({"status": "ready"})))
 }
 
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, tag = "health", operation_id = "metrics", summary = "Prometheus metrics",
+    path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let body = state
         .metrics

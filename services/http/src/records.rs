@@ -40,7 +40,7 @@ pub struct RecordIn {
     pub key_b64: Option<String>,
     /// The value: a string is stored as its UTF-8 bytes, any other JSON as its JSON text,
     /// null (or absent) as a null value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Option<serde_json::Value>,
     /// Binary value, base64.
     pub value_b64: Option<String>,
@@ -138,7 +138,8 @@ fn to_record(
     Ok((input.partition, record))
 }
 
-#[utoipa::path(post, path = "/v1/topics/{topic}/records", params(("topic" = String, Path)),
+#[utoipa::path(post, tag = "records", operation_id = "records_produce", summary = "Produce records",
+    path = "/v1/topics/{topic}/records", params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$")),
     request_body = ProduceRequest,
     responses((status = 200, body = ProduceResponse), (status = 400, body = crate::ErrorBody),
         (status = 404, body = crate::ErrorBody), (status = 413, body = crate::ErrorBody),
@@ -232,11 +233,13 @@ pub enum Encoding {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeQuery {
     /// First offset to read; default: the earliest.
     pub offset: Option<i64>,
     /// Most records to return (default 100, at most 10000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
     /// How long to wait for records at the end of the partition (default 0).
     pub wait_ms: Option<u64>,
@@ -314,8 +317,9 @@ fn record_out(r: &ReadRecord, encoding: Encoding) -> RecordOut {
     }
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records",
-    params(("topic" = String, Path), ("partition" = i32, Path), ConsumeQuery),
+#[utoipa::path(get, tag = "records", operation_id = "records_consume", summary = "Read records from a partition",
+    path = "/v1/topics/{topic}/partitions/{partition}/records",
+    params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$"), ("partition" = i32, Path, minimum = 0), ConsumeQuery),
     responses((status = 200, body = ConsumeResponse), (status = 404, body = crate::ErrorBody),
         (status = 416, description = "offset out of range", body = crate::ErrorBody)))]
 pub(crate) async fn consume(
@@ -376,6 +380,7 @@ pub(crate) async fn consume(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// First offset to send; default: the current end (only new records).
@@ -424,8 +429,9 @@ async fn tail_round(mut tail: Tail) -> Option<(Vec<Event>, Tail)> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/stream",
-    params(("topic" = String, Path), ("partition" = i32, Path), StreamQuery),
+#[utoipa::path(get, tag = "records", operation_id = "records_stream", summary = "Stream a partition as Server-Sent Events",
+    path = "/v1/topics/{topic}/partitions/{partition}/stream",
+    params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$"), ("partition" = i32, Path, minimum = 0), StreamQuery),
     responses((status = 200, description = "Server-Sent Events: `record` events with the record as JSON data and the offset as id; a `Last-Event-ID` header resumes after that offset"),
         (status = 400, body = crate::ErrorBody),
         (status = 404, body = crate::ErrorBody),

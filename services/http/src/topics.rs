@@ -24,10 +24,13 @@ pub enum ConfigValue {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
-    /// 1 to 249 characters from `[a-zA-Z0-9._-]`.
+    /// 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+    #[schema(pattern = r"^[a-zA-Z0-9._-]{1,249}$")]
     pub name: String,
+    #[schema(minimum = 1, maximum = 100000)]
     pub partitions: i32,
-    /// Kafka topic configs: `retention.ms`, `retention.bytes`, `max.message.bytes`.
+    /// Kafka topic configs by name (`retention.ms`, `max.message.bytes`, ...: every topic
+    /// config Kafka knows; docs/kafka.md lists them and what Silt does with each).
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,
 }
@@ -77,7 +80,8 @@ fn info(t: Topic) -> TopicInfo {
     }
 }
 
-#[utoipa::path(post, path = "/v1/topics", request_body = CreateTopic,
+#[utoipa::path(post, tag = "topics", operation_id = "topics_create", summary = "Create a topic",
+    path = "/v1/topics", request_body = CreateTopic,
     responses((status = 201, body = TopicInfo), (status = 400, body = crate::ErrorBody), (status = 409, body = crate::ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -114,7 +118,8 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(info(topic))))
 }
 
-#[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
+#[utoipa::path(get, tag = "topics", operation_id = "topics_list", summary = "List topics",
+    path = "/v1/topics", responses((status = 200, body = TopicList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -151,7 +156,8 @@ pub(crate) async fn list(
     Ok(Json(TopicList { topics }))
 }
 
-#[utoipa::path(get, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
+#[utoipa::path(get, tag = "topics", operation_id = "topics_describe", summary = "Describe a topic and its partitions",
+    path = "/v1/topics/{topic}", params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$")),
     responses((status = 200, body = TopicDetail), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn describe(
     State(state): State<AppState>,
@@ -183,7 +189,8 @@ pub(crate) async fn describe(
     Ok(Json(TopicDetail { topic, partitions }))
 }
 
-#[utoipa::path(delete, path = "/v1/topics/{topic}", params(("topic" = String, Path)),
+#[utoipa::path(delete, tag = "topics", operation_id = "topics_delete", summary = "Delete a topic",
+    path = "/v1/topics/{topic}", params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$")),
     responses((status = 204), (status = 404, body = crate::ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
