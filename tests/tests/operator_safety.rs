@@ -289,6 +289,88 @@ async fn cli_commands_find_the_node_from_its_configuration_and_encode_names() {
 }
 
 #[tokio::test]
+async fn topics_are_listed_described_created_altered_and_deleted_from_the_command_line() {
+    let node = Node::start(Backend::Local, &[]).await.expect("node");
+    let url = format!("http://127.0.0.1:{}", node.port);
+    let run = |args: &[&str]| {
+        let out = Command::new(silt_bin())
+            .args(args)
+            .args(["--url", &url])
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&[
+        "topics",
+        "create",
+        "orders",
+        "--partitions",
+        "3",
+        "--add-config",
+        "retention.ms=3600000",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("partitions 3") && out.contains("retention.ms=3600000"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["topics", "list"]);
+    assert!(ok && out.contains("orders"), "{out}{err}");
+    let (ok, out, err) = run(&[
+        "topics",
+        "alter",
+        "orders",
+        "--partitions",
+        "5",
+        "--add-config",
+        "max.message.bytes=2048",
+        "--delete-config",
+        "retention.ms",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("partitions 5")
+            && out.contains("max.message.bytes=2048")
+            && !out.contains("retention.ms"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["topics", "describe", "orders"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_start().starts_with(char::is_numeric))
+            .count(),
+        5,
+        "one line per partition: {out}"
+    );
+    // Mistakes get Kafka's words and change nothing.
+    let (ok, _, err) = run(&[
+        "topics",
+        "alter",
+        "orders",
+        "--add-config",
+        "retention.mss=1",
+    ]);
+    assert!(
+        !ok && err.contains("Unknown topic config name: retention.mss"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["topics", "alter", "orders", "--partitions", "2"]);
+    assert!(!ok && err.contains("never shrinks"), "{err}");
+    let (ok, _, err) = run(&["topics", "create", "bad name"]);
+    assert!(!ok && err.contains("invalid topic name"), "{err}");
+    let (ok, out, err) = run(&["topics", "delete", "orders"]);
+    assert!(ok && out.contains("deleted"), "{err}");
+    let (ok, _, err) = run(&["topics", "describe", "orders"]);
+    assert!(!ok && err.contains("404"), "{err}");
+}
+
+#[tokio::test]
 async fn every_metric_on_metrics_has_help() {
     let node = Node::start(Backend::Local, &[]).await.expect("node");
     node.create_topic("helped", 1).await.expect("topic");

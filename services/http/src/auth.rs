@@ -208,11 +208,13 @@ fn route_acl(method: &Method, route: &str, path: &str) -> RouteAcl {
         ("GET", "/v1/groups/{group}") | ("GET", "/v1/groups/{group}/offsets") => group(Describe),
         ("DELETE", "/v1/groups/{group}") => group(Delete),
         ("PUT", "/v1/groups/{group}/offsets") => group(Read),
-        // Checked by the handlers: creating and listing topics, listing groups; the
+        // Checked by the handlers: creating, listing and altering topics (Alter for
+        // partitions, AlterConfigs for configs), listing groups; the
         // OpenAPI document needs only an authenticated caller.
-        ("POST", "/v1/topics") | ("GET", "/v1/topics") | ("GET", "/v1/groups") => {
-            RouteAcl::InHandler
-        }
+        ("POST", "/v1/topics")
+        | ("GET", "/v1/topics")
+        | ("PATCH", "/v1/topics/{topic}")
+        | ("GET", "/v1/groups") => RouteAcl::InHandler,
         ("GET", "/v1/openapi.json") => RouteAcl::InHandler,
         _ => RouteAcl::Unknown,
     }
@@ -343,6 +345,7 @@ mod tests {
                 ("post(", Method::POST),
                 ("put(", Method::PUT),
                 ("delete(", Method::DELETE),
+                ("patch(", Method::PATCH),
             ] {
                 if handlers.contains(verb) && path != "/healthz" && path != "/readyz" {
                     seen += 1;

@@ -114,7 +114,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/topics", post(topics::create).get(topics::list))
         .route(
             "/v1/topics/{topic}",
-            get(topics::describe).delete(topics::delete),
+            get(topics::describe)
+                .delete(topics::delete)
+                .patch(topics::alter),
         )
         .route("/v1/topics/{topic}/records", post(records::produce))
         .route(

@@ -40,6 +40,7 @@ impl Modify for Security {
                 &mut item.post,
                 &mut item.put,
                 &mut item.delete,
+                &mut item.patch,
             ]
             .into_iter()
             .flatten()
@@ -92,6 +93,7 @@ impl Modify for Security {
         crate::topics::list,
         crate::topics::describe,
         crate::topics::delete,
+        crate::topics::alter,
         crate::records::produce,
         crate::records::consume,
         crate::records::stream,

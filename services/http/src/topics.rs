@@ -200,3 +200,70 @@ pub(crate) async fn delete(
     tracing::info!(topic = %name, "topic deleted");
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlterTopic {
+    /// Grow the topic to this many partitions (never fewer than it has).
+    #[schema(minimum = 1, maximum = 100000)]
+    pub partitions: Option<i32>,
+    /// Configs to set, by name, as strings or numbers; `null` removes one (back to its
+    /// default). Others are kept.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Value>)]
+    pub config: BTreeMap<String, Option<ConfigValue>>,
+}
+
+#[utoipa::path(patch, tag = "topics", operation_id = "topics_alter", summary = "Grow a topic or change its configs",
+    path = "/v1/topics/{topic}", params(("topic" = String, Path, description = "Topic name: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`", pattern = r"^[a-zA-Z0-9._-]{1,249}$")),
+    request_body = AlterTopic,
+    responses((status = 200, body = TopicInfo), (status = 400, body = crate::ErrorBody), (status = 404, body = crate::ErrorBody)))]
+pub(crate) async fn alter(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<AlterTopic>,
+) -> Result<Json<TopicInfo>, HttpError> {
+    // As Kafka: CreatePartitions needs Alter on the topic, configs AlterConfigs.
+    if body.partitions.is_some() {
+        state.authorize(&caller, AclOperation::Alter, ResourceType::Topic, &name)?;
+    }
+    if !body.config.is_empty() {
+        state.authorize(
+            &caller,
+            AclOperation::AlterConfigs,
+            ResourceType::Topic,
+            &name,
+        )?;
+    }
+    let mut topic = state.metadata.topic(&name).await?;
+    // Everything is checked before anything changes.
+    let mut config = topic.config.clone();
+    for (key, value) in &body.config {
+        match value {
+            Some(ConfigValue::Text(s)) => config.set(key, s)?,
+            Some(ConfigValue::Number(n)) => config.set(key, &n.to_string())?,
+            None => config.unset(key)?,
+        }
+    }
+    if let Some(partitions) = body.partitions
+        && partitions < topic.partitions
+    {
+        return Err(HttpError::bad_request(
+            "invalid_partitions",
+            format!(
+                "{name} has {} partitions; a topic grows, it never shrinks",
+                topic.partitions
+            ),
+        ));
+    }
+    if config != topic.config {
+        topic = state.metadata.set_topic_config(&name, config).await?;
+        tracing::info!(topic = %name, "topic config altered");
+    }
+    if let Some(partitions) = body.partitions.filter(|p| *p > topic.partitions) {
+        topic = state.metadata.add_partitions(&name, partitions).await?;
+        tracing::info!(topic = %name, partitions, "partitions added");
+    }
+    Ok(Json(info(topic)))
+}

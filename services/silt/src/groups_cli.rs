@@ -6,12 +6,28 @@ use serde_json::Value;
 use crate::{ApiArgs, GroupsCommand};
 
 async fn get(api: &ApiArgs, url: &str) -> anyhow::Result<Value> {
-    let response = api
-        .request(reqwest::Method::GET, url)?
+    call(api, reqwest::Method::GET, url, None).await
+}
+
+/// One request to the node's HTTP API: the JSON answer, or its error message.
+pub(crate) async fn call(
+    api: &ApiArgs,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let mut request = api.request(method.clone(), url)?;
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
         .send()
         .await
-        .with_context(|| format!("is silt running? GET {url}"))?;
+        .with_context(|| format!("is silt running? {method} {url}"))?;
     let status = response.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(Value::Null);
+    }
     let body: Value = response.json().await.context("the answer is not JSON")?;
     if !status.is_success() {
         bail!(
@@ -28,7 +44,7 @@ pub(crate) fn encode(name: &str) -> String {
     percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),

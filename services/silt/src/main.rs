@@ -8,6 +8,7 @@ mod groups_cli;
 mod metrics;
 mod node;
 mod security_cli;
+mod topics_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,9 +42,9 @@ enum Command {
     /// Run a cluster node: the roles named by --roles, metadata through the metadata
     /// service (this node's own with the metadata role, or --metadata-url).
     Serve(ServeArgs),
-    /// Print the effective configuration (defaults, file, environment, flags of `dev` or
-    /// `serve`) as TOML, after validating it.
-    Config(ServeArgs),
+    /// Print the effective configuration of `silt serve` (with --dev: of `silt dev`) from
+    /// the defaults, file, environment and flags, as TOML, after validating it.
+    Config(ConfigArgs),
     /// Print the Kafka APIs and versions this build supports (Markdown).
     KafkaApis,
     /// Run a compaction pass (merge, retention, GC) on a running node now, through its
@@ -64,14 +65,22 @@ enum Command {
         #[command(subcommand)]
         command: security_cli::UsersCommand,
         #[command(flatten)]
-        node: ServeArgs,
+        node: StoreArgs,
     },
     /// ACLs (Kafka's model), in the metadata store the configuration names.
     Acls {
         #[command(subcommand)]
         command: security_cli::AclsCommand,
         #[command(flatten)]
-        node: ServeArgs,
+        node: StoreArgs,
+    },
+    /// Topics of a running node (through its HTTP API): list, describe, create, delete,
+    /// alter.
+    Topics {
+        #[command(subcommand)]
+        command: topics_cli::TopicsCommand,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Consumer groups of a running node (through its HTTP API).
     Groups {
@@ -153,50 +162,62 @@ enum GroupsCommand {
     /// Every group with its state.
     List,
     /// A group's state, members and their partitions, committed offsets and lag.
-    Describe { group: String },
+    Describe {
+        /// The group id.
+        group: String,
+    },
 }
 
+// Flags override the configuration (file, then environment), so they carry no clap
+// default: each help text names its setting and the built-in default instead.
 #[derive(Debug, Args)]
 struct DevArgs {
-    /// TOML configuration file (see silt.example.toml).
+    /// TOML configuration file (see silt.example.toml); default: none, built-in defaults
+    /// and SILT_* environment variables.
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
-    /// Folder for metadata, local objects and cache.
+    /// Folder for metadata, local objects and cache (data_dir) [default: silt-data].
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// Address of the HTTP API.
+    /// Address of the HTTP API (http.addr) [default: 127.0.0.1:8080].
     #[arg(long, global = true)]
     http_addr: Option<SocketAddr>,
-    /// Address of the Kafka protocol listener.
+    /// Address of the Kafka protocol listener (kafka.addr) [default: 127.0.0.1:9092].
     #[arg(long, global = true)]
     kafka_addr: Option<SocketAddr>,
-    /// host:port that Kafka clients are told to connect to.
+    /// host:port that Kafka clients are told to connect to (kafka.advertised_addr)
+    /// [default: the --kafka-addr].
     #[arg(long, global = true)]
     kafka_advertised_addr: Option<String>,
-    /// How long ingest waits to fill a segment, e.g. 20ms.
+    /// How long ingest waits to fill a segment, e.g. 20ms (ingest.linger) [default: 20ms].
     #[arg(long, value_parser = humantime::parse_duration, global = true)]
     linger: Option<Duration>,
-    /// S3-compatible endpoint URL (MinIO, ...); unset means AWS.
+    /// S3-compatible endpoint URL, e.g. http://127.0.0.1:9000 for MinIO
+    /// (storage.s3.endpoint) [default: AWS S3].
     #[arg(long, global = true)]
     s3_endpoint: Option<String>,
-    /// Keep objects in this S3 bucket instead of a local folder.
+    /// Keep objects in this S3 bucket instead of a local folder (storage.s3.bucket)
+    /// [default: none, the local folder <data-dir>/objects].
     #[arg(long, global = true)]
     s3_bucket: Option<String>,
+    /// Region of the bucket (storage.s3.region) [default: us-east-1].
     #[arg(long, global = true)]
     s3_region: Option<String>,
-    /// Key prefix for all objects in the bucket.
+    /// Key prefix for all objects in the bucket (storage.s3.prefix) [default: none].
     #[arg(long, global = true)]
     s3_prefix: Option<String>,
-    /// Use path-style URLs (MinIO and most S3-compatible servers).
+    /// Use path-style URLs (storage.s3.path_style) [default: on for IP addresses and
+    /// localhost, off otherwise].
     #[arg(long, global = true)]
     s3_path_style: bool,
-    /// Allow a plain http:// endpoint.
+    /// Allow a plain http:// endpoint (storage.s3.allow_http) [default: implied by an
+    /// http:// endpoint].
     #[arg(long, global = true)]
     s3_allow_http: bool,
-    /// Create the bucket if it does not exist.
+    /// Create the bucket if it does not exist (storage.s3.create_bucket) [default: off].
     #[arg(long, global = true)]
     create_bucket: bool,
-    /// Log lines as text or as JSON objects (log.format).
+    /// Log lines as text or as JSON objects (log.format) [default: text].
     #[arg(long, value_enum, global = true)]
     log_format: Option<crate::config::LogFormat>,
 }
@@ -205,24 +226,73 @@ struct DevArgs {
 struct ServeArgs {
     #[command(flatten)]
     node: DevArgs,
-    /// Roles to run, comma-separated: metadata, ingest, reader, compactor.
+    /// Roles to run, comma-separated: metadata, ingest, reader, compactor (node.roles)
+    /// [default: ingest,reader].
     #[arg(long, value_delimiter = ',', global = true)]
     roles: Option<Vec<Role>>,
-    /// This node's broker id (generated when absent).
+    /// This node's broker id (node.id) [default: generated by the metadata service].
     #[arg(long, global = true)]
     node_id: Option<i32>,
-    /// Availability zone or rack (Kafka's broker.rack).
+    /// Availability zone or rack, Kafka's broker.rack (node.rack) [default: none].
     #[arg(long, global = true)]
     rack: Option<String>,
-    /// Listener of the metadata role.
+    /// Listener of the metadata role (metadata.addr) [default: 127.0.0.1:9093].
     #[arg(long, global = true)]
     metadata_addr: Option<SocketAddr>,
-    /// Store of the metadata role: sqlite:PATH or a postgres:// URL.
+    /// Store of the metadata role: sqlite:PATH or a postgres:// URL (metadata.store)
+    /// [default: sqlite:<data-dir>/metadata.db].
     #[arg(long, global = true)]
     metadata_store: Option<String>,
-    /// Metadata service URL(s) for the other roles; repeat or separate with commas.
+    /// Metadata service URL(s) for the other roles; repeat or separate with commas
+    /// (metadata.urls) [default: none].
     #[arg(long, value_delimiter = ',', global = true)]
     metadata_url: Vec<String>,
+}
+
+/// Where `silt users` and `silt acls` find the metadata store: only what names it.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// The node's TOML configuration file, for its store and metadata service settings.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// The node's data folder: its SQLite metadata is <data-dir>/metadata.db (data_dir)
+    /// [default: silt-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// A metadata store: sqlite:PATH or a postgres:// URL (metadata.store).
+    #[arg(long, global = true)]
+    metadata_store: Option<String>,
+    /// Metadata service URL(s) of a cluster, reached with the configuration's client
+    /// certificate (metadata.urls).
+    #[arg(long, value_delimiter = ',', global = true)]
+    metadata_url: Vec<String>,
+}
+
+impl StoreArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(s) = &self.metadata_store {
+            c.metadata.store = Some(s.clone());
+        }
+        if !self.metadata_url.is_empty() {
+            c.metadata.urls = self.metadata_url.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// `silt config`: which command's view to print.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Print what `silt dev` runs with (every role in one process) instead of `silt serve`.
+    #[arg(long)]
+    dev: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 impl ServeArgs {
@@ -323,6 +393,12 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(groups_cli::run(&api.base()?, &api, command))
         }
+        Command::Topics { command, api } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(topics_cli::run(&api.base()?, &api, command))
+        }
         Command::Compact { min_age, json, api } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -346,7 +422,15 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config(args) => {
-            let config = args.config()?;
+            let mut config = if args.dev {
+                args.serve.node.config()?
+            } else {
+                args.serve.config()?
+            };
+            if args.dev {
+                // What `silt dev` runs, whatever node.roles says.
+                config.node.roles = Role::ALL.to_vec();
+            }
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
         }
@@ -411,4 +495,84 @@ fn compaction_summary(r: &serde_json::Value) -> String {
         out.push_str(&format!("error: {}\n", e.as_str().unwrap_or_default()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn every_command(
+        command: &clap::Command,
+        path: String,
+        out: &mut Vec<(String, clap::Command)>,
+    ) {
+        out.push((path.clone(), command.clone()));
+        for sub in command.get_subcommands() {
+            every_command(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_and_argument_says_what_it_is() {
+        let mut commands = Vec::new();
+        every_command(&Cli::command(), "silt".into(), &mut commands);
+        let mut missing = Vec::new();
+        for (path, command) in &commands {
+            if path != "silt" && !path.starts_with("silt help") && command.get_about().is_none() {
+                missing.push(format!("{path} has no description"));
+            }
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!("{path}: {id} has no help"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn node_flags_name_their_setting_and_default() {
+        let command = Cli::command();
+        for name in ["dev", "serve"] {
+            let sub = command.find_subcommand(name).expect(name);
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "config") {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                assert!(help.contains("[default: "), "silt {name} --{id}: {help}");
+            }
+        }
+    }
+
+    #[test]
+    fn users_and_acls_take_only_what_finds_the_store() {
+        for command in ["users", "acls"] {
+            let err = Cli::try_parse_from(["silt", command, "list", "--linger", "5ms"])
+                .expect_err("a node flag");
+            assert!(err.to_string().contains("--linger"), "{err}");
+            Cli::try_parse_from(["silt", command, "list", "--data-dir", "d"]).expect("data dir");
+        }
+    }
+
+    #[test]
+    fn config_dev_shows_the_roles_dev_runs() {
+        let cli = Cli::try_parse_from(["silt", "config", "--dev"]).expect("parses");
+        let Command::Config(args) = cli.command else {
+            panic!("config")
+        };
+        assert!(args.dev);
+    }
 }

@@ -16,7 +16,7 @@ use silt_metadata::{
 };
 use silt_metadata_service::MetadataClient;
 
-use crate::ServeArgs;
+use crate::StoreArgs;
 use crate::config::MetadataStoreKind;
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +24,7 @@ pub(crate) enum UsersCommand {
     /// Create a user or change its password (salted SCRAM credentials are stored, never
     /// the password).
     Add {
+        /// The user name (its principal is User:<name>).
         user: String,
         /// The password (visible to other local users in the process list: prefer
         /// --password-stdin).
@@ -41,7 +42,9 @@ pub(crate) enum UsersCommand {
     },
     /// Delete a user's credentials (all mechanisms unless --mechanism).
     Remove {
+        /// The user name.
         user: String,
+        /// Mechanisms to remove (default: all of the user's).
         #[arg(long, value_delimiter = ',')]
         mechanism: Vec<String>,
     },
@@ -63,6 +66,7 @@ pub(crate) enum AclsCommand {
     Remove(AclArgs),
     /// Every ACL, or those of a principal.
     List {
+        /// Only the ACLs of this principal, e.g. User:alice.
         #[arg(long)]
         principal: Option<String>,
     },
@@ -153,7 +157,7 @@ enum Access {
 }
 
 /// The metadata store the configuration names, as a node would reach it.
-async fn open(args: &ServeArgs, access: Access) -> anyhow::Result<Arc<dyn MetadataStore>> {
+async fn open(args: &StoreArgs, access: Access) -> anyhow::Result<Arc<dyn MetadataStore>> {
     let config = args.config()?;
     if !config.metadata.urls.is_empty() {
         let client = MetadataClient::connect(crate::node::metadata_client_config(
@@ -204,7 +208,7 @@ fn mechanisms(names: &[String]) -> anyhow::Result<Vec<ScramMechanism>> {
         .collect()
 }
 
-pub(crate) async fn users(args: &ServeArgs, command: UsersCommand) -> anyhow::Result<()> {
+pub(crate) async fn users(args: &StoreArgs, command: UsersCommand) -> anyhow::Result<()> {
     if let UsersCommand::Token { principal } = &command {
         if !principal.contains(':') {
             bail!("'{principal}' is not a principal like User:ci");
@@ -280,7 +284,7 @@ pub(crate) async fn users(args: &ServeArgs, command: UsersCommand) -> anyhow::Re
     Ok(())
 }
 
-pub(crate) async fn acls(args: &ServeArgs, command: AclsCommand) -> anyhow::Result<()> {
+pub(crate) async fn acls(args: &StoreArgs, command: AclsCommand) -> anyhow::Result<()> {
     let access = match command {
         AclsCommand::Add(_) => Access::MayCreate,
         _ => Access::Existing,
