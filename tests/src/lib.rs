@@ -87,6 +87,24 @@ impl Node {
         Ok(node)
     }
 
+    /// The flags that give another `silt` command this node's data folder and object
+    /// store (and the environment its S3 client needs).
+    pub fn store_command(&self, command: &[&str]) -> Command {
+        let mut cmd = Command::new(silt_bin());
+        cmd.args(command)
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .stdin(Stdio::null());
+        if self.backend == Backend::S3 {
+            cmd.args(["--s3-endpoint", &s3_endpoint(), "--s3-bucket", &self.bucket])
+                .args(["--s3-path-style", "--s3-allow-http"])
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "us-east-1");
+        }
+        cmd
+    }
+
     /// The process id of the running node.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -3,6 +3,7 @@
 //! `silt dev` runs every role in one process on a local folder (or an S3 bucket) with the
 //! embedded SQLite metadata store; `silt serve --roles ...` runs a node of a cluster.
 
+mod backup_cli;
 mod config;
 mod groups_cli;
 mod metrics;
@@ -81,6 +82,27 @@ enum Command {
         command: topics_cli::TopicsCommand,
         #[command(flatten)]
         api: ApiArgs,
+    },
+    /// Copy the embedded (SQLite) metadata store to a new file, consistently, while its
+    /// node runs. (PostgreSQL: pg_dump; see docs/operations.md.)
+    Backup {
+        /// The backup file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Put a metadata backup into a data folder whose node is stopped, after checking that
+    /// the object store holds every object the backup refers to.
+    Restore {
+        /// The backup file (from `silt backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace an existing metadata file (kept as metadata.db.before-restore).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        node: DevArgs,
     },
     /// Consumer groups of a running node (through its HTTP API).
     Groups {
@@ -416,6 +438,24 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(security_cli::acls(&node, command))
+        }
+        Command::Backup { to, store } => {
+            let config = store.config()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(backup_cli::backup(&config, &to))
+        }
+        Command::Restore {
+            from,
+            replace,
+            node,
+        } => {
+            let config = node.config()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(backup_cli::restore(&config, &from, replace))
         }
         Command::KafkaApis => {
             print!("{}", silt_kafka::api_table());

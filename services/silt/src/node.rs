@@ -95,7 +95,7 @@ impl SegmentListener for CacheOnWrite {
     }
 }
 
-fn store_settings(config: &Config) -> StoreSettings {
+pub(crate) fn store_settings(config: &Config) -> StoreSettings {
     if config.storage.s3.bucket.is_empty() {
         StoreSettings::Local {
             root: config.objects_dir(),
@@ -441,7 +441,7 @@ pub async fn run(config: Config, mode: Mode) -> anyhow::Result<()> {
 /// Takes the data folder's lock (`<data_dir>/silt.lock`), held as long as the process
 /// lives: a second node on the same folder would share its SQLite file, cache and
 /// compactor.
-fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("silt.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

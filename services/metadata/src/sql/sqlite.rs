@@ -172,6 +172,40 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Writes a consistent copy of the SQLite store at `db` to `to`, which must not exist,
+    /// while a node may be using it: `VACUUM INTO` reads one snapshot of the database
+    /// (committed transactions only) and writes it as a compact single file.
+    pub async fn backup_sqlite(db: &Path, to: &Path) -> Result<()> {
+        use sqlx::ConnectOptions;
+        if !db.exists() {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!("no metadata at {}", db.display()),
+            });
+        }
+        if to.exists() {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!("{} exists: a backup is written to a new file", to.display()),
+            });
+        }
+        let target = to.to_str().ok_or_else(|| MetadataError::InvalidRequest {
+            reason: format!("{} is not a UTF-8 path", to.display()),
+        })?;
+        let mut conn = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(db)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10))
+            .connect()
+            .await?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&mut conn)
+            .await?;
+        sqlx::Connection::close(conn).await?;
+        Ok(())
+    }
+}
+
 async fn migrate(pool: &sqlx::SqlitePool) -> Result<()> {
     let mut conn = pool.acquire().await?;
     let version: i64 = sqlx::query_scalar("PRAGMA user_version")
