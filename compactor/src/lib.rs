@@ -30,9 +30,7 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
-use silt_metadata::{
-    CatalogStore, Clock, CompactionStore, GroupOffsetStore, LogStore, MetadataError, system_clock,
-};
+use silt_metadata::{CatalogStore, Clock, CompactionStore, MetadataError, system_clock};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -95,38 +93,6 @@ impl Default for CompactorConfig {
     }
 }
 
-/// Sets `silt_consumer_group_lag{group, topic}`: records between each group's committed
-/// offsets and the high watermarks, summed over the topic's partitions.
-async fn publish_group_lag(
-    groups: &dyn GroupOffsetStore,
-    log: &dyn LogStore,
-) -> Result<(), CompactorError> {
-    let mut watermarks = std::collections::HashMap::new();
-    for group in groups.groups().await? {
-        let mut lag: std::collections::BTreeMap<String, i64> = Default::default();
-        for o in groups.group_offsets(&group).await? {
-            if !watermarks.contains_key(&o.topic) {
-                let offsets = match log.partition_offsets(&o.topic).await {
-                    Ok(offsets) => offsets,
-                    Err(MetadataError::UnknownTopic { .. }) => Vec::new(),
-                    Err(e) => return Err(e.into()),
-                };
-                watermarks.insert(o.topic.clone(), offsets);
-            }
-            let hwm = watermarks[&o.topic]
-                .iter()
-                .find(|p| p.partition == o.partition)
-                .map_or(o.offset, |p| p.high_watermark);
-            *lag.entry(o.topic).or_default() += (hwm - o.offset).max(0);
-        }
-        for (topic, records) in lag {
-            metrics::gauge!("silt_consumer_group_lag", "group" => group.clone(), "topic" => topic)
-                .set(records as f64);
-        }
-    }
-    Ok(())
-}
-
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PassReport {
@@ -169,8 +135,6 @@ struct Inner {
     metadata: Arc<dyn CompactionStore>,
     /// The topics it walks.
     catalog: Arc<dyn CatalogStore>,
-    /// Committed group offsets (for the lag it publishes).
-    groups: Arc<dyn GroupOffsetStore>,
     config: CompactorConfig,
     /// "Now" of each pass (retention cutoffs, minimum ages, orphan grace).
     clock: Arc<dyn Clock>,
@@ -198,7 +162,6 @@ impl Compactor {
         store: Arc<dyn ObjectStore>,
         metadata: Arc<dyn CompactionStore>,
         catalog: Arc<dyn CatalogStore>,
-        groups: Arc<dyn GroupOffsetStore>,
         config: CompactorConfig,
     ) -> Self {
         Self {
@@ -206,7 +169,6 @@ impl Compactor {
                 store,
                 metadata,
                 catalog,
-                groups,
                 config,
                 clock: system_clock(),
                 running: tokio::sync::Mutex::new(()),
@@ -222,7 +184,6 @@ impl Compactor {
                 store: inner.store.clone(),
                 metadata: inner.metadata.clone(),
                 catalog: inner.catalog.clone(),
-                groups: inner.groups.clone(),
                 config: inner.config.clone(),
                 clock,
                 running: tokio::sync::Mutex::new(()),
@@ -284,9 +245,6 @@ impl Compactor {
                         .push(format!("merge of {}/{partition}: {e}", topic.name));
                 }
             }
-        }
-        if let Err(e) = publish_group_lag(self.inner.groups.as_ref(), metadata.as_ref()).await {
-            report.errors.push(format!("consumer-group lag: {e}"));
         }
         if let Err(e) = gc::collect(
             self.inner.store.as_ref(),

@@ -61,7 +61,6 @@ async fn setup(partitions: i32, config: TopicConfig) -> Setup {
         store.clone(),
         meta.clone(),
         meta.clone(),
-        meta.clone(),
         CompactorConfig {
             rows_per_group: 100,
             target_file_bytes: 64 << 10,
@@ -357,7 +356,6 @@ async fn orphans_are_deleted_only_after_the_grace_period() {
         s.store.clone(),
         s.meta.clone(),
         s.meta.clone(),
-        s.meta.clone(),
         CompactorConfig {
             gc_grace: Duration::ZERO,
             ..CompactorConfig::default()
@@ -398,7 +396,6 @@ async fn a_pass_reads_each_footer_once_and_each_chunk_once() {
         counted.clone(),
         s.meta.clone(),
         s.meta.clone(),
-        s.meta.clone(),
         CompactorConfig {
             rows_per_group: 100,
             target_file_bytes: 64 << 10,
@@ -429,7 +426,6 @@ async fn retention_follows_the_injected_clock() {
     // entry per batch.
     let compactor = Compactor::new(
         s.store.clone(),
-        s.meta.clone(),
         s.meta.clone(),
         s.meta.clone(),
         CompactorConfig {

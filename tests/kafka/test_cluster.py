@@ -3,6 +3,7 @@ S3 server) driven by real Kafka clients, with processes killed and PostgreSQL re
 under load."""
 
 import threading
+import urllib.request
 import time
 
 import pytest
@@ -230,6 +231,27 @@ def test_killing_the_active_metadata_process_is_survived(ha_cluster):
     assert group["offsets"], "the group's commits reached the new active process"
     for o in group["offsets"]:
         assert 0 <= o["offset"] <= o["high_watermark"]
+
+    # The new active process says so, counts and times the calls it answers, and
+    # publishes the groups' lag (it coordinates them), within one publishing interval.
+    def metrics():
+        with urllib.request.urlopen(f"{successor.url}/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    deadline = time.time() + 25
+    text = metrics()
+    while 'silt_consumer_group_lag{group="ha-group",topic="ha"}' not in text and time.time() < deadline:
+        time.sleep(1)
+        text = metrics()
+    assert 'silt_consumer_group_lag{group="ha-group",topic="ha"}' in text, text[-3000:]
+    values = {line.split(" ")[0]: float(line.split(" ")[-1])
+              for line in text.splitlines() if line and not line.startswith("#")}
+    assert values["silt_metadata_active"] == 1
+    assert values["silt_metadata_epoch"] >= 2, "the epoch rose at the failover"
+    assert values['silt_metadata_requests_total{call="commit_segment",outcome="ok"}'] > 0
+    assert any(k.startswith('silt_metadata_request_seconds_count{call="chunks_from"}')
+               or k.startswith('silt_metadata_request_seconds{call="chunks_from"')
+               for k in values), [k for k in values if "request_seconds" in k][:10]
 
 
 def test_nodes_recover_when_postgresql_restarts_under_load(ha_cluster):

@@ -88,15 +88,79 @@ def test_prometheus_scrapes_every_silt_process():
     assert targets == {"silt-1:8080", "silt-2:8080", "metadata:9093"}
 
 
+def dashboard():
+    return json.loads((INFRA / "grafana/dashboards/silt.json").read_text())
+
+
+def metric_names(expr):
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in re.findall(r"\bsilt_[a-z0-9_]+", expr)}
+
+
 def dashboard_metrics():
-    dashboard = json.loads((INFRA / "grafana/dashboards/silt.json").read_text())
     names = set()
-    for panel in dashboard["panels"]:
+    for panel in dashboard()["panels"]:
         assert panel["targets"], f"panel {panel['title']} queries nothing"
         for target in panel["targets"]:
-            for name in re.findall(r"\bsilt_[a-z0-9_]+", target["expr"]):
-                names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+            names |= metric_names(target["expr"])
     return names
+
+
+def alert_rules():
+    rules = yaml.safe_load((INFRA / "prometheus-alerts.yml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def what_it_measures(expr):
+    """The unit class of a query: time, bytes, bytes per second, a rate, a ratio or a count."""
+    if "histogram_quantile" in expr or re.search(r"silt_[a-z_]+_seconds\b", expr):
+        return "time"
+    if "/" in expr:
+        return "ratio"
+    rate = "rate(" in expr
+    if re.search(r"silt_[a-z_]*bytes", expr):
+        return "bytes per second" if rate else "bytes"
+    return "per second" if rate else "count"
+
+
+UNITS = {"time": {"s", "ms"}, "bytes": {"bytes", "decbytes"}, "bytes per second": {"Bps", "binBps"},
+         "per second": {"ops", "rps", "reqps", "wps"}, "ratio": {"percentunit"}, "count": {"short", "none"}}
+
+
+def test_each_dashboard_panel_has_one_unit_that_fits_its_queries():
+    for panel in dashboard()["panels"]:
+        kinds = {what_it_measures(t["expr"]) for t in panel["targets"]}
+        assert len(kinds) == 1, f"{panel['title']} mixes {kinds} on one axis"
+        unit = panel["fieldConfig"]["defaults"]["unit"]
+        assert unit in UNITS[kinds.pop()], f"{panel['title']}: unit {unit} for {panel['targets']}"
+
+
+def test_the_dashboard_selects_nodes_and_covers_what_operators_watch():
+    d = dashboard()
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert variables["instance"]["multi"] and variables["instance"]["includeAll"]
+    titles = {p["title"] for p in d["panels"]}
+    for wanted in ["Kafka request latency", "Ingest backpressure", "Memory",
+                   "Metadata service: active process", "Consumer-group lag"]:
+        assert wanted in titles, wanted
+    per_node = [p for p in d["panels"] if any("silt_produce" in t["expr"] or "silt_kafka" in t["expr"]
+                                               or "silt_memory" in t["expr"] for t in p["targets"])]
+    for panel in per_node:
+        assert all('$instance' in t["expr"] for t in panel["targets"]), panel["title"]
+
+
+def test_alert_rules_are_complete_and_loaded_by_every_prometheus_config():
+    rules = alert_rules()
+    assert len(rules) >= 8
+    for rule in rules:
+        assert rule["alert"].startswith("Silt") and rule["expr"].strip(), rule
+        assert rule["labels"]["severity"] in {"warning", "critical"}, rule
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule
+    for name in ["prometheus.yml", "prometheus.tls.yml", "prometheus.secure.yml"]:
+        config = yaml.safe_load((INFRA / name).read_text())
+        assert config["rule_files"] == ["/etc/prometheus/silt-alerts.yml"], name
+    for name in ["docker-compose.yml", "docker-compose.tls.yml", "docker-compose.secure.yml"]:
+        services = yaml.safe_load((INFRA / name).read_text())["services"]
+        assert "./prometheus-alerts.yml:/etc/prometheus/silt-alerts.yml:ro" in services["prometheus"]["volumes"], name
 
 
 def scraped_metrics(url):
@@ -110,8 +174,24 @@ def scraped_metrics(url):
     return names
 
 
-def test_every_dashboard_metric_is_one_silt_exports(silt):
-    # Exercise every path the dashboard watches: produce, consume with a group, compact.
+def test_every_dashboard_and_alert_metric_is_one_silt_exports(tmp_path):
+    # A node with every role, the metadata service's included (it exports the
+    # silt_metadata_* metrics and the group lag). Exercise every path the dashboard watches:
+    # produce, consume with a group, compact.
+    silt = Silt(str(tmp_path), env={"SILT_METADATA__ADDR": f"127.0.0.1:{free_port()}"},
+                mode=("serve", "--roles", "metadata,ingest,reader,compactor"))
+    try:
+        exported = exercise_and_scrape(silt)
+    finally:
+        silt.stop()
+    wanted = dashboard_metrics()
+    for rule in alert_rules():
+        wanted |= metric_names(rule["expr"])
+    missing = sorted(wanted - exported)
+    assert not missing, f"the dashboard or the alerts query metrics Silt does not export: {missing}"
+
+
+def exercise_and_scrape(silt):
     producer = Producer({"bootstrap.servers": silt.bootstrap})
     for i in range(200):
         producer.produce("dash", value=f"v{i}".encode(), partition=0)
@@ -131,9 +211,13 @@ def test_every_dashboard_metric_is_one_silt_exports(silt):
     with urllib.request.urlopen(req, timeout=60) as r:
         assert json.loads(r.read())["errors"] == []
 
+    # The group lag is published every 10 s.
+    deadline = time.time() + 25
     exported = scraped_metrics(f"{silt.http}/metrics")
-    missing = sorted(dashboard_metrics() - exported)
-    assert not missing, f"the dashboard queries metrics Silt does not export: {missing}"
+    while "silt_consumer_group_lag" not in exported and time.time() < deadline:
+        time.sleep(1)
+        exported = scraped_metrics(f"{silt.http}/metrics")
+    return exported
 
 
 def test_dockerfile_is_multi_stage_non_root_with_a_health_check():

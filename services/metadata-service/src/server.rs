@@ -85,6 +85,8 @@ impl MetadataService {
         );
         *active = Some(Arc::new(Active { epoch, groups }));
         self.epoch_tx.send_replace(Some(epoch));
+        metrics::gauge!("silt_metadata_active").set(1.0);
+        metrics::gauge!("silt_metadata_epoch").set(epoch as f64);
         info!(epoch, "metadata service is active");
     }
 
@@ -96,6 +98,7 @@ impl MetadataService {
             warn!(epoch = old.epoch, "metadata service is no longer active");
         }
         self.epoch_tx.send_replace(None);
+        metrics::gauge!("silt_metadata_active").set(0.0);
     }
 
     /// The epoch this process serves with, if it is the active one.
@@ -242,7 +245,17 @@ async fn rpc(State(service): State<Arc<MetadataService>>, body: Bytes) -> HttpRe
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    let call = request.name();
+    let started = std::time::Instant::now();
     let answer = service.handle(&active, request).await;
+    let outcome = match &answer {
+        Ok(_) => "ok",
+        Err(e) => e.kind().name(),
+    };
+    metrics::histogram!("silt_metadata_request_seconds", "call" => call)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("silt_metadata_requests_total", "call" => call, "outcome" => outcome)
+        .increment(1);
     if let Err(MetadataError::NotActive { epoch }) = &answer {
         // Another process took the lease (and fenced our writes): stop at once.
         warn!(

@@ -51,6 +51,15 @@ macro_rules! define_store_wire {
         }
 
         impl StoreRequest {
+            /// The call's name, as the metrics label it.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $($(
+                        Self::$variant { .. } => stringify!($method),
+                    )*)*
+                }
+            }
+
             /// Whether sending the request twice has the effect of sending it once, so the
             /// client may retry it when it cannot tell whether the first attempt arrived.
             pub fn is_idempotent(&self) -> bool {
@@ -180,6 +189,23 @@ pub enum GroupRequest {
 }
 
 impl GroupRequest {
+    /// The call's name, as the metrics label it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Join(_) => "join_group",
+            Self::Sync(_) => "sync_group",
+            Self::Heartbeat { .. } => "heartbeat",
+            Self::Leave { .. } => "leave_group",
+            Self::CommitOffsets { .. } => "commit_offsets",
+            Self::FetchOffsets { .. } => "fetch_offsets",
+            Self::ListGroups => "list_groups",
+            Self::DescribeGroup { .. } => "describe_group",
+            Self::DeleteGroup { .. } => "delete_group",
+            Self::DeleteOffsets { .. } => "delete_offsets",
+            Self::ConsumerHeartbeat(_) => "consumer_group_heartbeat",
+        }
+    }
+
     /// Whether sending the request twice has the effect of sending it once.
     pub fn is_idempotent(&self) -> bool {
         matches!(
@@ -210,6 +236,14 @@ pub enum Request {
 }
 
 impl Request {
+    /// The call's name, as the metrics label it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Store(request) => request.name(),
+            Self::Group(request) => request.name(),
+        }
+    }
+
     /// Whether sending the request twice has the effect of sending it once, so the client
     /// may retry it when it cannot tell whether the first attempt arrived. Segment commits
     /// are: the store answers a commit of an object key it already holds as the first time.

@@ -19,6 +19,19 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// The kind in lower case, as metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Invalid => "invalid",
+            Self::Conflict => "conflict",
+            Self::NotFound => "not_found",
+            Self::Internal => "internal",
+        }
+    }
+}
+
 /// Every error crosses the network as itself (the metadata-service client returns the
 /// variant the store returned), except the two that wrap a database driver error: those
 /// travel as [`MetadataError::Service`] with their kind and message.

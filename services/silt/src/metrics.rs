@@ -205,9 +205,104 @@ pub(crate) const METRICS: &[(&str, Kind, &str)] = &[
     (
         "silt_consumer_group_lag",
         Kind::Gauge,
-        "records between a group's committed offsets and the high watermarks, summed over a topic's partitions (set by the compactor node after each pass)",
+        "records between a group's committed offsets and the high watermarks, summed over a topic's partitions (published every 10 s, from start, by the process that coordinates groups: silt dev, or the active metadata process)",
+    ),
+    (
+        "silt_metadata_active",
+        Kind::Gauge,
+        "1 while this metadata process is the active one (holds the lease), 0 while it stands by",
+    ),
+    (
+        "silt_metadata_epoch",
+        Kind::Gauge,
+        "the lease epoch this metadata process last served with",
+    ),
+    (
+        "silt_metadata_requests_total",
+        Kind::Counter,
+        "metadata service calls answered, by call and outcome (ok, unavailable, invalid, conflict, not_found, internal)",
+    ),
+    (
+        "silt_metadata_request_seconds",
+        Kind::Histogram,
+        "metadata service call latency by call, as the service measures it",
     ),
 ];
+
+/// How often the consumer-group lag is published (the first time at start).
+pub(crate) const LAG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sets `silt_consumer_group_lag{group, topic}`: records between each group's committed
+/// offsets and the high watermarks, summed over the topic's partitions.
+pub(crate) async fn publish_group_lag(
+    store: &dyn silt_metadata::MetadataStore,
+) -> Result<(), silt_metadata::MetadataError> {
+    use silt_metadata::{GroupOffsetStore, LogStore, MetadataError};
+    let mut watermarks = std::collections::HashMap::new();
+    for group in GroupOffsetStore::groups(store).await? {
+        let mut lag: std::collections::BTreeMap<String, i64> = Default::default();
+        for o in store.group_offsets(&group).await? {
+            if !watermarks.contains_key(&o.topic) {
+                let offsets = match LogStore::partition_offsets(store, &o.topic).await {
+                    Ok(offsets) => offsets,
+                    Err(MetadataError::UnknownTopic { .. }) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                watermarks.insert(o.topic.clone(), offsets);
+            }
+            let hwm = watermarks[&o.topic]
+                .iter()
+                .find(|p| p.partition == o.partition)
+                .map_or(o.offset, |p| p.high_watermark);
+            *lag.entry(o.topic).or_default() += (hwm - o.offset).max(0);
+        }
+        for (topic, records) in lag {
+            metrics::gauge!("silt_consumer_group_lag", "group" => group.clone(), "topic" => topic)
+                .set(records as f64);
+        }
+    }
+    Ok(())
+}
+
+/// Publishes the consumer-group lag every [`LAG_INTERVAL`] while `publishes()` (the
+/// process holds the groups' coordinator: `silt dev`, or the active metadata process),
+/// until `stop`.
+pub(crate) fn spawn_lag_publisher(
+    tasks: &tokio_util::task::TaskTracker,
+    store: std::sync::Arc<dyn silt_metadata::MetadataStore>,
+    publishes: impl Fn() -> bool + Send + 'static,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(LAG_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if publishes()
+                && let Err(e) = publish_group_lag(store.as_ref()).await
+            {
+                tracing::warn!(error = %e, "consumer-group lag not published");
+            }
+        }
+    });
+}
+
+/// Puts the counters of rare events on `/metrics` at zero from the start, so dashboards
+/// and alert rules see a series (a rate of 0) rather than none.
+pub(crate) fn zero_rare_counters() {
+    metrics::counter!("silt_ingest_backpressure_waits_total").increment(0);
+    metrics::counter!("silt_kafka_request_pool_waits_total").increment(0);
+    metrics::counter!("silt_tls_handshake_failures_total").increment(0);
+    for kind in ["missing", "corrupt", "unavailable"] {
+        metrics::counter!("silt_reader_object_errors_total", "kind" => kind).increment(0);
+    }
+    for door in ["kafka", "http"] {
+        metrics::counter!("silt_auth_failures_total", "door" => door).increment(0);
+        metrics::counter!("silt_authorization_denied_total", "door" => door).increment(0);
+    }
+}
 
 /// Registers the help text of every metric with the recorder.
 pub(crate) fn describe() {
@@ -259,6 +354,8 @@ mod tests {
             include_str!("../../auth/src/lib.rs"),
             include_str!("../../tls/src/lib.rs"),
             include_str!("node.rs"),
+            include_str!("metrics.rs"),
+            include_str!("../../metadata-service/src/server.rs"),
         ];
         for source in sources {
             for piece in source

@@ -56,6 +56,7 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     crate::metrics::describe();
+    crate::metrics::zero_rare_counters();
     Ok(handle)
 }
 
@@ -253,15 +254,17 @@ async fn start_metadata_role(
 ) -> anyhow::Result<MetadataRole> {
     let stop = CancellationToken::new();
     let group_config = GroupConfig::default();
-    let (service, lease) = match config.metadata_store()? {
+    let (service, lease, store) = match config.metadata_store()? {
         MetadataStoreKind::Sqlite(path) => {
-            let store = SqliteStore::open(&path)
-                .await
-                .with_context(|| format!("opening metadata at {}", path.display()))?;
-            let service = MetadataService::new(Arc::new(store), group_config);
+            let store: Arc<dyn MetadataStore> = Arc::new(
+                SqliteStore::open(&path)
+                    .await
+                    .with_context(|| format!("opening metadata at {}", path.display()))?,
+            );
+            let service = MetadataService::new(store.clone(), group_config);
             // One process owns a SQLite store: it is always the active one.
             service.activate(0);
-            (service, None)
+            (service, None, store)
         }
         MetadataStoreKind::Postgres(url) => {
             let store = Arc::new(
@@ -273,15 +276,23 @@ async fn start_metadata_role(
             let holder = format!("node {node_id} at {}", config.metadata.addr);
             let lease = tasks.spawn(lease::run(
                 service.clone(),
-                store,
+                store.clone(),
                 url,
                 holder,
                 LeaseTiming::default(),
                 stop.clone(),
             ));
-            (service, Some(lease))
+            (service, Some(lease), store as Arc<dyn MetadataStore>)
         }
     };
+    // The active process coordinates the groups: it publishes their lag.
+    let active = service.clone();
+    crate::metrics::spawn_lag_publisher(
+        tasks,
+        store,
+        move || active.active_epoch().is_some(),
+        stop.clone(),
+    );
     service.set_metrics(Arc::new(move || metrics.render()));
     let listener = tokio::net::TcpListener::bind(config.metadata.addr)
         .await
@@ -529,6 +540,7 @@ impl Node {
         let mut sqlite = None;
         let mut client = None;
         let mut coordinator = None;
+        let stop = CancellationToken::new();
         let data_roles: Option<DataRoles> = match mode {
             Mode::Dev => {
                 let store = Arc::new(
@@ -540,6 +552,12 @@ impl Node {
                 );
                 sqlite = Some(store.clone());
                 let metadata: Arc<dyn MetadataStore> = store;
+                crate::metrics::spawn_lag_publisher(
+                    &tasks,
+                    metadata.clone(),
+                    || true,
+                    stop.clone(),
+                );
                 let local =
                     Coordinator::start(GroupConfig::default(), metadata.clone(), metadata.clone());
                 coordinator = Some(local.clone());
@@ -564,7 +582,6 @@ impl Node {
             }
         };
 
-        let stop = CancellationToken::new();
         let mut doors = Vec::new();
         let mut data_path = None;
         let mut faults = None;
@@ -593,7 +610,6 @@ impl Node {
             (Some((metadata, _)), Some(store)) if has(Role::Compactor) => {
                 let compactor = Compactor::new(
                     store.clone(),
-                    metadata.clone(),
                     metadata.clone(),
                     metadata.clone(),
                     config.compactor.clone(),
