@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use silt_metadata::{ChunkEntry, CompactionStore, MetadataError, SegmentRef};
+use silt_metadata::{BatchKind, ChunkEntry, CompactionStore, MetadataError, SegmentRef};
 use silt_segment::{SegmentFooter, encode_lake, lake_key};
 use tracing::debug;
 
@@ -255,6 +255,9 @@ async fn merge_group(
                 byte_len: c.byte_len,
                 min_timestamp_ms: c.min_timestamp_ms,
                 max_timestamp_ms: c.max_timestamp_ms,
+                // Lake files hold committed records only, of many batches: plain ones.
+                producer: None,
+                kind: BatchKind::Plain,
             };
             base += i64::from(c.record_count);
             entry
@@ -290,6 +293,8 @@ mod tests {
             byte_len: bytes,
             min_timestamp_ms: 0,
             max_timestamp_ms: 0,
+            producer: None,
+            kind: BatchKind::Plain,
         }
     }
 

@@ -149,7 +149,13 @@ async fn produce(s: &Setup, partitions: i32, from: usize, n: usize) {
         let p = (i % partitions as usize) as i32;
         pending.push(
             s.ingest
-                .submit("t", p, vec![record(p, i)], None)
+                .submit(
+                    "t",
+                    p,
+                    vec![record(p, i)],
+                    None,
+                    silt_ingest::BatchKind::Plain,
+                )
                 .await
                 .expect("submit"),
         );

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{Clock, LogStore, ProducerBatch, system_clock};
+use silt_metadata::{BatchKind, Clock, LogStore, ProducerBatch, system_clock};
 use silt_segment::{ChunkLocation, Record};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -171,7 +171,7 @@ impl Ingest {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<AppendAck, IngestError> {
-        self.submit(topic, partition, records, None)
+        self.submit(topic, partition, records, None, BatchKind::Plain)
             .await?
             .wait()
             .await
@@ -180,13 +180,15 @@ impl Ingest {
     /// Buffers records for one partition (waiting for budget if ingest is full) and returns
     /// a handle to await their acknowledgement. Appends submitted one after another keep
     /// that order in the partition, which lets a caller submit several before awaiting
-    /// any. `producer` marks an idempotent producer's batch.
+    /// any. `producer` marks an idempotent or transactional producer's batch, `kind`
+    /// whether it is a transaction's records (or marker).
     pub async fn submit(
         &self,
         topic: &str,
         partition: i32,
         records: Vec<Record>,
         producer: Option<ProducerBatch>,
+        kind: BatchKind,
     ) -> Result<PendingAppend, IngestError> {
         if records.is_empty() {
             return Err(IngestError::EmptyBatch);
@@ -227,11 +229,15 @@ impl Ingest {
                 .chunks
                 .entry((topic.to_string(), partition))
                 .or_default();
+            // Plain records share a chunk; a producer's batch is a chunk of its own.
+            let plain =
+                |p: &Option<ProducerBatch>, k: BatchKind| p.is_none() && k == BatchKind::Plain;
             let shared_chunk =
-                producer.is_none() && chunks.last().is_some_and(|c| c.producer.is_none());
+                plain(&producer, kind) && chunks.last().is_some_and(|c| plain(&c.producer, c.kind));
             if !shared_chunk {
                 chunks.push(PendingChunk {
                     producer,
+                    kind,
                     ..PendingChunk::default()
                 });
             }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use silt_metadata::{
-    ChunkCommit, ChunkOutcome, ErrorKind, LogStore, MetadataError, ProducerBatch, SegmentCommit,
+    BatchKind, ChunkCommit, ChunkOutcome, ErrorKind, LogStore, MetadataError, ProducerBatch,
+    SegmentCommit,
 };
 use silt_segment::{
     ChunkInput, ChunkLocation, Record, SegmentCompression, encode_segment_with, segment_key,
@@ -44,6 +45,7 @@ pub(crate) struct PendingChunk {
     pub(crate) records: Vec<Record>,
     pub(crate) waiters: Vec<Waiter>,
     pub(crate) producer: Option<ProducerBatch>,
+    pub(crate) kind: BatchKind,
 }
 
 /// Everything buffered when a segment is cut, in (topic, partition) order.
@@ -53,7 +55,7 @@ pub(crate) struct Batch {
 }
 
 type ChunkRecords = Vec<(String, i32, Vec<Record>)>;
-type ChunkWaiters = Vec<(String, i32, Option<ProducerBatch>, Vec<Waiter>)>;
+type ChunkWaiters = Vec<(String, i32, Option<ProducerBatch>, BatchKind, Vec<Waiter>)>;
 
 impl Batch {
     pub(crate) fn split(self) -> (ChunkRecords, ChunkWaiters) {
@@ -62,7 +64,7 @@ impl Batch {
             .map(|((topic, partition), chunk)| {
                 (
                     (topic.clone(), partition, chunk.records),
-                    (topic, partition, chunk.producer, chunk.waiters),
+                    (topic, partition, chunk.producer, chunk.kind, chunk.waiters),
                 )
             })
             .unzip()
@@ -159,7 +161,7 @@ pub(crate) async fn write_segment(
 }
 
 fn fail_all(waiters: ChunkWaiters, error: &IngestError) {
-    for (_, _, _, waiters) in waiters {
+    for (_, _, _, _, waiters) in waiters {
         for w in waiters {
             w.answer(Err(error.clone()));
         }
@@ -202,7 +204,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn LogStore
     let mut chunks: Vec<(ChunkCommit, Vec<Waiter>)> = waiters
         .into_iter()
         .zip(&written.chunks)
-        .map(|((topic, partition, producer, waiters), loc)| {
+        .map(|((topic, partition, producer, kind, waiters), loc)| {
             let chunk = ChunkCommit {
                 topic,
                 partition,
@@ -213,6 +215,7 @@ async fn commit(written: Written, waiters: ChunkWaiters, metadata: &dyn LogStore
                 min_timestamp_ms: loc.min_timestamp_ms,
                 max_timestamp_ms: loc.max_timestamp_ms,
                 producer,
+                kind,
             };
             (chunk, waiters)
         })

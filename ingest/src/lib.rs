@@ -18,5 +18,5 @@ pub use batcher::{AppendAck, Ingest, PendingAppend, SegmentListener, WrittenSegm
 pub use config::IngestConfig;
 pub use error::IngestError;
 pub use rules::{ProduceRefusal, ProduceRules, TopicDefaults, partition_for_key};
-pub use silt_metadata::ProducerBatch;
+pub use silt_metadata::{BatchKind, ProducerBatch};
 pub use silt_segment::SegmentCompression;

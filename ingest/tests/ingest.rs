@@ -348,15 +348,27 @@ async fn an_idempotent_retry_gets_the_original_offsets_and_writes_nothing() {
     };
     // Submitted back to back, awaited later: order is kept.
     let first = ingest
-        .submit("a", 0, vec![rec(1, 5), rec(2, 5)], batch(0))
+        .submit(
+            "a",
+            0,
+            vec![rec(1, 5), rec(2, 5)],
+            batch(0),
+            silt_ingest::BatchKind::Plain,
+        )
         .await
         .expect("submitted");
     let plain = ingest
-        .submit("a", 0, vec![rec(3, 5)], None)
+        .submit("a", 0, vec![rec(3, 5)], None, silt_ingest::BatchKind::Plain)
         .await
         .expect("submitted");
     let second = ingest
-        .submit("a", 0, vec![rec(4, 5)], batch(2))
+        .submit(
+            "a",
+            0,
+            vec![rec(4, 5)],
+            batch(2),
+            silt_ingest::BatchKind::Plain,
+        )
         .await
         .expect("submitted");
     let (first, plain, second) = (first.wait().await, plain.wait().await, second.wait().await);
@@ -366,7 +378,13 @@ async fn an_idempotent_retry_gets_the_original_offsets_and_writes_nothing() {
 
     // The producer did not see the answer and sends the first batch again.
     let retry = ingest
-        .submit("a", 0, vec![rec(1, 5), rec(2, 5)], batch(0))
+        .submit(
+            "a",
+            0,
+            vec![rec(1, 5), rec(2, 5)],
+            batch(0),
+            silt_ingest::BatchKind::Plain,
+        )
         .await
         .expect("submitted");
     let retry = retry.wait().await.expect("acked");
@@ -381,7 +399,13 @@ async fn an_idempotent_retry_gets_the_original_offsets_and_writes_nothing() {
 
     // A gap is refused.
     let gap = ingest
-        .submit("a", 0, vec![rec(5, 5)], batch(7))
+        .submit(
+            "a",
+            0,
+            vec![rec(5, 5)],
+            batch(7),
+            silt_ingest::BatchKind::Plain,
+        )
         .await
         .expect("submitted");
     assert!(matches!(

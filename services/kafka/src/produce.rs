@@ -94,7 +94,13 @@ async fn submit_partition(
         let bytes: usize = batch.records.iter().map(Record::size_estimate).sum();
         match state
             .ingest
-            .submit(name, index, batch.records, batch.producer)
+            .submit(
+                name,
+                index,
+                batch.records,
+                batch.producer,
+                silt_ingest::BatchKind::Plain,
+            )
             .await
         {
             Ok(p) => {

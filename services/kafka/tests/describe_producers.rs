@@ -39,6 +39,7 @@ async fn describe_producers_lists_each_producers_last_batch() {
                     epoch: producer.epoch,
                     base_sequence,
                 }),
+                silt_ingest::BatchKind::Plain,
             )
             .await
             .expect("submitted")

@@ -79,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             min_timestamp_ms: 0,
                             max_timestamp_ms: 0,
                             producer: None,
+                            kind: silt_metadata::BatchKind::Plain,
                         })
                         .collect(),
                 };

@@ -319,6 +319,7 @@ mod tests {
                 min_timestamp_ms: -1,
                 max_timestamp_ms: i64::MAX,
                 producer: None,
+                kind: silt_metadata::BatchKind::Plain,
             }],
         };
         let bytes = encode(&Request::Store(StoreRequest::CommitSegment {

@@ -29,6 +29,7 @@ fn chunk(topic: &str, partition: i32, count: u32, ts: i64) -> ChunkCommit {
         min_timestamp_ms: ts,
         max_timestamp_ms: ts + 10,
         producer: None,
+        kind: silt_metadata::BatchKind::Plain,
     }
 }
 
@@ -173,7 +174,50 @@ conformance!(
     concurrent_first_inits_of_a_transactional_id_share_one_producer,
     partition_sizes_add_up_the_stored_bytes,
     a_partition_remembers_its_producers_last_batches,
+    chunks_remember_their_producer_batch_and_kind,
 );
+
+async fn chunks_remember_their_producer_batch_and_kind(make: Maker) {
+    use silt_metadata::BatchKind;
+    let store = make.open().await;
+    store
+        .create_topic("k", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let p = store.init_producer_id().await.expect("id");
+    let transactional = ChunkCommit {
+        kind: BatchKind::Transactional,
+        ..batch("k", 0, 3, p.producer_id, p.epoch, 0)
+    };
+    let marker = ChunkCommit {
+        kind: BatchKind::Marker,
+        ..chunk("k", 0, 1, 5)
+    };
+    store
+        .commit_segment(&segment(
+            "kinds",
+            vec![chunk("k", 0, 2, 0), transactional, marker],
+        ))
+        .await
+        .expect("commit");
+    let chunks = store.chunks_from("k", 0, 0, 10).await.expect("chunks");
+    let seen: Vec<(i64, Option<i64>, BatchKind)> = chunks
+        .iter()
+        .map(|c| (c.base_offset, c.producer.map(|b| b.producer_id), c.kind))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, None, BatchKind::Plain),
+            (2, Some(p.producer_id), BatchKind::Transactional),
+            (5, None, BatchKind::Marker),
+        ]
+    );
+    assert_eq!(
+        chunks[1].producer.map(|b| (b.epoch, b.base_sequence)),
+        Some((p.epoch, 0))
+    );
+}
 
 async fn topics_are_created_listed_and_deleted(make: Maker) {
     let store = make.open().await;
@@ -725,13 +769,18 @@ async fn group_offsets_are_stored_and_replaced(make: Maker) {
             .kind(),
         ErrorKind::Invalid
     );
+    // A negative offset (kafkajs's reset to the earliest commits -2) clears the
+    // partition's committed offset, as clients read it, and keeps the others.
+    store
+        .commit_group_offsets("g1", &[o(0, -2)])
+        .await
+        .expect("a negative offset clears");
+    let got = store.group_offsets("g1").await.expect("fetch");
     assert_eq!(
-        store
-            .commit_group_offsets("g", &[o(0, -1)])
-            .await
-            .expect_err("bad")
-            .kind(),
-        ErrorKind::Invalid
+        got.iter()
+            .map(|g| (g.partition, g.offset))
+            .collect::<Vec<_>>(),
+        [(1, 7)]
     );
 }
 
@@ -946,6 +995,8 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
         byte_len: 200,
         min_timestamp_ms: 10,
         max_timestamp_ms: 30,
+        producer: None,
+        kind: silt_metadata::BatchKind::Plain,
     };
     let new = [entry(0, 4, 0), entry(4, 1, 1)];
     // A swap that does not cover the replaced offsets is refused.

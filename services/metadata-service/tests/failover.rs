@@ -91,6 +91,7 @@ async fn the_standby_takes_over_and_commits_carry_on() {
                         min_timestamp_ms: 0,
                         max_timestamp_ms: 0,
                         producer: None,
+                        kind: silt_metadata::BatchKind::Plain,
                     }],
                 };
                 let outcomes = client.commit_segment(&commit).await.expect("commit");

@@ -32,9 +32,9 @@ pub use clock::{Clock, ManualClock, SystemClock, system_clock};
 pub use counted::Counted;
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
-    ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets, ProducerBatch,
-    ProducerIdentity, ProducerState, Role, SegmentCommit, SegmentRef, TimestampType, Topic,
-    TopicConfig,
+    BatchKind, ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets,
+    ProducerBatch, ProducerIdentity, ProducerState, Role, SegmentCommit, SegmentRef, TimestampType,
+    Topic, TopicConfig,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
 pub use security::{

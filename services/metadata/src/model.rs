@@ -39,6 +39,41 @@ pub struct ChunkCommit {
     /// Set when the chunk is one batch of an idempotent producer: its sequence numbers
     /// are checked in the commit transaction.
     pub producer: Option<ProducerBatch>,
+    /// What kind of batch the chunk is (a transaction's records, or its marker).
+    #[serde(default)]
+    pub kind: BatchKind,
+}
+
+/// What a chunk's batch is, as Kafka's batch attributes say it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BatchKind {
+    /// Records outside any transaction.
+    #[default]
+    Plain,
+    /// Records of a transaction (Kafka's transactional bit).
+    Transactional,
+    /// A transaction's commit or abort marker (Kafka's control batch, transactional too).
+    Marker,
+}
+
+impl BatchKind {
+    /// The number the index stores.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Plain => 0,
+            Self::Transactional => 1,
+            Self::Marker => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Plain),
+            1 => Some(Self::Transactional),
+            2 => Some(Self::Marker),
+            _ => None,
+        }
+    }
 }
 
 /// Identity and first sequence number of an idempotent producer's batch. The batch's
@@ -138,6 +173,12 @@ pub struct ChunkEntry {
     pub byte_len: u64,
     pub min_timestamp_ms: i64,
     pub max_timestamp_ms: i64,
+    /// The producer batch the chunk holds (producer id, epoch, first sequence), for
+    /// chunks of idempotent and transactional producers committed since the index kept it.
+    #[serde(default)]
+    pub producer: Option<ProducerBatch>,
+    #[serde(default)]
+    pub kind: BatchKind,
 }
 
 impl ChunkEntry {

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::error::{MetadataError, Result};
-use crate::model::{ChunkEntry, GroupOffset, SegmentRef, Topic};
+use crate::model::{BatchKind, ChunkEntry, GroupOffset, ProducerBatch, SegmentRef, Topic};
 
 pub(crate) trait RowRead {
     fn int(&self, column: &str) -> Result<i64>;
@@ -75,7 +75,8 @@ pub(crate) fn topic_from_row(row: &impl RowRead) -> Result<Topic> {
 
 /// Columns `chunk_from_row` reads (chunks `c` joined with segments `s`).
 pub(crate) const CHUNK_COLUMNS: &str = "c.partition, c.base_offset, c.record_count, c.row_group, c.byte_start, \
-     c.byte_len, c.min_timestamp_ms, c.max_timestamp_ms, s.object_key, s.size, s.footer_len, s.footer_crc";
+     c.byte_len, c.min_timestamp_ms, c.max_timestamp_ms, s.object_key, s.size, s.footer_len, s.footer_crc, \
+     c.producer_id, c.producer_epoch, c.base_sequence, c.batch_kind";
 
 pub(crate) fn chunk_from_row(row: &impl RowRead) -> Result<ChunkEntry> {
     Ok(ChunkEntry {
@@ -96,6 +97,23 @@ pub(crate) fn chunk_from_row(row: &impl RowRead) -> Result<ChunkEntry> {
         byte_len: u64_of(row, "byte_len")?,
         min_timestamp_ms: row.int("min_timestamp_ms")?,
         max_timestamp_ms: row.int("max_timestamp_ms")?,
+        producer: match (
+            row.opt_int("producer_id")?,
+            row.opt_int("producer_epoch")?,
+            row.opt_int("base_sequence")?,
+        ) {
+            (Some(producer_id), Some(epoch), Some(base_sequence)) => Some(ProducerBatch {
+                producer_id,
+                epoch: i16::try_from(epoch).map_err(|_| corrupt(format!("epoch {epoch}")))?,
+                base_sequence: i32::try_from(base_sequence)
+                    .map_err(|_| corrupt(format!("base sequence {base_sequence}")))?,
+            }),
+            _ => None,
+        },
+        kind: {
+            let code = row.int("batch_kind")?;
+            BatchKind::from_code(code).ok_or_else(|| corrupt(format!("batch kind {code}")))?
+        },
     })
 }
 

@@ -33,6 +33,10 @@ pub(crate) struct ChunkRows {
     pub(crate) byte_len: Vec<i64>,
     pub(crate) min_timestamp_ms: Vec<i64>,
     pub(crate) max_timestamp_ms: Vec<i64>,
+    pub(crate) producer_id: Vec<Option<i64>>,
+    pub(crate) producer_epoch: Vec<Option<i64>>,
+    pub(crate) base_sequence: Vec<Option<i64>>,
+    pub(crate) batch_kind: Vec<i64>,
 }
 
 impl ChunkRows {
@@ -57,6 +61,12 @@ impl ChunkRows {
         self.byte_len.push(to_i64(entry.byte_len, "byte_len")?);
         self.min_timestamp_ms.push(entry.min_timestamp_ms);
         self.max_timestamp_ms.push(entry.max_timestamp_ms);
+        self.producer_id.push(entry.producer.map(|p| p.producer_id));
+        self.producer_epoch
+            .push(entry.producer.map(|p| i64::from(p.epoch)));
+        self.base_sequence
+            .push(entry.producer.map(|p| i64::from(p.base_sequence)));
+        self.batch_kind.push(entry.kind.code());
         Ok(())
     }
 }
@@ -78,6 +88,8 @@ fn entry_of(chunk: &ChunkCommit, base_offset: i64) -> ChunkEntry {
         byte_len: chunk.byte_len,
         min_timestamp_ms: chunk.min_timestamp_ms,
         max_timestamp_ms: chunk.max_timestamp_ms,
+        producer: chunk.producer,
+        kind: chunk.kind,
     }
 }
 

@@ -144,6 +144,13 @@ CREATE TABLE transactional_ids (
     updated_at_ms BIGINT NOT NULL
 );
 "#,
+    // 8: chunks remember the producer batch they hold (transactions filter by it)
+    r#"
+ALTER TABLE chunks ADD COLUMN producer_id BIGINT;
+ALTER TABLE chunks ADD COLUMN producer_epoch BIGINT;
+ALTER TABLE chunks ADD COLUMN base_sequence BIGINT;
+ALTER TABLE chunks ADD COLUMN batch_kind BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
 const MIGRATION_LOCK: i64 = 0x5117_0001;
@@ -345,9 +352,11 @@ pub(super) async fn set_next_offsets(tx: &mut Tx<'_>, next: &[(&str, i32, i64)])
 pub(super) async fn insert_chunks(tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<()> {
     sqlx::query(
         "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
-         byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) \
+         byte_start, byte_len, min_timestamp_ms, max_timestamp_ms, producer_id, producer_epoch, \
+         base_sequence, batch_kind) \
          SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
-         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])",
+         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], \
+         $12::bigint[], $13::bigint[], $14::bigint[])",
     )
     .bind(&rows.topic_id)
     .bind(&rows.partition)
@@ -359,6 +368,10 @@ pub(super) async fn insert_chunks(tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<(
     .bind(&rows.byte_len)
     .bind(&rows.min_timestamp_ms)
     .bind(&rows.max_timestamp_ms)
+    .bind(&rows.producer_id)
+    .bind(&rows.producer_epoch)
+    .bind(&rows.base_sequence)
+    .bind(&rows.batch_kind)
     .execute(postgres(tx)?)
     .await?;
     Ok(())

@@ -142,6 +142,13 @@ CREATE TABLE transactional_ids (
     updated_at_ms INTEGER NOT NULL
 );
 "#,
+    // 8: chunks remember the producer batch they hold (transactions filter by it)
+    r#"
+ALTER TABLE chunks ADD COLUMN producer_id BIGINT;
+ALTER TABLE chunks ADD COLUMN producer_epoch BIGINT;
+ALTER TABLE chunks ADD COLUMN base_sequence BIGINT;
+ALTER TABLE chunks ADD COLUMN batch_kind BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 impl SqlStore {
     /// Opens (creating if missing) the SQLite store at `path` and runs pending migrations.
@@ -288,8 +295,9 @@ pub(super) async fn insert_chunks(tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<(
     for batch in indexes.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO chunks (topic_id, partition, base_offset, record_count, segment_id, row_group, \
-             byte_start, byte_len, min_timestamp_ms, max_timestamp_ms) VALUES {}",
-            value_groups(batch.len(), 10)
+             byte_start, byte_len, min_timestamp_ms, max_timestamp_ms, producer_id, producer_epoch, \
+             base_sequence, batch_kind) VALUES {}",
+            value_groups(batch.len(), 14)
         );
         let args: Vec<Arg<'_>> = batch
             .iter()
@@ -305,6 +313,10 @@ pub(super) async fn insert_chunks(tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<(
                     Arg::Int(rows.byte_len[i]),
                     Arg::Int(rows.min_timestamp_ms[i]),
                     Arg::Int(rows.max_timestamp_ms[i]),
+                    Arg::OptInt(rows.producer_id[i]),
+                    Arg::OptInt(rows.producer_epoch[i]),
+                    Arg::OptInt(rows.base_sequence[i]),
+                    Arg::Int(rows.batch_kind[i]),
                 ]
             })
             .collect();
