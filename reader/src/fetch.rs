@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{ChunkEntry, LogStore, PartitionOffsets};
+use silt_metadata::{BatchKind, ChunkEntry, LogStore, PartitionOffsets, ProducerBatch};
 use silt_segment::Record;
 use tokio::time::Instant;
 use tracing::instrument;
@@ -35,6 +35,28 @@ pub struct FetchRequest {
 pub struct ReadRecord {
     pub offset: i64,
     pub record: Record,
+    /// The producer batch the record came in, if the index knows it: its producer, the
+    /// batch's first offset (`sequence = base_sequence + offset - batch_offset`) and kind.
+    pub batch: Option<BatchOrigin>,
+}
+
+/// Where a record's producer batch starts, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOrigin {
+    pub batch_offset: i64,
+    pub producer: Option<ProducerBatch>,
+    pub kind: BatchKind,
+}
+
+impl BatchOrigin {
+    /// The origin a chunk gives its records; `None` for plain records of no producer.
+    pub fn of(chunk: &ChunkEntry) -> Option<Self> {
+        (chunk.producer.is_some() || chunk.kind != BatchKind::Plain).then_some(Self {
+            batch_offset: chunk.base_offset,
+            producer: chunk.producer,
+            kind: chunk.kind,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +225,11 @@ impl Reader {
                         break 'lookup;
                     }
                     bytes += size;
-                    out.push(ReadRecord { offset, record });
+                    out.push(ReadRecord {
+                        offset,
+                        record,
+                        batch: BatchOrigin::of(chunk),
+                    });
                     position = offset + 1;
                     if out.len() >= max_records {
                         break 'lookup;

@@ -16,5 +16,5 @@ mod wait;
 
 pub use config::ReaderConfig;
 pub use error::ReaderError;
-pub use fetch::{FetchRequest, FetchResult, ReadRecord, Reader};
+pub use fetch::{BatchOrigin, FetchRequest, FetchResult, ReadRecord, Reader};
 pub use wait::{PartitionWatch, Woken};

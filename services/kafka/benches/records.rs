@@ -92,6 +92,7 @@ fn fetch(c: &mut Criterion) {
                 value: Some(value),
                 headers: Vec::new(),
             },
+            batch: None,
         })
         .collect();
     let mut group = c.benchmark_group("kafka fetch: encode 1,000 x 1 KiB as a batch");

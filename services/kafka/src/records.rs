@@ -10,6 +10,7 @@ use kafka_protocol::records::{
     TimestampType,
 };
 use silt_ingest::ProducerBatch;
+use silt_metadata::BatchKind;
 use silt_reader::ReadRecord;
 use silt_segment::{Header, Record};
 
@@ -266,17 +267,34 @@ pub fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Result<Byt
             for h in &r.record.headers {
                 headers.insert(StrBytes::from_string(h.key.clone()), h.value.clone());
             }
+            // A producer's batch goes out as its own batch, with its producer, sequences
+            // and transactional flags (read_committed clients filter by them); other
+            // records get sequences relative to the first, so they share one batch.
+            let (producer_id, producer_epoch, sequence) =
+                match r.batch.and_then(|b| b.producer.map(|p| (b, p))) {
+                    Some((b, p)) => (
+                        p.producer_id,
+                        p.epoch,
+                        p.base_sequence
+                            .wrapping_add((r.offset - b.batch_offset) as i32),
+                    ),
+                    None => (
+                        NO_PRODUCER_ID,
+                        NO_PRODUCER_EPOCH,
+                        (r.offset - first.offset) as i32,
+                    ),
+                };
+            let kind = r.batch.map_or(BatchKind::Plain, |b| b.kind);
             KafkaRecord {
-                transactional: false,
-                control: false,
+                transactional: kind != BatchKind::Plain,
+                control: kind == BatchKind::Marker,
                 delete_horizon: false,
                 partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: NO_PRODUCER_ID,
-                producer_epoch: NO_PRODUCER_EPOCH,
+                producer_id,
+                producer_epoch,
                 timestamp_type,
                 offset: r.offset,
-                // Relative to the batch, so the encoder keeps every record in one batch.
-                sequence: (r.offset - first.offset) as i32,
+                sequence,
                 timestamp: r.record.timestamp_ms,
                 key: r.record.key.clone(),
                 value: r.record.value.clone(),
@@ -289,10 +307,20 @@ pub fn encode_batch(records: &[ReadRecord], log_append_time: bool) -> Result<Byt
         version: 2,
         compression: Compression::None,
     };
-    // Clients take a LogAppendTime batch's max timestamp for all of its records, so
-    // records appended at different times go in different batches.
+    // One encoder call per batch, split where the encoder would split (another producer,
+    // epoch, kind or sequence run), and for LogAppendTime where the time changes: clients
+    // take such a batch's max timestamp for all of its records.
+    let same_batch = |a: &KafkaRecord, b: &KafkaRecord| {
+        a.producer_id == b.producer_id
+            && a.producer_epoch == b.producer_epoch
+            && a.transactional == b.transactional
+            && a.control == b.control
+            && (a.offset as i32).wrapping_sub(a.sequence)
+                == (b.offset as i32).wrapping_sub(b.sequence)
+            && (!log_append_time || a.timestamp == b.timestamp)
+    };
     let mut start = 0;
-    for same in kafka.chunk_by(|a, b| !log_append_time || a.timestamp == b.timestamp) {
+    for same in kafka.chunk_by(same_batch) {
         let these = &records[start..start + same.len()];
         start += same.len();
         if repeats_a_header_key(these) {
@@ -361,6 +389,7 @@ mod tests {
                     value: None,
                 }],
             },
+            batch: None,
         }
     }
 
@@ -390,6 +419,60 @@ mod tests {
             })
             .collect();
         r
+    }
+
+    #[test]
+    fn producer_batches_go_out_as_their_own_batches_with_their_producer() {
+        use silt_metadata::ProducerBatch;
+        use silt_reader::BatchOrigin;
+        let producer = |batch_offset, kind, base_sequence| {
+            Some(BatchOrigin {
+                batch_offset,
+                producer: Some(ProducerBatch {
+                    producer_id: 42,
+                    epoch: 3,
+                    base_sequence,
+                }),
+                kind,
+            })
+        };
+        let mut records: Vec<ReadRecord> = (10..17).map(|o| read(o, "v")).collect();
+        // 10, 11 plain; 12..15 a transactional batch of producer 42 (sequences from 7);
+        // 15 its marker; 16 plain again.
+        for r in &mut records[2..5] {
+            r.batch = producer(12, BatchKind::Transactional, 7);
+        }
+        records[5].batch = producer(15, BatchKind::Marker, 0);
+        let encoded = encode_batch(&records, false).expect("encodes");
+        let mut buf = encoded.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut buf).expect("the codec reads it");
+        let seen: Vec<(i64, i64, i16, i32, bool, bool)> = sets
+            .iter()
+            .flat_map(|s| &s.records)
+            .map(|r| {
+                (
+                    r.offset,
+                    r.producer_id,
+                    r.producer_epoch,
+                    r.sequence,
+                    r.transactional,
+                    r.control,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (10, -1, -1, 0, false, false),
+                (11, -1, -1, 1, false, false),
+                (12, 42, 3, 7, true, false),
+                (13, 42, 3, 8, true, false),
+                (14, 42, 3, 9, true, false),
+                (15, 42, 3, 0, true, true),
+                (16, -1, -1, 6, false, false),
+            ]
+        );
+        assert_eq!(sets.len(), 4, "plain, transactional, marker, plain");
     }
 
     #[test]
