@@ -11,7 +11,8 @@ use silt_groups::{
     JoinRequest, JoinResponse, SyncRequest,
 };
 use silt_metadata::{
-    GroupOffset, MetadataError, NodeInfo, ScramCredential, SegmentCommit, WatchEvent,
+    GroupOffset, MetadataError, NodeInfo, ScramCredential, SegmentCommit, TransactionEnd,
+    WatchEvent,
 };
 
 /// Path of the request endpoint.
@@ -147,7 +148,7 @@ macro_rules! wire_by_clone {
     )*};
 }
 
-wire_by_clone!(SegmentCommit, NodeInfo, ScramCredential);
+wire_by_clone!(SegmentCommit, NodeInfo, ScramCredential, TransactionEnd);
 
 /// A group-coordinator call (answered with group errors, which travel inside the answer).
 #[derive(Debug, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use silt_groups::GroupConfig;
 use silt_metadata::{
     AclBinding, AclOperation, AclPermission, CatalogStore, ChunkCommit, ChunkOutcome, ErrorKind,
     GroupOffset, MetadataError, MetadataStore, NodeInfo, PatternType, PostgresStore, ProducerBatch,
-    ProducerState, ResourceType, Role, ScramCredential, ScramMechanism, SegmentCommit, SqliteStore,
-    TopicConfig, WatchEvent,
+    ProducerIdentity, ProducerState, ResourceType, Role, ScramCredential, ScramMechanism,
+    SegmentCommit, SqliteStore, TopicConfig, WatchEvent,
 };
 use silt_metadata_service::{ClientConfig, MetadataClient, MetadataService, serve};
 use tokio_util::sync::CancellationToken;
@@ -175,7 +175,323 @@ conformance!(
     partition_sizes_add_up_the_stored_bytes,
     a_partition_remembers_its_producers_last_batches,
     chunks_remember_their_producer_batch_and_kind,
+    a_transaction_ends_in_every_partition_at_once,
+    transactions_fence_older_epochs_and_refuse_records_outside_them,
 );
+
+fn txn_batch(
+    topic: &str,
+    partition: i32,
+    count: u32,
+    p: ProducerIdentity,
+    seq: i32,
+) -> ChunkCommit {
+    ChunkCommit {
+        kind: silt_metadata::BatchKind::Transactional,
+        ..batch(topic, partition, count, p.producer_id, p.epoch, seq)
+    }
+}
+
+fn marker(topic: &str, partition: i32, p: ProducerIdentity) -> ChunkCommit {
+    ChunkCommit {
+        kind: silt_metadata::BatchKind::Marker,
+        ..batch(topic, partition, 1, p.producer_id, p.epoch, -1)
+    }
+}
+
+fn offsets_of(offsets: &[silt_metadata::PartitionOffsets]) -> Vec<(i64, i64)> {
+    offsets
+        .iter()
+        .map(|o| (o.high_watermark, o.last_stable_offset))
+        .collect()
+}
+
+async fn a_transaction_ends_in_every_partition_at_once(make: Maker) {
+    use silt_metadata::{AbortedTransaction, TransactionEnd};
+    let store = make.open().await;
+    store
+        .create_topic("tx", 2, TopicConfig::default())
+        .await
+        .expect("created");
+    let id = "app-1";
+    let p = store
+        .init_transactional_producer(id, Duration::from_secs(60))
+        .await
+        .expect("init");
+    let parts = [("tx".to_string(), 0), ("tx".to_string(), 1)];
+    store
+        .add_partitions_to_transaction(id, p, &parts)
+        .await
+        .expect("add partitions");
+    store
+        .add_offsets_to_transaction(id, p, "g")
+        .await
+        .expect("add offsets");
+    let pending = GroupOffset {
+        topic: "tx".into(),
+        partition: 0,
+        offset: 5,
+        metadata: None,
+        commit_time_ms: 0,
+    };
+    store
+        .txn_offset_commit(id, p, "g", std::slice::from_ref(&pending))
+        .await
+        .expect("txn offsets");
+    // Plain records, the transaction's records in both partitions, plain again.
+    for (key, chunks) in [
+        ("plain-1", vec![chunk("tx", 0, 3, 0)]),
+        (
+            "txn-1",
+            vec![txn_batch("tx", 0, 2, p, 0), txn_batch("tx", 1, 4, p, 0)],
+        ),
+        ("plain-2", vec![chunk("tx", 0, 1, 0)]),
+    ] {
+        let outcomes = store
+            .commit_segment(&segment(key, chunks))
+            .await
+            .expect("commit");
+        bases(outcomes);
+    }
+    // Readers of committed records stop at the transaction's first offsets.
+    assert_eq!(
+        offsets_of(&store.partition_offsets("tx").await.expect("offsets")),
+        [(6, 3), (4, 0)]
+    );
+    let state = store.transaction(id).await.expect("state").expect("known");
+    assert!(state.open && state.started_at_ms.is_some());
+    assert_eq!(state.partitions, parts);
+    assert_eq!(state.groups, ["g"]);
+    assert!(
+        store.group_offsets("g").await.expect("offsets").is_empty(),
+        "pending until commit"
+    );
+
+    // Commit: markers at their own offsets, the pending offsets, everything stable.
+    let end = TransactionEnd {
+        transactional_id: id.into(),
+        producer: p,
+        commit: true,
+    };
+    let markers = segment("markers-1", vec![marker("tx", 0, p), marker("tx", 1, p)]);
+    let ended = bases(store.end_transaction(&end, &markers).await.expect("end"));
+    assert_eq!(ended, [6, 4]);
+    assert_eq!(
+        offsets_of(&store.partition_offsets("tx").await.expect("offsets")),
+        [(7, 7), (5, 5)]
+    );
+    let committed = store.group_offsets("g").await.expect("offsets");
+    assert_eq!(
+        committed
+            .iter()
+            .map(|o| (o.partition, o.offset))
+            .collect::<Vec<_>>(),
+        [(0, 5)]
+    );
+    assert!(
+        !store
+            .transaction(id)
+            .await
+            .expect("state")
+            .expect("known")
+            .open
+    );
+    // A resent end answers as the first and changes nothing.
+    assert_eq!(
+        bases(store.end_transaction(&end, &markers).await.expect("resent")),
+        [6, 4]
+    );
+    assert_eq!(
+        store
+            .partition_offset("tx", 0)
+            .await
+            .expect("offset")
+            .high_watermark,
+        7
+    );
+    let chunks = store.chunks_from("tx", 0, 6, 10).await.expect("chunks");
+    assert_eq!(chunks[0].kind, silt_metadata::BatchKind::Marker);
+
+    // Abort: the range is recorded, the pending offsets dropped.
+    store
+        .add_partitions_to_transaction(id, p, &parts[1..])
+        .await
+        .expect("add");
+    store
+        .add_offsets_to_transaction(id, p, "g")
+        .await
+        .expect("add offsets");
+    store
+        .txn_offset_commit(
+            id,
+            p,
+            "g",
+            &[GroupOffset {
+                offset: 9,
+                ..pending.clone()
+            }],
+        )
+        .await
+        .expect("txn offsets");
+    bases(
+        store
+            .commit_segment(&segment("txn-2", vec![txn_batch("tx", 1, 3, p, 4)]))
+            .await
+            .expect("commit"),
+    );
+    let abort = TransactionEnd {
+        commit: false,
+        ..end.clone()
+    };
+    let ended = bases(
+        store
+            .end_transaction(&abort, &segment("markers-2", vec![marker("tx", 1, p)]))
+            .await
+            .expect("abort"),
+    );
+    assert_eq!(ended, [8]);
+    assert_eq!(
+        store
+            .aborted_transactions("tx", 1, 0, 100)
+            .await
+            .expect("aborted"),
+        [AbortedTransaction {
+            producer_id: p.producer_id,
+            first_offset: 5,
+            last_offset: 8
+        }]
+    );
+    assert!(
+        store
+            .aborted_transactions("tx", 1, 9, 100)
+            .await
+            .expect("aborted")
+            .is_empty()
+    );
+    assert!(
+        store
+            .aborted_transactions("tx", 0, 0, 100)
+            .await
+            .expect("aborted")
+            .is_empty()
+    );
+    let kept = store.group_offsets("g").await.expect("offsets");
+    assert_eq!(
+        kept[0].offset, 5,
+        "the aborted transaction's offsets were dropped"
+    );
+    assert_eq!(
+        offsets_of(&store.partition_offsets("tx").await.expect("offsets")),
+        [(7, 7), (9, 9)]
+    );
+    // No open transaction: another end is refused.
+    let again = store
+        .end_transaction(&abort, &segment("markers-3", vec![marker("tx", 1, p)]))
+        .await;
+    assert_eq!(again.expect_err("nothing open").kind(), ErrorKind::Invalid);
+    let listed = store.transactions().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].transactional_id, id);
+}
+
+async fn transactions_fence_older_epochs_and_refuse_records_outside_them(make: Maker) {
+    use silt_metadata::TransactionEnd;
+    let store = make.open().await;
+    store
+        .create_topic("fz", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let id = "app-2";
+    let old = store
+        .init_transactional_producer(id, Duration::from_secs(60))
+        .await
+        .expect("init");
+    let rejected = |outcomes: Vec<ChunkOutcome>| match &outcomes[..] {
+        [ChunkOutcome::Rejected(e)] => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    // Outside a transaction, a transactional batch is refused and writes nothing.
+    let refused = store
+        .commit_segment(&segment("outside", vec![txn_batch("fz", 0, 2, old, 0)]))
+        .await
+        .expect("commit");
+    assert!(rejected(refused).contains("has not added partition"));
+    assert_eq!(
+        store
+            .partition_offset("fz", 0)
+            .await
+            .expect("offset")
+            .high_watermark,
+        0
+    );
+    let part = [("fz".to_string(), 0)];
+    store
+        .add_partitions_to_transaction(id, old, &part)
+        .await
+        .expect("add");
+    assert!(
+        store
+            .add_partitions_to_transaction(id, old, &[("fz".into(), 7)])
+            .await
+            .is_err(),
+        "a missing partition"
+    );
+    // A new producer of the same id fences the old one.
+    let new = store
+        .init_transactional_producer(id, Duration::from_secs(60))
+        .await
+        .expect("init");
+    assert_eq!(new.epoch, old.epoch + 1);
+    let fenced = store.add_partitions_to_transaction(id, old, &part).await;
+    assert!(
+        matches!(fenced, Err(MetadataError::ProducerFenced { .. })),
+        "{fenced:?}"
+    );
+    store
+        .add_partitions_to_transaction(id, new, &part)
+        .await
+        .expect("the new producer adds");
+    let zombie = store
+        .commit_segment(&segment("zombie", vec![txn_batch("fz", 0, 2, old, 0)]))
+        .await
+        .expect("commit");
+    assert!(rejected(zombie).contains("fenced"));
+    let end = TransactionEnd {
+        transactional_id: id.into(),
+        producer: old,
+        commit: true,
+    };
+    let late = store
+        .end_transaction(&end, &segment("zombie-markers", vec![marker("fz", 0, old)]))
+        .await;
+    assert!(
+        matches!(late, Err(MetadataError::ProducerFenced { .. })),
+        "{late:?}"
+    );
+    // Markers must cover exactly the transaction's partitions.
+    store
+        .create_topic("other", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let wrong = store
+        .end_transaction(
+            &TransactionEnd {
+                producer: new,
+                ..end.clone()
+            },
+            &segment("wrong-markers", vec![marker("other", 0, new)]),
+        )
+        .await;
+    assert!(wrong.is_err());
+    assert_eq!(
+        store
+            .partition_offset("other", 0)
+            .await
+            .expect("offset")
+            .high_watermark,
+        0
+    );
+}
 
 async fn chunks_remember_their_producer_batch_and_kind(make: Maker) {
     use silt_metadata::BatchKind;

@@ -121,13 +121,44 @@ macro_rules! metadata_api {
                 /// The identity of the producer of transactional id `transactional_id`,
                 /// whose transactions time out after `timeout`: the first time a new
                 /// producer id at epoch 0, then the same id at the next epoch, which fences
-                /// every older epoch (a new id at epoch 0 once the epochs run out). Not
-                /// resent: a lost answer must not bump the epoch twice.
+                /// every older epoch (a new id at epoch 0 once the epochs run out). An open
+                /// transaction stays open: the caller aborts it with the new identity
+                /// (`end_transaction`) before handing that out, as Kafka's coordinator
+                /// does. Not resent: a lost answer must not bump the epoch twice.
                 /// The producers that wrote to a partition and whose batches it still
                 /// remembers (for duplicate detection), by producer id, each with its
                 /// last batch.
                 retry fn partition_producers(topic: &str as String, partition: i32) -> Vec<$crate::ProducerState> => PartitionProducers;
                 once fn init_transactional_producer(transactional_id: &str as String, timeout: std::time::Duration) -> $crate::ProducerIdentity => InitTransactionalProducer;
+            }
+            /// Kafka transactions: the coordinator's state and the ends of transactions
+            /// (decision 0008).
+            TransactionStore {
+                /// Where transactional id `transactional_id` stands, if it was ever
+                /// initialised.
+                retry fn transaction(transactional_id: &str as String) -> Option<$crate::TransactionState> => Transaction;
+                /// Adds `partitions` to `producer`'s transaction, opening one if none is
+                /// open. Refused for an older epoch (fenced), another producer id, or a
+                /// missing partition. Adding twice is adding once.
+                retry fn add_partitions_to_transaction(transactional_id: &str as String, producer: $crate::ProducerIdentity, partitions: &[(String, i32)] as Vec<(String, i32)>) -> () => AddPartitionsToTransaction;
+                /// Adds consumer group `group` to `producer`'s transaction (its offsets
+                /// then commit with it), opening one if none is open.
+                retry fn add_offsets_to_transaction(transactional_id: &str as String, producer: $crate::ProducerIdentity, group: &str as String) -> () => AddOffsetsToTransaction;
+                /// Offsets of `group` that become the group's committed offsets when the
+                /// transaction commits (and are dropped if it aborts). The group must have
+                /// been added.
+                retry fn txn_offset_commit(transactional_id: &str as String, producer: $crate::ProducerIdentity, group: &str as String, offsets: &[$crate::GroupOffset] as Vec<$crate::GroupOffset>) -> () => TxnOffsetCommit;
+                /// Ends `end.producer`'s open transaction: commits `markers` (one marker
+                /// chunk per partition of the transaction) and, in the same metadata
+                /// transaction, writes the pending group offsets (commit) or records the
+                /// aborted ranges (abort), and closes it. A resent call with the same
+                /// markers object answers as the first and changes nothing.
+                retry fn end_transaction(end: &$crate::TransactionEnd as $crate::TransactionEnd, markers: &$crate::SegmentCommit as $crate::SegmentCommit) -> Vec<$crate::ChunkOutcome> => EndTransaction;
+                /// Every transactional id with its state (ListTransactions; timeouts).
+                retry fn transactions() -> Vec<$crate::TransactionState> => Transactions;
+                /// Aborted transactions of a partition whose range overlaps
+                /// `from..to`, oldest first (Fetch's aborted-transaction list).
+                retry fn aborted_transactions(topic: &str as String, partition: i32, from: i64, to: i64) -> Vec<$crate::AbortedTransaction> => AbortedTransactions;
             }
             /// The live nodes of the cluster, renewed by heartbeat.
             NodeStore {

@@ -74,6 +74,10 @@ pub enum MetadataError {
     },
     #[error("unknown producer id {producer_id}")]
     UnknownProducerId { producer_id: i64 },
+    /// A transactional request that does not fit the transaction's state (records for a
+    /// partition not added, an end without an open transaction, another producer id).
+    #[error("invalid transaction state: {reason}")]
+    InvalidTxnState { reason: String },
     #[error("metadata store unavailable: {source}")]
     #[serde(skip)]
     Unavailable {
@@ -111,7 +115,8 @@ impl MetadataError {
             | Self::InvalidConfig { .. }
             | Self::InvalidRequest { .. }
             | Self::OutOfOrderSequence { .. }
-            | Self::UnknownProducerId { .. } => ErrorKind::Invalid,
+            | Self::UnknownProducerId { .. }
+            | Self::InvalidTxnState { .. } => ErrorKind::Invalid,
             Self::ProducerFenced { .. } => ErrorKind::Conflict,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Database { .. } | Self::Corrupt { .. } => ErrorKind::Internal,

@@ -32,9 +32,9 @@ pub use clock::{Clock, ManualClock, SystemClock, system_clock};
 pub use counted::Counted;
 pub use error::{ErrorKind, MetadataError, Result};
 pub use model::{
-    BatchKind, ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo, PartitionOffsets,
-    ProducerBatch, ProducerIdentity, ProducerState, Role, SegmentCommit, SegmentRef, TimestampType,
-    Topic, TopicConfig,
+    AbortedTransaction, BatchKind, ChunkCommit, ChunkEntry, ChunkOutcome, GroupOffset, NodeInfo,
+    PartitionOffsets, ProducerBatch, ProducerIdentity, ProducerState, Role, SegmentCommit,
+    SegmentRef, TimestampType, Topic, TopicConfig, TransactionEnd, TransactionState,
 };
 pub use names::{MAX_TOPIC_NAME_LEN, validate_group_id, validate_topic_name};
 pub use security::{
@@ -44,7 +44,7 @@ pub use security::{
 pub use sql::{PgLease, PostgresStore, SqlStore, SqliteStore};
 pub use store::{
     CatalogStore, CompactionStore, GroupOffsetStore, LogStore, MetadataStore, NodeStore,
-    ProducerStore, SecurityStore, Watch,
+    ProducerStore, SecurityStore, TransactionStore, Watch,
 };
 pub use topic_config::{
     ConfigDef, ConfigSource, ConfigType, DescribedConfig, Effect, TOPIC_CONFIGS,

@@ -23,6 +23,9 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     /// The offset the next committed record will get.
     pub high_watermark: i64,
+    /// The first offset of the oldest open transaction in the partition, else the high
+    /// watermark: read_committed consumers read up to it.
+    pub last_stable_offset: i64,
 }
 
 /// One chunk of a segment to commit: the records of one (topic, partition) pair.
@@ -126,6 +129,43 @@ pub struct ProducerState {
     pub last_sequence: i32,
     /// Where that batch starts.
     pub last_base_offset: i64,
+}
+
+/// Where a transactional id stands (decision 0008).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionState {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Whether a transaction is open (partitions or offsets were added and it has not
+    /// ended).
+    pub open: bool,
+    /// When the open transaction began (its first AddPartitions or AddOffsets), in ms.
+    pub started_at_ms: Option<i64>,
+    /// The producer's `transaction.timeout.ms`.
+    pub timeout_ms: i64,
+    /// The partitions the open transaction added, sorted.
+    pub partitions: Vec<(String, i32)>,
+    /// The consumer groups whose offsets it commits, sorted.
+    pub groups: Vec<String>,
+    pub updated_at_ms: i64,
+}
+
+/// How a transaction ends: the producer ending it and whether it commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionEnd {
+    pub transactional_id: String,
+    pub producer: ProducerIdentity,
+    pub commit: bool,
+}
+
+/// An aborted transaction's records in a partition: producer `producer_id`'s
+/// transactional batches from `first_offset` up to its abort marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTransaction {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// A producer id and epoch handed out to an idempotent producer.

@@ -40,32 +40,7 @@ impl GroupOffsetStore for SqlStore {
     async fn commit_group_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<()> {
         validate_group_id(group)?;
         let mut tx = self.begin_write().await?;
-        for o in offsets {
-            if o.offset < 0 {
-                // What every client reads a negative committed offset as: none.
-                tx.execute(
-                    "DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3",
-                    args![group, &o.topic, o.partition],
-                )
-                .await?;
-                continue;
-            }
-            tx.execute(
-                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
-                 committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
-                 commit_time_ms = excluded.commit_time_ms",
-                args![
-                    group,
-                    &o.topic,
-                    o.partition,
-                    o.offset,
-                    &o.metadata,
-                    o.commit_time_ms
-                ],
-            )
-            .await?;
-        }
+        write_group_offsets(&mut tx, group, offsets).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -317,4 +292,39 @@ impl Watch for SqlStore {
     fn watch(&self, topic: &str, partition: i32) -> watch::Receiver<i64> {
         self.watchers.subscribe(topic, partition)
     }
+}
+
+/// Stores `group`'s committed offsets inside `tx`; a negative offset clears one.
+pub(crate) async fn write_group_offsets(
+    tx: &mut super::db::Tx<'_>,
+    group: &str,
+    offsets: &[GroupOffset],
+) -> Result<()> {
+    for o in offsets {
+        if o.offset < 0 {
+            // What every client reads a negative committed offset as: none.
+            tx.execute(
+                "DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition = $3",
+                args![group, &o.topic, o.partition],
+            )
+            .await?;
+            continue;
+        }
+        tx.execute(
+                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, metadata, commit_time_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (group_id, topic, partition) DO UPDATE SET \
+                 committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
+                 commit_time_ms = excluded.commit_time_ms",
+                args![
+                    group,
+                    &o.topic,
+                    o.partition,
+                    o.offset,
+                    &o.metadata,
+                    o.commit_time_ms
+                ],
+            )
+            .await?;
+    }
+    Ok(())
 }

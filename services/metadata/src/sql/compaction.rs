@@ -150,11 +150,25 @@ impl CompactionStore for SqlStore {
             args![&topic_id, partition, start],
         )
         .await?;
+        // Aborted ranges wholly below the log start concern no record any more.
+        tx.execute(
+            "DELETE FROM aborted_transactions WHERE topic_id = $1 AND partition = $2 AND last_offset < $3",
+            args![&topic_id, partition, start],
+        )
+        .await?;
+        let first_open = tx
+            .fetch_one(
+                "SELECT MIN(first_offset) AS first_open FROM open_transactions                  WHERE topic_id = $1 AND partition = $2",
+                args![&topic_id, partition],
+            )
+            .await?
+            .opt_int("first_open")?;
         tx.commit().await?;
         Ok(PartitionOffsets {
             partition,
             log_start_offset: start,
             high_watermark: next,
+            last_stable_offset: first_open.unwrap_or(next),
         })
     }
 

@@ -11,8 +11,8 @@ use super::db::{Tx, args};
 use super::{Backend, SqlStore, placeholders, postgres, sqlite};
 use crate::error::{MetadataError, Result};
 use crate::model::{
-    ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets, ProducerBatch, ProducerIdentity,
-    ProducerState, SegmentCommit,
+    BatchKind, ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets, ProducerBatch,
+    ProducerIdentity, ProducerState, SegmentCommit,
 };
 use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, i32_of, to_i64};
 use crate::sequence::{
@@ -93,11 +93,18 @@ fn entry_of(chunk: &ChunkCommit, base_offset: i64) -> ChunkEntry {
     }
 }
 
+/// A partition's offsets with its last stable offset, from `partitions p`.
+const OFFSET_COLUMNS: &str = "p.partition, p.log_start_offset, p.next_offset, \
+     (SELECT MIN(o.first_offset) FROM open_transactions o \
+      WHERE o.topic_id = p.topic_id AND o.partition = p.partition) AS first_open";
+
 fn offsets_from_row(row: &impl RowRead) -> Result<PartitionOffsets> {
+    let high_watermark = row.int("next_offset")?;
     Ok(PartitionOffsets {
         partition: i32_of(row, "partition")?,
         log_start_offset: row.int("log_start_offset")?,
-        high_watermark: row.int("next_offset")?,
+        high_watermark,
+        last_stable_offset: row.opt_int("first_open")?.unwrap_or(high_watermark),
     })
 }
 
@@ -122,6 +129,180 @@ impl SqlStore {
         }
     }
 
+    /// Commits a segment's chunks inside `tx`: offsets assigned, idempotent sequences and
+    /// transactional state checked, index entries written. A segment committed before
+    /// (a resent commit) is answered as the first time and changes nothing.
+    pub(crate) async fn commit_chunks(
+        &self,
+        tx: &mut Tx<'_>,
+        segment: &SegmentCommit,
+    ) -> Result<Committed> {
+        if segment.chunks.is_empty() {
+            return Err(MetadataError::InvalidRequest {
+                reason: "a segment commit needs at least one chunk".into(),
+            });
+        }
+        if let Some(c) = segment.chunks.iter().find(|c| c.record_count == 0) {
+            return Err(MetadataError::InvalidRequest {
+                reason: format!("empty chunk for {}/{}", c.topic, c.partition),
+            });
+        }
+        // Resolve topic ids, lock every touched partition and read its next offset, then
+        // assign offsets in memory and write them and the index entries back.
+        let names: Vec<&str> = segment
+            .chunks
+            .iter()
+            .map(|c| c.topic.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let topic_ids = topic_ids(tx, &names).await?;
+        let touched: Vec<(&str, i32)> = segment
+            .chunks
+            .iter()
+            .map(|c| (topic_ids[c.topic.as_str()].as_str(), c.partition))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut next: HashMap<(String, i32), i64> = self
+            .lock_partitions(tx, &touched)
+            .await?
+            .into_iter()
+            .map(|(t, p, n)| ((t, p), n))
+            .collect();
+        if let Some(chunk) = segment
+            .chunks
+            .iter()
+            .find(|c| !next.contains_key(&(topic_ids[c.topic.as_str()].clone(), c.partition)))
+        {
+            return Err(MetadataError::UnknownPartition {
+                topic: chunk.topic.clone(),
+                partition: chunk.partition,
+            });
+        }
+        let existing = tx
+            .fetch_optional(
+                "SELECT id FROM segments WHERE object_key = $1",
+                args![&segment.key],
+            )
+            .await?;
+        if let Some(row) = existing {
+            let outcomes = replay_commit(tx, row.int("id")?, segment, &topic_ids).await?;
+            return Ok(Committed {
+                outcomes,
+                high_watermarks: Vec::new(),
+                replayed: true,
+            });
+        }
+        let segment_id = tx
+            .fetch_one(
+                "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                args![
+                    &segment.key,
+                    to_i64(segment.size, "size")?,
+                    to_i64(segment.footer_len, "footer_len")?,
+                    segment.footer_crc.map(i64::from),
+                    self.now_ms()
+                ],
+            )
+            .await?
+            .int("id")?;
+
+        let mut outcomes = Vec::with_capacity(segment.chunks.len());
+        let mut rows = ChunkRows::default();
+        let mut high_watermarks: HashMap<(String, i32), i64> = HashMap::new();
+        for chunk in &segment.chunks {
+            let topic_id = &topic_ids[chunk.topic.as_str()];
+            // A transaction's batch is committed only inside its open transaction, for a
+            // partition it added, at the producer's current epoch (what fences zombies).
+            if chunk.kind == BatchKind::Transactional {
+                let Some(producer) = &chunk.producer else {
+                    outcomes.push(ChunkOutcome::Rejected(MetadataError::InvalidRequest {
+                        reason: "a transactional batch names its producer".into(),
+                    }));
+                    continue;
+                };
+                if let Some(refusal) = super::transactions::check_transactional_batch(
+                    tx,
+                    topic_id,
+                    chunk.partition,
+                    producer.producer_id,
+                    producer.epoch,
+                )
+                .await?
+                {
+                    outcomes.push(ChunkOutcome::Rejected(refusal));
+                    continue;
+                }
+            }
+            // Markers carry their producer but no sequences.
+            let sequenced = chunk.producer.filter(|_| chunk.kind != BatchKind::Marker);
+            if let Some(producer) = &sequenced {
+                match check_sequence(tx, topic_id, chunk, producer).await? {
+                    SequenceCheck::Next => {}
+                    SequenceCheck::Duplicate(base_offset) => {
+                        outcomes.push(ChunkOutcome::Duplicate { base_offset });
+                        continue;
+                    }
+                    SequenceCheck::Refused(e) => {
+                        outcomes.push(ChunkOutcome::Rejected(e));
+                        continue;
+                    }
+                }
+            }
+            let offset = next
+                .get_mut(&(topic_id.clone(), chunk.partition))
+                .ok_or_else(|| MetadataError::Corrupt {
+                    reason: "a locked partition vanished".into(),
+                })?;
+            let base = *offset;
+            *offset += i64::from(chunk.record_count);
+            rows.push(topic_id, &entry_of(chunk, base), segment_id)?;
+            if let Some(producer) = &sequenced {
+                // Recorded at once: a later batch of the same producer in this segment is
+                // checked against it.
+                record_batch(tx, topic_id, chunk, producer, base).await?;
+                if chunk.kind == BatchKind::Transactional {
+                    super::transactions::note_open_transaction(
+                        tx,
+                        topic_id,
+                        chunk.partition,
+                        producer.producer_id,
+                        base,
+                    )
+                    .await?;
+                }
+            }
+            outcomes.push(ChunkOutcome::Committed { base_offset: base });
+            high_watermarks.insert((chunk.topic.clone(), chunk.partition), *offset);
+        }
+        if rows.len() > 0 {
+            let moved: Vec<(&str, i32, i64)> = next
+                .iter()
+                .map(|((t, p), n)| (t.as_str(), *p, *n))
+                .collect();
+            self.set_next_offsets(tx, &moved).await?;
+            self.insert_chunks(tx, &rows).await?;
+        }
+        Ok(Committed {
+            outcomes,
+            high_watermarks: high_watermarks
+                .into_iter()
+                .map(|((t, p), h)| (t, p, h))
+                .collect(),
+            replayed: false,
+        })
+    }
+
+    /// Tells the watchers of a committed segment's partitions, and answers its outcomes.
+    pub(crate) fn published(&self, committed: Committed) -> Vec<ChunkOutcome> {
+        for (topic, partition, hwm) in &committed.high_watermarks {
+            self.watchers.publish(topic, *partition, *hwm);
+        }
+        committed.outcomes
+    }
+
     pub(crate) async fn insert_chunks(&self, tx: &mut Tx<'_>, rows: &ChunkRows) -> Result<()> {
         if rows.len() == 0 {
             return Ok(());
@@ -131,6 +312,15 @@ impl SqlStore {
             Backend::Postgres { .. } => postgres::insert_chunks(tx, rows).await,
         }
     }
+}
+
+/// What a segment commit did, before its transaction commits.
+pub(crate) struct Committed {
+    pub(crate) outcomes: Vec<ChunkOutcome>,
+    /// The new high watermark of each partition it moved.
+    pub(crate) high_watermarks: Vec<(String, i32, i64)>,
+    /// The segment was committed before: nothing changed.
+    pub(crate) replayed: bool,
 }
 
 /// Topic ids by name, for the topics of a commit (an error names the first missing one).
@@ -279,8 +469,9 @@ impl LogStore for SqlStore {
         let rows = self
             .pool
             .fetch_all(
-                "SELECT partition, log_start_offset, next_offset FROM partitions \
-                 WHERE topic_id = $1 ORDER BY partition",
+                &format!(
+                    "SELECT {OFFSET_COLUMNS} FROM partitions p WHERE p.topic_id = $1 ORDER BY p.partition"
+                ),
                 args![&t.id.to_string()],
             )
             .await?;
@@ -291,8 +482,10 @@ impl LogStore for SqlStore {
         let row = self
             .pool
             .fetch_optional(
-                "SELECT p.partition, p.log_start_offset, p.next_offset FROM partitions p \
-                 JOIN topics t ON t.id = p.topic_id WHERE t.name = $1 AND p.partition = $2",
+                &format!(
+                    "SELECT {OFFSET_COLUMNS} FROM partitions p \
+                     JOIN topics t ON t.id = p.topic_id WHERE t.name = $1 AND p.partition = $2"
+                ),
                 args![topic, partition],
             )
             .await?;
@@ -310,123 +503,10 @@ impl LogStore for SqlStore {
     }
 
     async fn commit_segment(&self, segment: &SegmentCommit) -> Result<Vec<ChunkOutcome>> {
-        if segment.chunks.is_empty() {
-            return Err(MetadataError::InvalidRequest {
-                reason: "a segment commit needs at least one chunk".into(),
-            });
-        }
-        if let Some(c) = segment.chunks.iter().find(|c| c.record_count == 0) {
-            return Err(MetadataError::InvalidRequest {
-                reason: format!("empty chunk for {}/{}", c.topic, c.partition),
-            });
-        }
         let mut tx = self.begin_write().await?;
-        // Resolve topic ids, lock every touched partition and read its next offset, then
-        // assign offsets in memory and write them and the index entries back.
-        let names: Vec<&str> = segment
-            .chunks
-            .iter()
-            .map(|c| c.topic.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let topic_ids = topic_ids(&mut tx, &names).await?;
-        let touched: Vec<(&str, i32)> = segment
-            .chunks
-            .iter()
-            .map(|c| (topic_ids[c.topic.as_str()].as_str(), c.partition))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let mut next: HashMap<(String, i32), i64> = self
-            .lock_partitions(&mut tx, &touched)
-            .await?
-            .into_iter()
-            .map(|(t, p, n)| ((t, p), n))
-            .collect();
-        if let Some(chunk) = segment
-            .chunks
-            .iter()
-            .find(|c| !next.contains_key(&(topic_ids[c.topic.as_str()].clone(), c.partition)))
-        {
-            return Err(MetadataError::UnknownPartition {
-                topic: chunk.topic.clone(),
-                partition: chunk.partition,
-            });
-        }
-        let existing = tx
-            .fetch_optional(
-                "SELECT id FROM segments WHERE object_key = $1",
-                args![&segment.key],
-            )
-            .await?;
-        if let Some(row) = existing {
-            let outcomes = replay_commit(&mut tx, row.int("id")?, segment, &topic_ids).await?;
-            tx.commit().await?;
-            return Ok(outcomes);
-        }
-        let segment_id = tx
-            .fetch_one(
-                "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                args![
-                    &segment.key,
-                    to_i64(segment.size, "size")?,
-                    to_i64(segment.footer_len, "footer_len")?,
-                    segment.footer_crc.map(i64::from),
-                    self.now_ms()
-                ],
-            )
-            .await?
-            .int("id")?;
-
-        let mut outcomes = Vec::with_capacity(segment.chunks.len());
-        let mut rows = ChunkRows::default();
-        let mut high_watermarks: HashMap<(&str, i32), i64> = HashMap::new();
-        for chunk in &segment.chunks {
-            let topic_id = &topic_ids[chunk.topic.as_str()];
-            if let Some(producer) = &chunk.producer {
-                match check_sequence(&mut tx, topic_id, chunk, producer).await? {
-                    SequenceCheck::Next => {}
-                    SequenceCheck::Duplicate(base_offset) => {
-                        outcomes.push(ChunkOutcome::Duplicate { base_offset });
-                        continue;
-                    }
-                    SequenceCheck::Refused(e) => {
-                        outcomes.push(ChunkOutcome::Rejected(e));
-                        continue;
-                    }
-                }
-            }
-            let offset = next
-                .get_mut(&(topic_id.clone(), chunk.partition))
-                .ok_or_else(|| MetadataError::Corrupt {
-                    reason: "a locked partition vanished".into(),
-                })?;
-            let base = *offset;
-            *offset += i64::from(chunk.record_count);
-            rows.push(topic_id, &entry_of(chunk, base), segment_id)?;
-            if let Some(producer) = &chunk.producer {
-                // Recorded at once: a later batch of the same producer in this segment is
-                // checked against it.
-                record_batch(&mut tx, topic_id, chunk, producer, base).await?;
-            }
-            outcomes.push(ChunkOutcome::Committed { base_offset: base });
-            high_watermarks.insert((chunk.topic.as_str(), chunk.partition), *offset);
-        }
-        if rows.len() > 0 {
-            let moved: Vec<(&str, i32, i64)> = next
-                .iter()
-                .map(|((t, p), n)| (t.as_str(), *p, *n))
-                .collect();
-            self.set_next_offsets(&mut tx, &moved).await?;
-            self.insert_chunks(&mut tx, &rows).await?;
-        }
+        let committed = self.commit_chunks(&mut tx, segment).await?;
         tx.commit().await?;
-        for ((topic, partition), hwm) in high_watermarks {
-            self.watchers.publish(topic, partition, hwm);
-        }
-        Ok(outcomes)
+        Ok(self.published(committed))
     }
 
     async fn partition_sizes(&self, topic: &str) -> Result<Vec<(i32, u64)>> {

@@ -13,6 +13,7 @@ pub(crate) mod db;
 mod log;
 mod postgres;
 mod sqlite;
+mod transactions;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;

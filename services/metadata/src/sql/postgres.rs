@@ -151,6 +151,50 @@ ALTER TABLE chunks ADD COLUMN producer_epoch BIGINT;
 ALTER TABLE chunks ADD COLUMN base_sequence BIGINT;
 ALTER TABLE chunks ADD COLUMN batch_kind BIGINT NOT NULL DEFAULT 0;
 "#,
+    // 9: Kafka transactions: an id's open transaction, its partitions and groups, the
+    // offsets it commits; per partition the open transactions (the LSO) and the aborted
+    // ranges (decision 0008)
+    r#"
+ALTER TABLE transactional_ids ADD COLUMN started_at_ms BIGINT;
+CREATE TABLE transaction_partitions (
+    transactional_id TEXT NOT NULL REFERENCES transactional_ids(transactional_id),
+    topic_id TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    PRIMARY KEY (transactional_id, topic_id, partition),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE TABLE transaction_groups (
+    transactional_id TEXT NOT NULL REFERENCES transactional_ids(transactional_id),
+    group_id TEXT NOT NULL,
+    PRIMARY KEY (transactional_id, group_id)
+);
+CREATE TABLE transaction_offsets (
+    transactional_id TEXT NOT NULL REFERENCES transactional_ids(transactional_id),
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    committed_offset BIGINT NOT NULL,
+    metadata TEXT,
+    PRIMARY KEY (transactional_id, group_id, topic, partition)
+);
+CREATE TABLE open_transactions (
+    topic_id TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    producer_id BIGINT NOT NULL,
+    first_offset BIGINT NOT NULL,
+    PRIMARY KEY (topic_id, partition, producer_id),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE TABLE aborted_transactions (
+    topic_id TEXT NOT NULL,
+    partition BIGINT NOT NULL,
+    producer_id BIGINT NOT NULL,
+    first_offset BIGINT NOT NULL,
+    last_offset BIGINT NOT NULL,
+    PRIMARY KEY (topic_id, partition, last_offset),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+"#,
 ];
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
 const MIGRATION_LOCK: i64 = 0x5117_0001;

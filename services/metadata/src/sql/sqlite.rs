@@ -149,6 +149,50 @@ ALTER TABLE chunks ADD COLUMN producer_epoch BIGINT;
 ALTER TABLE chunks ADD COLUMN base_sequence BIGINT;
 ALTER TABLE chunks ADD COLUMN batch_kind BIGINT NOT NULL DEFAULT 0;
 "#,
+    // 9: Kafka transactions: an id's open transaction, its partitions and groups, the
+    // offsets it commits; per partition the open transactions (the LSO) and the aborted
+    // ranges (decision 0008)
+    r#"
+ALTER TABLE transactional_ids ADD COLUMN started_at_ms INTEGER;
+CREATE TABLE transaction_partitions (
+    transactional_id TEXT NOT NULL REFERENCES transactional_ids(transactional_id),
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    PRIMARY KEY (transactional_id, topic_id, partition),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE TABLE transaction_groups (
+    transactional_id TEXT NOT NULL REFERENCES transactional_ids(transactional_id),
+    group_id TEXT NOT NULL,
+    PRIMARY KEY (transactional_id, group_id)
+);
+CREATE TABLE transaction_offsets (
+    transactional_id TEXT NOT NULL REFERENCES transactional_ids(transactional_id),
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    committed_offset INTEGER NOT NULL,
+    metadata TEXT,
+    PRIMARY KEY (transactional_id, group_id, topic, partition)
+);
+CREATE TABLE open_transactions (
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    producer_id INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic_id, partition, producer_id),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+CREATE TABLE aborted_transactions (
+    topic_id TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    producer_id INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic_id, partition, last_offset),
+    FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
+);
+"#,
 ];
 impl SqlStore {
     /// Opens (creating if missing) the SQLite store at `path` and runs pending migrations.
