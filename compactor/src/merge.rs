@@ -61,7 +61,12 @@ pub(crate) async fn partition(
             break;
         }
         let full = chunks.len() as u32 == BATCH;
-        for group in groups(chunks, config.target_file_bytes) {
+        let groups = groups(chunks, config.target_file_bytes);
+        if groups.is_empty() {
+            // Only transactions' chunks left in this window: they stay raw.
+            break;
+        }
+        for group in groups {
             let merged = merge_group(
                 store, metadata, topic, partition, &group, config, footers, report,
             )
@@ -85,6 +90,8 @@ pub(crate) async fn partition(
     let left = metadata
         .raw_chunks(topic, partition, i64::MAX, BATCH)
         .await?;
+    // Transactions' chunks stay raw by design (decision 0008): they are not lag.
+    let left: Vec<&ChunkEntry> = left.iter().filter(|c| c.kind == BatchKind::Plain).collect();
     report.lag_bytes += left.iter().map(|c| c.byte_len).sum::<u64>();
     if let Some(oldest) = left.iter().map(|c| c.min_timestamp_ms).min() {
         report.lag_ms = report
@@ -94,7 +101,6 @@ pub(crate) async fn partition(
     Ok(())
 }
 
-/// Consecutive runs of entries of at most `target` bytes (at least one entry each).
 async fn fetch_chunk(
     store: &dyn ObjectStore,
     chunk: &ChunkEntry,
@@ -125,11 +131,21 @@ async fn fetch_footer(
     Ok((segment.key.clone(), footer))
 }
 
+/// Consecutive runs of plain entries of at most `target` bytes (at least one entry
+/// each). A transaction's records and markers stay in their raw segments, where the index
+/// keeps their producer and kind for read_committed readers: a run ends before one.
 fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
     let mut out = Vec::new();
     let mut current: Vec<ChunkEntry> = Vec::new();
     let mut bytes = 0;
     for chunk in chunks {
+        if chunk.kind != BatchKind::Plain {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            bytes = 0;
+            continue;
+        }
         if !current.is_empty() && bytes + chunk.byte_len > target {
             out.push(std::mem::take(&mut current));
             bytes = 0;
@@ -296,6 +312,18 @@ mod tests {
             producer: None,
             kind: BatchKind::Plain,
         }
+    }
+
+    #[test]
+    fn transactions_chunks_stay_raw_and_end_runs() {
+        let mut chunks: Vec<ChunkEntry> = (0..6).map(|i| entry(i, 10)).collect();
+        chunks[2].kind = BatchKind::Transactional;
+        chunks[3].kind = BatchKind::Marker;
+        let got: Vec<Vec<i64>> = groups(chunks, 1000)
+            .iter()
+            .map(|g| g.iter().map(|c| c.base_offset).collect())
+            .collect();
+        assert_eq!(got, [vec![0, 1], vec![4, 5]]);
     }
 
     #[test]

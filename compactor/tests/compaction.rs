@@ -109,6 +109,7 @@ async fn read_all(reader: &Reader, partition: i32) -> Vec<(i64, Record)> {
                 max_bytes: 1 << 20,
                 max_records: 10_000,
                 max_wait: Duration::ZERO,
+                read_committed: false,
             })
             .await
             .expect("fetch");

@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use silt_metadata::{BatchKind, Clock, LogStore, ProducerBatch, system_clock};
+use silt_metadata::{
+    BatchKind, ChunkOutcome, Clock, LogStore, ProducerBatch, SegmentCommit, TransactionEnd,
+    TransactionStore, system_clock,
+};
 use silt_segment::{ChunkLocation, Record};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -95,6 +98,9 @@ impl Shared {
 #[derive(Clone)]
 pub struct Ingest {
     shared: Arc<Shared>,
+    /// Where segments go, for the markers written outside the batcher.
+    store: Arc<dyn ObjectStore>,
+    listener: Option<Arc<dyn SegmentListener>>,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     /// What every door checks before appending.
     rules: Arc<ProduceRules>,
@@ -129,11 +135,18 @@ impl Ingest {
         });
         let (tx, rx) = mpsc::channel(config.max_inflight_segments.max(1));
         let mut tasks = JoinSet::new();
-        tasks.spawn(run_flusher(shared.clone(), store, listener, tx));
+        tasks.spawn(run_flusher(
+            shared.clone(),
+            store.clone(),
+            listener.clone(),
+            tx,
+        ));
         let gauge = shared.clone();
         tasks.spawn(run_committer(rx, metadata, move || gauge.report_buffered()));
         Self {
             shared,
+            store,
+            listener,
             tasks: Arc::new(tokio::sync::Mutex::new(tasks)),
             rules: Arc::new(ProduceRules::default()),
             clock: system_clock(),
@@ -155,6 +168,53 @@ impl Ingest {
     pub fn with_rules(mut self, defaults: TopicDefaults) -> Self {
         self.rules = Arc::new(ProduceRules::new(defaults));
         self
+    }
+
+    /// Ends a transaction: writes its markers (a control record per partition it wrote
+    /// to) as a segment of their own and commits them with the end of the transaction in
+    /// one metadata transaction (decision 0008). Answers each marker's offset.
+    pub async fn end_transaction(
+        &self,
+        txns: &dyn TransactionStore,
+        end: &TransactionEnd,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i64>, IngestError> {
+        let markers = if partitions.is_empty() {
+            // A transaction of group offsets only: nothing to mark.
+            SegmentCommit {
+                key: String::new(),
+                size: 0,
+                footer_len: 0,
+                footer_crc: None,
+                chunks: Vec::new(),
+            }
+        } else {
+            crate::flush::write_markers(
+                end,
+                partitions,
+                self.clock.now_ms(),
+                self.shared.config.compression,
+                self.store.clone(),
+                self.listener.clone(),
+            )
+            .await?
+        };
+        let outcomes =
+            txns.end_transaction(end, &markers)
+                .await
+                .map_err(|e| IngestError::Rejected {
+                    source: Arc::new(e),
+                })?;
+        outcomes
+            .into_iter()
+            .map(|o| match o {
+                ChunkOutcome::Committed { base_offset }
+                | ChunkOutcome::Duplicate { base_offset } => Ok(base_offset),
+                ChunkOutcome::Rejected(e) => Err(IngestError::Rejected {
+                    source: Arc::new(e),
+                }),
+            })
+            .collect()
     }
 
     /// The rules every door applies before it appends: partitions, record sizes,

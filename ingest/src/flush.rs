@@ -7,7 +7,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use silt_metadata::{
     BatchKind, ChunkCommit, ChunkOutcome, ErrorKind, LogStore, MetadataError, ProducerBatch,
-    SegmentCommit,
+    SegmentCommit, TransactionEnd,
 };
 use silt_segment::{
     ChunkInput, ChunkLocation, Record, SegmentCompression, encode_segment_with, segment_key,
@@ -84,6 +84,65 @@ pub(crate) struct Written {
     footer_crc: u32,
     chunks: Vec<ChunkLocation>,
     records: u64,
+}
+
+/// The control record that ends a transaction in a partition, as Kafka writes it: key
+/// (version 0, type: 0 abort, 1 commit), value (version 0, coordinator epoch).
+fn marker_record(commit: bool, timestamp_ms: i64) -> Record {
+    Record {
+        timestamp_ms,
+        key: Some(bytes::Bytes::from_static(if commit {
+            &[0, 0, 0, 1]
+        } else {
+            &[0, 0, 0, 0]
+        })),
+        value: Some(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+        headers: Vec::new(),
+    }
+}
+
+/// Writes the markers that end `end`'s transaction (one control record per partition)
+/// as a segment object of their own, and answers the commit that indexes them.
+pub(crate) async fn write_markers(
+    end: &TransactionEnd,
+    partitions: &[(String, i32)],
+    now_ms: i64,
+    compression: SegmentCompression,
+    store: Arc<dyn ObjectStore>,
+    listener: Option<Arc<dyn SegmentListener>>,
+) -> Result<SegmentCommit, IngestError> {
+    let records: ChunkRecords = partitions
+        .iter()
+        .map(|(t, p)| (t.clone(), *p, vec![marker_record(end.commit, now_ms)]))
+        .collect();
+    let written = write_segment(records, compression, store, listener).await?;
+    let producer = ProducerBatch {
+        producer_id: end.producer.producer_id,
+        epoch: end.producer.epoch,
+        base_sequence: -1,
+    };
+    Ok(SegmentCommit {
+        key: written.key,
+        size: written.size,
+        footer_len: written.footer_len,
+        footer_crc: Some(written.footer_crc),
+        chunks: partitions
+            .iter()
+            .zip(&written.chunks)
+            .map(|((topic, partition), loc)| ChunkCommit {
+                topic: topic.clone(),
+                partition: *partition,
+                record_count: loc.record_count,
+                row_group: loc.row_group as u32,
+                byte_start: loc.byte_start,
+                byte_len: loc.byte_len,
+                min_timestamp_ms: loc.min_timestamp_ms,
+                max_timestamp_ms: loc.max_timestamp_ms,
+                producer: Some(producer),
+                kind: BatchKind::Marker,
+            })
+            .collect(),
+    })
 }
 
 /// Encodes the records as one segment (off the runtime), PUTs it, and announces it.

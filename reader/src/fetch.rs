@@ -28,6 +28,9 @@ pub struct FetchRequest {
     pub max_records: usize,
     /// How long to wait for records when `offset` is at the high watermark.
     pub max_wait: Duration,
+    /// Read only what is stable: up to the last stable offset (before the oldest open
+    /// transaction), as Kafka's read_committed isolation; else up to the high watermark.
+    pub read_committed: bool,
 }
 
 /// A record with the offset the metadata service gave it.
@@ -64,6 +67,8 @@ pub struct FetchResult {
     pub records: Vec<ReadRecord>,
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// The first offset of the oldest open transaction, else the high watermark.
+    pub last_stable_offset: i64,
     /// The offset to fetch next.
     pub next_offset: i64,
 }
@@ -114,6 +119,40 @@ impl Reader {
         Ok(self.metadata.partition_offset(topic, partition).await?)
     }
 
+    /// Drops what a reader of committed records must not see from `records` of one
+    /// partition: transactions' markers, and the records of aborted transactions (for
+    /// doors whose clients do not filter them, as Kafka clients do).
+    pub async fn drop_uncommitted(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &mut Vec<ReadRecord>,
+    ) -> Result<(), ReaderError> {
+        let transactional = |r: &ReadRecord| r.batch.is_some_and(|b| b.kind != BatchKind::Plain);
+        let (Some(first), Some(last)) = (
+            records.iter().find(|r| transactional(r)),
+            records.iter().rev().find(|r| transactional(r)),
+        ) else {
+            return Ok(());
+        };
+        let aborted = self
+            .metadata
+            .aborted_transactions(topic, partition, first.offset, last.offset + 1)
+            .await?;
+        records.retain(|r| match r.batch {
+            Some(b) if b.kind == BatchKind::Marker => false,
+            Some(b) if b.kind == BatchKind::Transactional => {
+                let producer = b.producer.map(|p| p.producer_id);
+                !aborted.iter().any(|a| {
+                    Some(a.producer_id) == producer
+                        && (a.first_offset..a.last_offset).contains(&r.offset)
+                })
+            }
+            _ => true,
+        });
+        Ok(())
+    }
+
     /// Log start offset and high watermark of one partition.
     pub async fn partition_offsets(
         &self,
@@ -155,7 +194,14 @@ impl Reader {
         let mut offsets = self
             .checked_offsets(&req.topic, req.partition, req.offset)
             .await?;
-        while req.offset >= offsets.high_watermark {
+        let end = |o: &PartitionOffsets| {
+            if req.read_committed {
+                o.last_stable_offset
+            } else {
+                o.high_watermark
+            }
+        };
+        while req.offset >= end(&offsets) {
             let woken = tokio::time::timeout_at(deadline, watch.changed()).await;
             match woken {
                 Ok(Ok(())) => offsets = self.offsets(&req.topic, req.partition).await?,
@@ -165,18 +211,20 @@ impl Reader {
                         records: Vec::new(),
                         log_start_offset: offsets.log_start_offset,
                         high_watermark: offsets.high_watermark,
+                        last_stable_offset: offsets.last_stable_offset,
                         next_offset: req.offset,
                     });
                 }
             }
         }
-        let records = self.read(req, offsets.high_watermark).await?;
+        let records = self.read(req, end(&offsets)).await?;
         let next_offset = records.last().map_or(req.offset, |r| r.offset + 1);
         metrics::counter!("silt_reader_records_total").increment(records.len() as u64);
         Ok(FetchResult {
             records,
             log_start_offset: offsets.log_start_offset,
             high_watermark: offsets.high_watermark,
+            last_stable_offset: offsets.last_stable_offset,
             next_offset,
         })
     }

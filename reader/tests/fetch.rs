@@ -97,6 +97,7 @@ fn req(offset: i64) -> FetchRequest {
         max_bytes: 1 << 20,
         max_records: 10_000,
         max_wait: Duration::ZERO,
+        read_committed: false,
     }
 }
 

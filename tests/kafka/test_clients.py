@@ -494,20 +494,6 @@ def test_kafkajs_reset_offsets_to_earliest_rereads_the_topic(silt):
     assert result["second"] == 20, result
 
 
-def test_a_transactional_producer_is_told_at_once_that_transactions_are_unsupported(silt):
-    # Until transactions land, the error is final (not a retriable coordinator error a
-    # producer would retry until its timeout) and says what to use instead.
-    producer = Producer({"bootstrap.servers": silt.bootstrap, "transactional.id": "tx-1"})
-    started = time.time()
-    with pytest.raises(KafkaException) as raised:
-        producer.init_transactions(20)
-    error = raised.value.args[0]
-    assert time.time() - started < 5, "the producer waited for a coordinator"
-    assert error.fatal() and not error.retriable()
-    assert "does not support Kafka transactions yet" in error.str()
-    assert "enable.idempotence" in error.str()
-
-
 def test_topics_with_a_manual_replica_assignment_are_created(silt):
     # Tools and test suites send replica assignments; on shared storage only the
     # partition count matters, the replicas are routing hints.

@@ -128,6 +128,7 @@ pub(crate) fn with_links() -> serde_json::Value {
     let links: serde_json::Map<String, serde_json::Value> = [
         ("describe", "topics_describe"),
         ("delete", "topics_delete"),
+        ("alter", "topics_alter"),
         ("produce", "records_produce"),
     ]
     .into_iter()

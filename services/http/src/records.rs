@@ -355,8 +355,14 @@ pub(crate) async fn consume(
                 .unwrap_or(0)
                 .min(state.settings.max_wait.as_millis() as u64),
         ),
+        // Committed records only: never an open or aborted transaction's.
+        read_committed: true,
     };
-    let result = state.reader.fetch(&request).await?;
+    let mut result = state.reader.fetch(&request).await?;
+    state
+        .reader
+        .drop_uncommitted(&request.topic, request.partition, &mut result.records)
+        .await?;
     let encoding = query.encoding.unwrap_or_default();
     let records: Vec<RecordOut> = result
         .records
@@ -405,7 +411,20 @@ async fn tail_round(mut tail: Tail) -> Option<(Vec<Event>, Tail)> {
     if tail.done {
         return None;
     }
-    match tail.state.reader.fetch(&tail.request).await {
+    let fetched = match tail.state.reader.fetch(&tail.request).await {
+        Ok(mut result) => tail
+            .state
+            .reader
+            .drop_uncommitted(
+                &tail.request.topic,
+                tail.request.partition,
+                &mut result.records,
+            )
+            .await
+            .map(|()| result),
+        Err(e) => Err(e),
+    };
+    match fetched {
         Ok(result) => {
             tail.request.offset = result.next_offset;
             let events = result
@@ -483,6 +502,7 @@ pub(crate) async fn stream(
             max_bytes: 1 << 20,
             max_records: 1000,
             max_wait: Duration::from_secs(10),
+            read_committed: true,
         },
         state,
         encoding: query.encoding.unwrap_or_default(),

@@ -9,7 +9,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::connection::{RequestContext, encode_response};
 use crate::error::KafkaError;
-use crate::{KafkaState, configs, describe, fetch, groups, metadata, produce, security, topics};
+use crate::{
+    KafkaState, configs, describe, fetch, groups, metadata, produce, security, topics, transactions,
+};
 
 /// One API and the versions of it Silt answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,10 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::DescribeCluster, 0, 1),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 4),
+    api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::FindCoordinator, 0, 4),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),
@@ -180,6 +186,16 @@ pub(crate) async fn handle(
         ApiKey::DescribeProducers => {
             now(describe::describe_producers(state, ctx, decode(ctx, &mut body)?).await)
         }
+        ApiKey::AddPartitionsToTxn => {
+            now(transactions::add_partitions(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            now(transactions::add_offsets(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::TxnOffsetCommit => {
+            now(transactions::txn_offset_commit(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::EndTxn => now(transactions::end(state, ctx, decode(ctx, &mut body)?).await),
         ApiKey::FindCoordinator => now(groups::find_coordinator(
             state,
             ctx,

@@ -42,6 +42,7 @@ pub(crate) fn metadata_code(e: &MetadataError) -> i16 {
         MetadataError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
         MetadataError::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
         MetadataError::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        MetadataError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
         other => match other.kind() {
             ErrorKind::Unavailable => ResponseError::KafkaStorageError,
             _ => ResponseError::UnknownServerError,

@@ -6,12 +6,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ProducerId,
 };
 use silt_metadata::{AclOperation, ResourceType};
 use silt_reader::{FetchRequest as ReadRequest, ReaderError, Woken};
@@ -176,16 +178,20 @@ async fn one_pass(
                     max_bytes,
                     max_records: if budget == 0 { 1 } else { 100_000 },
                     max_wait: Duration::ZERO,
+                    read_committed: request.isolation_level == READ_COMMITTED,
                 };
                 match read_partition(state, &read, budget == 0, log_append_time).await {
-                    Ok((records, hwm, log_start)) => {
-                        high_watermarks[index] = hwm;
-                        data.high_watermark = hwm;
-                        data.last_stable_offset = hwm;
-                        data.log_start_offset = log_start;
-                        total += records.len();
-                        budget = budget.saturating_sub(records.len());
-                        data.records = Some(records);
+                    Ok(read) => {
+                        high_watermarks[index] = read.high_watermark;
+                        data.high_watermark = read.high_watermark;
+                        data.last_stable_offset = read.last_stable_offset;
+                        data.log_start_offset = read.log_start_offset;
+                        if request.isolation_level == READ_COMMITTED {
+                            data.aborted_transactions = Some(read.aborted);
+                        }
+                        total += read.records.len();
+                        budget = budget.saturating_sub(read.records.len());
+                        data.records = Some(read.records);
                     }
                     Err(e) => {
                         errors = true;
@@ -215,26 +221,72 @@ async fn one_pass(
     }
 }
 
-/// One partition's records as a Kafka record batch, with its high watermark and log start.
+/// Fetch's isolation levels.
+const READ_COMMITTED: i8 = 1;
+
+/// One partition's answer: its records as Kafka record batches, its offsets, and (for
+/// read_committed) the aborted transactions among the records.
+struct PartitionRead {
+    records: Bytes,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    aborted: Vec<AbortedTransaction>,
+}
+
 async fn read_partition(
     state: &KafkaState,
     read: &ReadRequest,
     offsets_only: bool,
     log_append_time: bool,
-) -> Result<(Bytes, i64, i64), ReaderError> {
+) -> Result<PartitionRead, ReaderError> {
     if offsets_only {
         let o = state
             .reader
             .checked_offsets(&read.topic, read.partition, read.offset)
             .await?;
-        return Ok((Bytes::new(), o.high_watermark, o.log_start_offset));
+        return Ok(PartitionRead {
+            records: Bytes::new(),
+            high_watermark: o.high_watermark,
+            last_stable_offset: o.last_stable_offset,
+            log_start_offset: o.log_start_offset,
+            aborted: Vec::new(),
+        });
     }
     let result = state.reader.fetch(read).await?;
     metrics::counter!("silt_consume_records_total", "door" => "kafka")
         .increment(result.records.len() as u64);
+    // read_committed clients drop the batches of these producers from these offsets on,
+    // up to their abort markers.
+    let aborted = match (
+        read.read_committed,
+        result.records.first(),
+        result.records.last(),
+    ) {
+        (true, Some(first), Some(last)) => state
+            .metadata
+            .aborted_transactions(&read.topic, read.partition, first.offset, last.offset + 1)
+            .await
+            .map_err(ReaderError::from)?
+            .into_iter()
+            .map(|a| {
+                let mut t = AbortedTransaction::default();
+                t.producer_id = ProducerId(a.producer_id);
+                t.first_offset = a.first_offset;
+                t
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let batch = encode_batch(&result.records, log_append_time)
         .map_err(|reason| ReaderError::Internal { reason })?;
-    Ok((batch, result.high_watermark, result.log_start_offset))
+    Ok(PartitionRead {
+        records: batch,
+        high_watermark: result.high_watermark,
+        last_stable_offset: result.last_stable_offset,
+        log_start_offset: result.log_start_offset,
+        aborted,
+    })
 }
 
 /// Kafka's special timestamps in ListOffsets.
@@ -269,7 +321,15 @@ pub(crate) fn list_offsets(
                         out.partitions.push(r);
                         continue;
                     }
-                    match list_one(&state, &name, p.partition_index, p.timestamp).await {
+                    match list_one(
+                        &state,
+                        &name,
+                        p.partition_index,
+                        p.timestamp,
+                        request.isolation_level == READ_COMMITTED,
+                    )
+                    .await
+                    {
                         Ok(Some((offset, timestamp))) => {
                             r.offset = offset;
                             r.timestamp = timestamp;
@@ -292,6 +352,7 @@ async fn list_one(
     topic: &str,
     partition: i32,
     timestamp: i64,
+    read_committed: bool,
 ) -> Result<Option<(i64, i64)>, i16> {
     let offsets = state
         .reader
@@ -299,6 +360,7 @@ async fn list_one(
         .await
         .map_err(|e| reader_code(&e))?;
     match timestamp {
+        LATEST | LATEST_TIERED if read_committed => Ok(Some((offsets.last_stable_offset, -1))),
         LATEST | LATEST_TIERED => Ok(Some((offsets.high_watermark, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
         t if t >= 0 => state

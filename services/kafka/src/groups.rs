@@ -92,9 +92,7 @@ fn code_of(result: &Result<(), GroupError>) -> i16 {
 
 /// Key types of FindCoordinator: 0 group, 1 transaction.
 const KEY_TYPE_GROUP: i8 = 0;
-
-/// What a transactional producer is told until transactions are supported.
-pub(crate) const TRANSACTIONS_UNSUPPORTED: &str = "Silt does not support Kafka transactions yet: use an idempotent producer (enable.idempotence=true) without transactional.id";
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub(crate) fn find_coordinator(
     state: &KafkaState,
@@ -104,12 +102,25 @@ pub(crate) fn find_coordinator(
     let node = BrokerId(state.config.node_id);
     let host = text(state.config.advertised_host.clone());
     let port = i32::from(state.config.advertised_port);
-    // Transaction coordinators do not exist yet. A retriable error would have a
-    // transactional producer retry until it times out; an authorisation error is final
-    // for Kafka clients, and the message says why.
-    let error = (request.key_type != KEY_TYPE_GROUP)
-        .then(|| ResponseError::TransactionalIdAuthorizationFailed.code());
-    let message = error.map(|_| text(TRANSACTIONS_UNSUPPORTED.to_string()));
+    // Any node coordinates any group and any transactional id (their state is in the
+    // metadata store); unknown key types are refused.
+    let error = (request.key_type != KEY_TYPE_GROUP && request.key_type != KEY_TYPE_TRANSACTION)
+        .then(|| ResponseError::InvalidRequest.code());
+    let message = error.map(|_| text(format!("unknown coordinator key type {}", request.key_type)));
+    let key_allowed = |key: &str| match request.key_type {
+        KEY_TYPE_TRANSACTION => state.allowed(
+            ctx,
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            key,
+        ),
+        _ => group_allowed(state, ctx, AclOperation::Describe, key),
+    };
+    let denied_code = if request.key_type == KEY_TYPE_TRANSACTION {
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    } else {
+        ResponseError::GroupAuthorizationFailed.code()
+    };
     let mut response = FindCoordinatorResponse::default();
     if ctx.version >= 4 {
         // v4+ batches keys; any node coordinates any group.
@@ -120,8 +131,8 @@ pub(crate) fn find_coordinator(
             c.port = port;
             c.error_code = error.unwrap_or(0);
             c.error_message = message.clone();
-            if error.is_none() && !group_allowed(state, ctx, AclOperation::Describe, key.as_str()) {
-                c.error_code = ResponseError::GroupAuthorizationFailed.code();
+            if error.is_none() && !key_allowed(key.as_str()) {
+                c.error_code = denied_code;
             }
             c.key = key;
             response.coordinators.push(c);
@@ -132,10 +143,8 @@ pub(crate) fn find_coordinator(
         response.port = port;
         response.error_code = error.unwrap_or(0);
         response.error_message = message;
-        if error.is_none()
-            && !group_allowed(state, ctx, AclOperation::Describe, request.key.as_str())
-        {
-            response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        if error.is_none() && !key_allowed(request.key.as_str()) {
+            response.error_code = denied_code;
         }
     }
     respond(ctx, &response)

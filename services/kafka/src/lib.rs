@@ -26,6 +26,7 @@ mod records;
 mod security;
 mod settings;
 mod topics;
+mod transactions;
 
 use std::sync::Arc;
 

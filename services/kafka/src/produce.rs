@@ -51,6 +51,7 @@ async fn submit_partition(
     index: i32,
     data: Option<Bytes>,
     now_ms: i64,
+    transactional: bool,
 ) -> PartitionState {
     let Some(topic) = topic else {
         return refuse(
@@ -69,10 +70,21 @@ async fn submit_partition(
         Ok(batches) => batches,
         Err(e) => return refuse(ResponseError::CorruptMessage, e),
     };
-    if batches.iter().any(|b| b.transactional || b.control) {
+    // A producer sends no markers; transactional records come with the request's
+    // transactional id, and only they do.
+    if batches.iter().any(|b| b.control) {
         return refuse(
             ResponseError::InvalidRecord,
-            "transactional records are not supported",
+            "control batches are written by the transaction coordinator, not by producers",
+        );
+    }
+    if batches
+        .iter()
+        .any(|b| b.transactional != transactional || (b.transactional && b.producer.is_none()))
+    {
+        return refuse(
+            ResponseError::InvalidRecord,
+            "transactional batches come from a producer with a transactional.id, in a request that names it",
         );
     }
     if let Err(e) = rules.check_sizes(topic, batches.iter().flat_map(|b| &b.records)) {
@@ -92,15 +104,14 @@ async fn submit_partition(
         }
         let count = batch.records.len() as u64;
         let bytes: usize = batch.records.iter().map(Record::size_estimate).sum();
+        let kind = if batch.transactional {
+            silt_ingest::BatchKind::Transactional
+        } else {
+            silt_ingest::BatchKind::Plain
+        };
         match state
             .ingest
-            .submit(
-                name,
-                index,
-                batch.records,
-                batch.producer,
-                silt_ingest::BatchKind::Plain,
-            )
+            .submit(name, index, batch.records, batch.producer, kind)
             .await
         {
             Ok(p) => {
@@ -163,6 +174,14 @@ pub(crate) async fn handle(
 ) -> Result<Reply, KafkaError> {
     let now_ms = state.ingest.clock().now_ms();
     let transactional = request.transactional_id.is_some();
+    let transactional_denied = request.transactional_id.as_ref().is_some_and(|id| {
+        !state.allowed(
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id.as_str(),
+        )
+    });
     let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
     let mut work: Vec<(TopicName, Vec<PartitionWork>)> =
         Vec::with_capacity(request.topic_data.len());
@@ -182,13 +201,22 @@ pub(crate) async fn handle(
                     ResponseError::TopicAuthorizationFailed,
                     format!("{} may not write to {name}", ctx.principal),
                 )
-            } else if transactional {
+            } else if transactional_denied {
                 refuse(
-                    ResponseError::InvalidRecord,
-                    "transactional producers are not supported",
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    format!("{} may not use this transactional id", ctx.principal),
                 )
             } else {
-                submit_partition(state, topic, &name, p.index, p.records, now_ms).await
+                submit_partition(
+                    state,
+                    topic,
+                    &name,
+                    p.index,
+                    p.records,
+                    now_ms,
+                    transactional,
+                )
+                .await
             };
             partitions.push(PartitionWork {
                 index: p.index,

@@ -271,9 +271,21 @@ pub(crate) async fn init_producer_id(
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
-    if request.transactional_id.is_some() {
-        // Transactions are not supported (yet): a final error, not one to retry.
-        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+    if let Some(id) = request.transactional_id.as_ref() {
+        match crate::transactions::init_producer(
+            state,
+            ctx,
+            id.as_str(),
+            request.transaction_timeout_ms,
+        )
+        .await
+        {
+            Ok(identity) => {
+                response.producer_id = ProducerId(identity.producer_id);
+                response.producer_epoch = identity.epoch;
+            }
+            Err(code) => response.error_code = code,
+        }
         return respond(ctx, &response);
     }
     // An idempotent producer needs IdempotentWrite on the cluster, or Write on some topic

@@ -500,7 +500,14 @@ async fn chunks_remember_their_producer_batch_and_kind(make: Maker) {
         .create_topic("k", 1, TopicConfig::default())
         .await
         .expect("created");
-    let p = store.init_producer_id().await.expect("id");
+    let p = store
+        .init_transactional_producer("kinds", Duration::from_secs(60))
+        .await
+        .expect("id");
+    store
+        .add_partitions_to_transaction("kinds", p, &[("k".to_string(), 0)])
+        .await
+        .expect("add");
     let transactional = ChunkCommit {
         kind: BatchKind::Transactional,
         ..batch("k", 0, 3, p.producer_id, p.epoch, 0)

@@ -68,6 +68,9 @@ macro_rules! metadata_api {
                 /// Bytes of stored data (index entries' byte ranges, raw and lake) of every
                 /// partition of `topic`, by partition: what DescribeLogDirs reports.
                 retry fn partition_sizes(topic: &str as String) -> Vec<(i32, u64)> => PartitionSizes;
+                /// Aborted transactions of a partition whose range overlaps
+                /// `from..to`, oldest first (Fetch's aborted-transaction list).
+                retry fn aborted_transactions(topic: &str as String, partition: i32, from: i64, to: i64) -> Vec<$crate::AbortedTransaction> => AbortedTransactions;
             }
             /// What the compactor changes: raw chunks merged into lake objects, log starts
             /// moved by retention, objects nothing refers to any more.
@@ -156,9 +159,6 @@ macro_rules! metadata_api {
                 retry fn end_transaction(end: &$crate::TransactionEnd as $crate::TransactionEnd, markers: &$crate::SegmentCommit as $crate::SegmentCommit) -> Vec<$crate::ChunkOutcome> => EndTransaction;
                 /// Every transactional id with its state (ListTransactions; timeouts).
                 retry fn transactions() -> Vec<$crate::TransactionState> => Transactions;
-                /// Aborted transactions of a partition whose range overlaps
-                /// `from..to`, oldest first (Fetch's aborted-transaction list).
-                retry fn aborted_transactions(topic: &str as String, partition: i32, from: i64, to: i64) -> Vec<$crate::AbortedTransaction> => AbortedTransactions;
             }
             /// The live nodes of the cluster, renewed by heartbeat.
             NodeStore {

@@ -11,8 +11,8 @@ use super::db::{Tx, args};
 use super::{Backend, SqlStore, placeholders, postgres, sqlite};
 use crate::error::{MetadataError, Result};
 use crate::model::{
-    BatchKind, ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets, ProducerBatch,
-    ProducerIdentity, ProducerState, SegmentCommit,
+    AbortedTransaction, BatchKind, ChunkCommit, ChunkEntry, ChunkOutcome, PartitionOffsets,
+    ProducerBatch, ProducerIdentity, ProducerState, SegmentCommit,
 };
 use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, i32_of, to_i64};
 use crate::sequence::{
@@ -507,6 +507,33 @@ impl LogStore for SqlStore {
         let committed = self.commit_chunks(&mut tx, segment).await?;
         tx.commit().await?;
         Ok(self.published(committed))
+    }
+
+    async fn aborted_transactions(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AbortedTransaction>> {
+        let rows = self
+            .pool
+            .fetch_all(
+                "SELECT a.producer_id, a.first_offset, a.last_offset FROM aborted_transactions a \
+                 JOIN topics t ON t.id = a.topic_id WHERE t.name = $1 AND a.partition = $2 \
+                 AND a.last_offset >= $3 AND a.first_offset < $4 ORDER BY a.first_offset",
+                args![topic, partition, from, to],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AbortedTransaction {
+                    producer_id: r.int("producer_id")?,
+                    first_offset: r.int("first_offset")?,
+                    last_offset: r.int("last_offset")?,
+                })
+            })
+            .collect()
     }
 
     async fn partition_sizes(&self, topic: &str) -> Result<Vec<(i32, u64)>> {

@@ -12,8 +12,8 @@ use super::cluster::write_group_offsets;
 use super::db::{Tx, args};
 use crate::error::{MetadataError, Result};
 use crate::model::{
-    AbortedTransaction, BatchKind, ChunkOutcome, GroupOffset, ProducerIdentity, SegmentCommit,
-    TransactionEnd, TransactionState,
+    BatchKind, ChunkOutcome, GroupOffset, ProducerIdentity, SegmentCommit, TransactionEnd,
+    TransactionState,
 };
 use crate::names::validate_group_id;
 use crate::rows::{RowRead, i32_of};
@@ -468,33 +468,6 @@ impl TransactionStore for SqlStore {
             }
         }
         Ok(out)
-    }
-
-    async fn aborted_transactions(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<AbortedTransaction>> {
-        let rows = self
-            .pool
-            .fetch_all(
-                "SELECT a.producer_id, a.first_offset, a.last_offset FROM aborted_transactions a \
-                 JOIN topics t ON t.id = a.topic_id WHERE t.name = $1 AND a.partition = $2 \
-                 AND a.last_offset >= $3 AND a.first_offset < $4 ORDER BY a.first_offset",
-                args![topic, partition, from, to],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AbortedTransaction {
-                    producer_id: r.int("producer_id")?,
-                    first_offset: r.int("first_offset")?,
-                    last_offset: r.int("last_offset")?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -1,0 +1,334 @@
+//! The transaction coordinator's APIs (decision 0008): InitProducerId with a
+//! transactional id, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and EndTxn.
+//! Every node coordinates every transactional id: the state is in the metadata store.
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, ProducerId, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+};
+use silt_metadata::{
+    AclOperation, GroupOffset, MetadataError, ProducerIdentity, ResourceType, TransactionEnd,
+    TransactionState,
+};
+use std::time::Duration;
+use tracing::info;
+
+use crate::KafkaState;
+use crate::apis::respond;
+use crate::connection::RequestContext;
+use crate::error::{KafkaError, ingest_code, metadata_code};
+
+/// Kafka's `transaction.max.timeout.ms` default: longer transactions are refused.
+pub(crate) const MAX_TRANSACTION_TIMEOUT_MS: i32 = 900_000;
+
+/// The Kafka error code for a metadata error answering a transactional call.
+pub(crate) fn txn_code(e: &MetadataError) -> i16 {
+    match e {
+        MetadataError::ProducerFenced { .. } => ResponseError::ProducerFenced.code(),
+        MetadataError::InvalidTxnState { .. } => ResponseError::InvalidTxnState.code(),
+        other => metadata_code(other),
+    }
+}
+
+fn allowed(state: &KafkaState, ctx: &RequestContext, op: AclOperation, id: &str) -> bool {
+    state.allowed(ctx, op, ResourceType::TransactionalId, id)
+}
+
+/// Aborts `open`'s transaction as `producer` (the id's current identity): its markers,
+/// its aborted ranges, its pending offsets dropped.
+async fn abort_open(
+    state: &KafkaState,
+    open: &TransactionState,
+    producer: ProducerIdentity,
+) -> Result<(), i16> {
+    let end = TransactionEnd {
+        transactional_id: open.transactional_id.clone(),
+        producer,
+        commit: false,
+    };
+    state
+        .ingest
+        .end_transaction(state.metadata.as_ref(), &end, &open.partitions)
+        .await
+        .map_err(|e| ingest_code(&e))?;
+    info!(
+        transactional_id = %open.transactional_id,
+        partitions = open.partitions.len(),
+        "open transaction aborted"
+    );
+    Ok(())
+}
+
+/// InitProducerId for a transactional producer: the id's producer at its next epoch
+/// (fencing older ones), after its open transaction, if any, is aborted.
+pub(crate) async fn init_producer(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    transactional_id: &str,
+    timeout_ms: i32,
+) -> Result<ProducerIdentity, i16> {
+    if !allowed(state, ctx, AclOperation::Write, transactional_id) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !(1..=MAX_TRANSACTION_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(ResponseError::InvalidTransactionTimeout.code());
+    }
+    let timeout = Duration::from_millis(timeout_ms as u64);
+    let producer = state
+        .metadata
+        .init_transactional_producer(transactional_id, timeout)
+        .await
+        .map_err(|e| txn_code(&e))?;
+    let current = state
+        .metadata
+        .transaction(transactional_id)
+        .await
+        .map_err(|e| txn_code(&e))?;
+    if let Some(open) = current.filter(|t| t.open) {
+        // The new epoch ends what the previous one left open; until it has, the client
+        // is told to retry.
+        if abort_open(state, &open, producer).await.is_err() {
+            return Err(ResponseError::ConcurrentTransactions.code());
+        }
+    }
+    Ok(producer)
+}
+
+/// One transaction of an AddPartitionsToTxn request: id, producer id, epoch, and the
+/// partitions by topic.
+type AddedPartitions = (String, i64, i16, Vec<(String, Vec<i32>)>);
+
+pub(crate) async fn add_partitions(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: AddPartitionsToTxnRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = AddPartitionsToTxnResponse::default();
+    // v0-3 name one transaction at the top level; v4+ batch them (brokers' verification).
+    let transactions: Vec<AddedPartitions> = if ctx.version <= 3 {
+        vec![(
+            request.v3_and_below_transactional_id.to_string(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            request
+                .v3_and_below_topics
+                .iter()
+                .map(|t| (t.name.to_string(), t.partitions.clone()))
+                .collect(),
+        )]
+    } else {
+        request
+            .transactions
+            .iter()
+            .map(|t| {
+                (
+                    t.transactional_id.to_string(),
+                    t.producer_id.0,
+                    t.producer_epoch,
+                    t.topics
+                        .iter()
+                        .map(|t| (t.name.to_string(), t.partitions.clone()))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    for (id, producer_id, epoch, topics) in transactions {
+        let producer = ProducerIdentity { producer_id, epoch };
+        let wanted: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+            .collect();
+        let code = if !allowed(state, ctx, AclOperation::Write, &id) {
+            ResponseError::TransactionalIdAuthorizationFailed.code()
+        } else if wanted
+            .iter()
+            .any(|(t, _)| !state.allowed(ctx, AclOperation::Write, ResourceType::Topic, t))
+        {
+            ResponseError::TopicAuthorizationFailed.code()
+        } else {
+            match state
+                .metadata
+                .add_partitions_to_transaction(&id, producer, &wanted)
+                .await
+            {
+                Ok(()) => 0,
+                Err(e) => txn_code(&e),
+            }
+        };
+        let topic_results: Vec<AddPartitionsToTxnTopicResult> = topics
+            .iter()
+            .map(|(name, partitions)| {
+                let mut t = AddPartitionsToTxnTopicResult::default();
+                t.name = kafka_protocol::messages::TopicName(
+                    kafka_protocol::protocol::StrBytes::from_string(name.clone()),
+                );
+                t.results_by_partition = partitions
+                    .iter()
+                    .map(|p| {
+                        let mut r = AddPartitionsToTxnPartitionResult::default();
+                        r.partition_index = *p;
+                        r.partition_error_code = code;
+                        r
+                    })
+                    .collect();
+                t
+            })
+            .collect();
+        if ctx.version <= 3 {
+            response.results_by_topic_v3_and_below = topic_results;
+        } else {
+            let mut r = AddPartitionsToTxnResult::default();
+            r.transactional_id = kafka_protocol::messages::TransactionalId(
+                kafka_protocol::protocol::StrBytes::from_string(id),
+            );
+            r.topic_results = topic_results;
+            response.results_by_transaction.push(r);
+        }
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn add_offsets(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: AddOffsetsToTxnRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = AddOffsetsToTxnResponse::default();
+    let id = request.transactional_id.to_string();
+    let group = request.group_id.to_string();
+    response.error_code = if !allowed(state, ctx, AclOperation::Write, &id) {
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    } else if !state.allowed(ctx, AclOperation::Read, ResourceType::Group, &group) {
+        ResponseError::GroupAuthorizationFailed.code()
+    } else {
+        let producer = ProducerIdentity {
+            producer_id: request.producer_id.0,
+            epoch: request.producer_epoch,
+        };
+        match state
+            .metadata
+            .add_offsets_to_transaction(&id, producer, &group)
+            .await
+        {
+            Ok(()) => 0,
+            Err(e) => txn_code(&e),
+        }
+    };
+    respond(ctx, &response)
+}
+
+pub(crate) async fn txn_offset_commit(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: TxnOffsetCommitRequest,
+) -> Result<Bytes, KafkaError> {
+    let id = request.transactional_id.to_string();
+    let group = request.group_id.to_string();
+    let now = state.ingest.clock().now_ms();
+    let offsets: Vec<GroupOffset> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| GroupOffset {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                commit_time_ms: now,
+            })
+        })
+        .collect();
+    let code = if !allowed(state, ctx, AclOperation::Write, &id) {
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    } else if !state.allowed(ctx, AclOperation::Read, ResourceType::Group, &group) {
+        ResponseError::GroupAuthorizationFailed.code()
+    } else if offsets
+        .iter()
+        .any(|o| !state.allowed(ctx, AclOperation::Read, ResourceType::Topic, &o.topic))
+    {
+        ResponseError::TopicAuthorizationFailed.code()
+    } else {
+        let producer = ProducerIdentity {
+            producer_id: request.producer_id.0,
+            epoch: request.producer_epoch,
+        };
+        match state
+            .metadata
+            .txn_offset_commit(&id, producer, &group, &offsets)
+            .await
+        {
+            Ok(()) => 0,
+            Err(e) => txn_code(&e),
+        }
+    };
+    let mut response = TxnOffsetCommitResponse::default();
+    for t in &request.topics {
+        let mut topic = TxnOffsetCommitResponseTopic::default();
+        topic.name = t.name.clone();
+        for p in &t.partitions {
+            let mut r = TxnOffsetCommitResponsePartition::default();
+            r.partition_index = p.partition_index;
+            r.error_code = code;
+            topic.partitions.push(r);
+        }
+        response.topics.push(topic);
+    }
+    respond(ctx, &response)
+}
+
+pub(crate) async fn end(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: EndTxnRequest,
+) -> Result<Bytes, KafkaError> {
+    let id = request.transactional_id.to_string();
+    let producer = ProducerIdentity {
+        producer_id: request.producer_id.0,
+        epoch: request.producer_epoch,
+    };
+    let mut response = EndTxnResponse::default();
+    response.producer_id = ProducerId(-1);
+    response.producer_epoch = -1;
+    response.error_code = if !allowed(state, ctx, AclOperation::Write, &id) {
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    } else {
+        match state.metadata.transaction(&id).await {
+            Err(e) => txn_code(&e),
+            Ok(None) => ResponseError::InvalidProducerIdMapping.code(),
+            Ok(Some(txn)) if txn.producer_id != producer.producer_id => {
+                ResponseError::InvalidProducerIdMapping.code()
+            }
+            Ok(Some(txn)) if txn.epoch != producer.epoch => ResponseError::ProducerFenced.code(),
+            // Nothing open: nothing was written or committed since the last end. Kafka
+            // answers a retried end the same way.
+            Ok(Some(txn)) if !txn.open => 0,
+            Ok(Some(txn)) => {
+                let end = TransactionEnd {
+                    transactional_id: id.clone(),
+                    producer,
+                    commit: request.committed,
+                };
+                match state
+                    .ingest
+                    .end_transaction(state.metadata.as_ref(), &end, &txn.partitions)
+                    .await
+                {
+                    Ok(_) => 0,
+                    Err(silt_ingest::IngestError::Rejected { source }) => txn_code(&source),
+                    Err(e) => ingest_code(&e),
+                }
+            }
+        }
+    };
+    respond(ctx, &response)
+}

@@ -1,0 +1,182 @@
+"""Kafka transactions with confluent-kafka (librdkafka) against a real `silt dev`: commits
+and aborts across partitions and topics, read_committed and read_uncommitted consumers,
+the last stable offset, zombie fencing, and consume-transform-produce with the group's
+offsets committed in the transaction."""
+
+import json
+import time
+import urllib.request
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create_topics(bootstrap, names, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for name, future in admin.create_topics([NewTopic(n, partitions, 1) for n in names]).items():
+        future.result(30)
+
+
+def read_all(bootstrap, partitions, isolation, seconds=8):
+    """Every record of the (topic, partition) pairs from offset 0, as (topic, partition,
+    offset, value), read with `isolation` (read_committed or read_uncommitted)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{isolation}-{time.time()}",
+                         "isolation.level": isolation, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(t, p, 0) for t, p in partitions])
+    got, deadline = [], time.time() + seconds
+    while time.time() < deadline:
+        msg = consumer.poll(0.3)
+        if msg is not None and msg.error() is None:
+            got.append((msg.topic(), msg.partition(), msg.offset(), msg.value()))
+    consumer.close()
+    return got
+
+
+def transactional_producer(bootstrap, transactional_id, **config):
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                         "linger.ms": 5, **config})
+    producer.init_transactions(30)
+    return producer
+
+
+def test_committed_and_aborted_transactions_across_partitions_and_topics(silt):
+    create_topics(silt.bootstrap, ["tx-a", "tx-b"], 2)
+    partitions = [(t, p) for t in ["tx-a", "tx-b"] for p in range(2)]
+    producer = transactional_producer(silt.bootstrap, "tx-app")
+    committed = []
+    for n in range(6):
+        producer.begin_transaction()
+        for i in range(12):
+            topic, partition = partitions[i % 4]
+            value = f"txn{n}-{i}".encode()
+            producer.produce(topic, value=value, partition=partition)
+            if n % 2 == 0:
+                committed.append((topic, partition, value))
+        if n % 2 == 0:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(30)  # sent and written, then aborted
+            producer.abort_transaction(30)
+
+    seen = read_all(silt.bootstrap, partitions, "read_committed")
+    assert sorted((t, p, v) for t, p, _, v in seen) == sorted(committed), "each committed record once"
+    for topic, partition in partitions:
+        mine = [(o, v) for t, p, o, v in seen if (t, p) == (topic, partition)]
+        assert [v for _, v in mine] == [v for t, p, v in committed if (t, p) == (topic, partition)]
+        offsets = [o for o, _ in mine]
+        assert offsets == sorted(offsets)
+    everything = read_all(silt.bootstrap, partitions, "read_uncommitted")
+    assert len(everything) == 6 * 12, "read_uncommitted sees every data record, aborted ones too"
+    # Markers occupy offsets: each of the 6 transactions left one in each partition.
+    last = max(o for t, p, o, _ in everything if (t, p) == ("tx-a", 0))
+    assert last == 6 * 3 + 5 - 1, last
+
+    # The HTTP door serves committed records only: no marker, no aborted record.
+    def http_values(topic, partition):
+        url = f"{silt.http}/v1/topics/{topic}/partitions/{partition}/records?offset=0&limit=1000"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return [rec["value"].encode() for rec in json.load(r)["records"]]
+
+    for topic, partition in partitions:
+        assert http_values(topic, partition) == [v for t, p, v in committed if (t, p) == (topic, partition)]
+
+    # Compaction leaves the transactions' chunks raw: readers see exactly the same.
+    req = urllib.request.Request(f"{silt.http}/v1/admin/compact?min_age=0s", method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert json.load(r)["errors"] == []
+    assert sorted(read_all(silt.bootstrap, partitions, "read_committed")) == sorted(seen)
+    assert len(read_all(silt.bootstrap, partitions, "read_uncommitted")) == 6 * 12
+
+
+def test_an_open_transaction_holds_read_committed_consumers_at_its_first_offset(silt):
+    create_topics(silt.bootstrap, ["tx-open"], 1)
+    plain = Producer({"bootstrap.servers": silt.bootstrap})
+    for i in range(3):
+        plain.produce("tx-open", value=f"before-{i}".encode(), partition=0)
+    plain.flush(30)
+    producer = transactional_producer(silt.bootstrap, "tx-open-app")
+    producer.begin_transaction()
+    for i in range(5):
+        producer.produce("tx-open", value=f"open-{i}".encode(), partition=0)
+    producer.flush(30)
+    for i in range(2):
+        plain.produce("tx-open", value=f"after-{i}".encode(), partition=0)
+    plain.flush(30)
+
+    consumer = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "lso-probe",
+                         "isolation.level": "read_committed"})
+    low, high = consumer.get_watermark_offsets(TopicPartition("tx-open", 0), timeout=10)
+    assert high == 3, "read_committed's end is the last stable offset"
+    consumer.close()
+    values = [v for *_, v in read_all(silt.bootstrap, [("tx-open", 0)], "read_committed", 4)]
+    assert values == [f"before-{i}".encode() for i in range(3)]
+
+    producer.commit_transaction(30)
+    values = [v for *_, v in read_all(silt.bootstrap, [("tx-open", 0)], "read_committed", 6)]
+    assert values == ([f"before-{i}".encode() for i in range(3)]
+                      + [f"open-{i}".encode() for i in range(5)]
+                      + [f"after-{i}".encode() for i in range(2)])
+
+
+def test_a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_transaction(silt):
+    create_topics(silt.bootstrap, ["tx-zombie"], 1)
+    zombie = transactional_producer(silt.bootstrap, "tx-fenced")
+    zombie.begin_transaction()
+    zombie.produce("tx-zombie", value=b"from the zombie", partition=0)
+    zombie.flush(30)
+    successor = transactional_producer(silt.bootstrap, "tx-fenced")
+    successor.begin_transaction()
+    successor.produce("tx-zombie", value=b"from the successor", partition=0)
+    successor.commit_transaction(30)
+    with pytest.raises(KafkaException) as raised:
+        zombie.commit_transaction(30)
+    error = raised.value.args[0]
+    assert error.fatal() or "fenced" in error.str().lower(), error
+    values = [v for *_, v in read_all(silt.bootstrap, [("tx-zombie", 0)], "read_committed")]
+    assert values == [b"from the successor"], "the zombie's transaction was aborted"
+
+
+def test_consume_transform_produce_commits_the_input_offsets_with_the_output(silt):
+    create_topics(silt.bootstrap, ["ctp-in", "ctp-out"], 1)
+    source = Producer({"bootstrap.servers": silt.bootstrap})
+    for i in range(20):
+        source.produce("ctp-in", value=str(i).encode(), partition=0)
+    source.flush(30)
+
+    def run(abort_after=None):
+        consumer = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "ctp",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                             "isolation.level": "read_committed"})
+        consumer.assign([TopicPartition("ctp-in", 0)])
+        producer = transactional_producer(silt.bootstrap, "ctp-app")
+        done = 0
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            msgs = [m for m in consumer.consume(5, timeout=1) if m.error() is None]
+            if not msgs:
+                if done:
+                    break
+                continue
+            producer.begin_transaction()
+            for m in msgs:
+                producer.produce("ctp-out", value=b"x" + m.value(), partition=0)
+            producer.send_offsets_to_transaction(
+                [TopicPartition("ctp-in", 0, msgs[-1].offset() + 1)],
+                consumer.consumer_group_metadata(), 30)
+            if abort_after is not None and done + len(msgs) > abort_after:
+                producer.abort_transaction(30)
+                consumer.close()
+                return
+            producer.commit_transaction(30)
+            done += len(msgs)
+        consumer.close()
+
+    run(abort_after=8)  # the application gives up mid-way: that batch is aborted
+    run()               # restarted, it goes on from the committed offsets
+    out = [v for *_, v in read_all(silt.bootstrap, [("ctp-out", 0)], "read_committed")]
+    assert out == [b"x" + str(i).encode() for i in range(20)], "each input exactly once"
+    checker = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "ctp"})
+    committed = checker.committed([TopicPartition("ctp-in", 0)], timeout=10)
+    checker.close()
+    assert committed[0].offset == 20
