@@ -4,8 +4,11 @@ the last stable offset, zombie fencing, and consume-transform-produce with the g
 offsets committed in the transaction."""
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -180,3 +183,67 @@ def test_consume_transform_produce_commits_the_input_offsets_with_the_output(sil
     committed = checker.committed([TopicPartition("ctp-in", 0)], timeout=10)
     checker.close()
     assert committed[0].offset == 20
+
+
+def test_a_producer_killed_mid_transaction_is_aborted_after_its_timeout(silt):
+    create_topics(silt.bootstrap, ["tx-killed"], 1)
+    script = (
+        "import os, sys\n"
+        "from confluent_kafka import Producer\n"
+        "p = Producer({'bootstrap.servers': sys.argv[1], 'transactional.id': 'tx-killed-app',"
+        " 'transaction.timeout.ms': 3000})\n"
+        "p.init_transactions(30)\n"
+        "p.begin_transaction()\n"
+        "for i in range(5):\n"
+        "    p.produce('tx-killed', value=b'never committed', partition=0)\n"
+        "p.flush(30)\n"
+        "os._exit(9)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, silt.bootstrap], timeout=60)
+    assert run.returncode == 9
+    plain = Producer({"bootstrap.servers": silt.bootstrap})
+    plain.produce("tx-killed", value=b"after", partition=0)
+    plain.flush(30)
+    # Held at the dead transaction's first offset until the coordinator aborts it (its
+    # 3 s timeout, found within a scan interval); then the later record is readable.
+    deadline = time.time() + 30
+    values = []
+    while time.time() < deadline:
+        values = [v for *_, v in read_all(silt.bootstrap, [("tx-killed", 0)], "read_committed", 2)]
+        if values:
+            break
+    assert values == [b"after"], values
+
+
+def test_kafkajs_transactions_commit_abort_and_send_offsets(silt):
+    script = Path(__file__).with_name("kafkajs_transactions.js")
+    run = subprocess.run(["node", str(script), silt.bootstrap, "tx-kafkajs"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr + run.stdout
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["seen"] == ["kept-1", "kept-2", "kept-3"], result
+    assert result["committedOffset"] == "2", "the aborted transaction's offsets were dropped"
+
+
+def test_kafka_python_transactional_producer(silt):
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTopicPartition
+    create_topics(silt.bootstrap, ["tx-kafka-python"], 1)
+    producer = KafkaProducer(bootstrap_servers=silt.bootstrap, transactional_id="tx-kp")
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send("tx-kafka-python", b"kept", partition=0)
+    producer.commit_transaction()
+    producer.begin_transaction()
+    producer.send("tx-kafka-python", b"dropped", partition=0)
+    producer.flush()
+    producer.abort_transaction()
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=silt.bootstrap, isolation_level="read_committed",
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    tp = KTopicPartition("tx-kafka-python", 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    values = [m.value for m in consumer]
+    consumer.close()
+    assert values == [b"kept"], values

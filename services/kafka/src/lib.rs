@@ -28,6 +28,10 @@ mod settings;
 mod topics;
 mod transactions;
 
+pub use transactions::{
+    TIMEOUT_SCAN_INTERVAL, abort_expired_transactions, run_transaction_timeouts,
+};
+
 use std::sync::Arc;
 
 use silt_auth::Principal;

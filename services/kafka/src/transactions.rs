@@ -332,3 +332,70 @@ pub(crate) async fn end(
     };
     respond(ctx, &response)
 }
+
+/// How often a node looks for transactions that outlived their timeout.
+pub const TIMEOUT_SCAN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Aborts every open transaction older than its `transaction.timeout.ms`, as Kafka's
+/// coordinator does: the transactional id's epoch is bumped (its producer is fenced and
+/// must start again with InitProducerId), then the transaction ends with abort markers.
+/// Answers how many it aborted. Safe on several nodes at once: a transaction another node
+/// ended is no longer open.
+pub async fn abort_expired_transactions(state: &KafkaState) -> Result<usize, MetadataError> {
+    let now = state.ingest.clock().now_ms();
+    let mut aborted = 0;
+    for txn in state.metadata.transactions().await? {
+        let Some(started) = txn.started_at_ms.filter(|_| txn.open) else {
+            continue;
+        };
+        if now.saturating_sub(started) <= txn.timeout_ms {
+            continue;
+        }
+        let timeout = Duration::from_millis(txn.timeout_ms.max(0) as u64);
+        let producer = state
+            .metadata
+            .init_transactional_producer(&txn.transactional_id, timeout)
+            .await?;
+        let Some(current) = state
+            .metadata
+            .transaction(&txn.transactional_id)
+            .await?
+            .filter(|t| t.open)
+        else {
+            continue;
+        };
+        match abort_open(state, &current, producer).await {
+            Ok(()) => {
+                aborted += 1;
+                info!(
+                    transactional_id = %txn.transactional_id,
+                    open_ms = now - started,
+                    timeout_ms = txn.timeout_ms,
+                    "transaction timed out and was aborted"
+                );
+            }
+            Err(code) => {
+                tracing::warn!(transactional_id = %txn.transactional_id, code, "aborting a timed-out transaction failed; retried at the next scan");
+            }
+        }
+    }
+    Ok(aborted)
+}
+
+/// Runs [`abort_expired_transactions`] every [`TIMEOUT_SCAN_INTERVAL`] until `stop`.
+pub async fn run_transaction_timeouts(
+    state: KafkaState,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(TIMEOUT_SCAN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = abort_expired_transactions(&state).await {
+            tracing::warn!(error = %e, "looking for timed-out transactions failed");
+        }
+    }
+}

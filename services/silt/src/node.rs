@@ -742,6 +742,13 @@ impl Node {
                     .await;
                 }));
             }
+            if roles.contains(&Role::Ingest) {
+                // Nodes that write can end transactions that outlived their timeout.
+                tasks.spawn(silt_kafka::run_transaction_timeouts(
+                    kafka_state.clone(),
+                    stop.clone(),
+                ));
+            }
             doors.push(tasks.spawn(silt_kafka::serve(
                 kafka_listener,
                 kafka_state,
