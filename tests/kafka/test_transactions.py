@@ -247,3 +247,34 @@ def test_kafka_python_transactional_producer(silt):
     values = [m.value for m in consumer]
     consumer.close()
     assert values == [b"kept"], values
+
+
+def test_admin_tools_describe_and_list_transactions(silt):
+    from kafka.admin import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+    create_topics(silt.bootstrap, ["tx-admin"], 2)
+    producer = transactional_producer(silt.bootstrap, "tx-admin-open",
+                                      **{"transaction.timeout.ms": 60000})
+    producer.begin_transaction()
+    producer.produce("tx-admin", value=b"open", partition=1)
+    producer.flush(30)
+    idle = transactional_producer(silt.bootstrap, "tx-admin-idle")
+    admin = KafkaAdminClient(bootstrap_servers=silt.bootstrap)
+    try:
+        def listing(**filters):
+            # One listing per broker; every node coordinates every id, so each answers all.
+            per_broker = admin.list_transactions(**filters)
+            return [t for listings in per_broker.values() for t in listings]
+
+        listed = {t.transactional_id: t.state.name for t in listing()}
+        assert listed["tx-admin-open"] == "ONGOING" and listed["tx-admin-idle"] == "EMPTY", listed
+        ongoing = listing(state_filters=["Ongoing"])
+        assert [t.transactional_id for t in ongoing] == ["tx-admin-open"]
+        described = admin.describe_transactions(["tx-admin-open"])["tx-admin-open"]
+        assert described.topic_partitions == {KTopicPartition("tx-admin", 1)}
+        assert described.transaction_timeout_ms == 60000
+        assert described.transaction_start_time_ms > 0
+    finally:
+        admin.close()
+    producer.abort_transaction(30)
+    del idle

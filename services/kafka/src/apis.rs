@@ -49,6 +49,8 @@ const SUPPORTED: &[SupportedApi] = &[
     api(ApiKey::AddOffsetsToTxn, 0, 4),
     api(ApiKey::TxnOffsetCommit, 0, 4),
     api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::FindCoordinator, 0, 4),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),
@@ -196,6 +198,12 @@ pub(crate) async fn handle(
             now(transactions::txn_offset_commit(state, ctx, decode(ctx, &mut body)?).await)
         }
         ApiKey::EndTxn => now(transactions::end(state, ctx, decode(ctx, &mut body)?).await),
+        ApiKey::DescribeTransactions => {
+            now(transactions::describe(state, ctx, decode(ctx, &mut body)?).await)
+        }
+        ApiKey::ListTransactions => {
+            now(transactions::list(state, ctx, decode(ctx, &mut body)?).await)
+        }
         ApiKey::FindCoordinator => now(groups::find_coordinator(
             state,
             ctx,

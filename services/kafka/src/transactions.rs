@@ -12,9 +12,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-    AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse, ProducerId, TxnOffsetCommitRequest,
-    TxnOffsetCommitResponse,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    describe_transactions_response, list_transactions_response,
 };
+use kafka_protocol::protocol::StrBytes;
 use silt_metadata::{
     AclOperation, GroupOffset, MetadataError, ProducerIdentity, ResourceType, TransactionEnd,
     TransactionState,
@@ -330,6 +333,114 @@ pub(crate) async fn end(
             }
         }
     };
+    respond(ctx, &response)
+}
+
+/// Kafka's name for where a transactional id stands. Silt keeps no "complete" state
+/// after an end (the end and its markers commit at once): an id without an open
+/// transaction is Empty.
+fn state_name(txn: &TransactionState) -> &'static str {
+    if txn.open { "Ongoing" } else { "Empty" }
+}
+
+/// DescribeTransactions: each id's state, producer, timeout, start and partitions
+/// (Describe on the transactional id).
+pub(crate) async fn describe(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: DescribeTransactionsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = DescribeTransactionsResponse::default();
+    for id in request.transactional_ids {
+        let mut out = describe_transactions_response::TransactionState::default();
+        out.transactional_id = id.clone();
+        out.producer_id = ProducerId(-1);
+        out.producer_epoch = -1;
+        out.transaction_start_time_ms = -1;
+        if !allowed(state, ctx, AclOperation::Describe, id.as_str()) {
+            out.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        } else {
+            match state.metadata.transaction(id.as_str()).await {
+                Ok(Some(txn)) => {
+                    out.transaction_state = StrBytes::from_static_str(state_name(&txn));
+                    out.transaction_timeout_ms = i32::try_from(txn.timeout_ms).unwrap_or(i32::MAX);
+                    out.transaction_start_time_ms = txn.started_at_ms.unwrap_or(-1);
+                    out.producer_id = ProducerId(txn.producer_id);
+                    out.producer_epoch = txn.epoch;
+                    let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> =
+                        Default::default();
+                    for (topic, partition) in &txn.partitions {
+                        by_topic.entry(topic.clone()).or_default().push(*partition);
+                    }
+                    for (topic, partitions) in by_topic {
+                        let mut t = describe_transactions_response::TopicData::default();
+                        t.topic = TopicName(StrBytes::from_string(topic));
+                        t.partitions = partitions;
+                        out.topics.push(t);
+                    }
+                }
+                Ok(None) => out.error_code = ResponseError::TransactionalIdNotFound.code(),
+                Err(e) => out.error_code = txn_code(&e),
+            }
+        }
+        response.transaction_states.push(out);
+    }
+    respond(ctx, &response)
+}
+
+/// ListTransactions: every transactional id the principal may describe, filtered by
+/// state, producer id and (v1+) how long it has been open.
+pub(crate) async fn list(
+    state: &KafkaState,
+    ctx: &RequestContext,
+    request: ListTransactionsRequest,
+) -> Result<Bytes, KafkaError> {
+    let mut response = ListTransactionsResponse::default();
+    let known = ["Empty", "Ongoing"];
+    let wanted: Vec<&str> = request.state_filters.iter().map(|s| s.as_str()).collect();
+    response.unknown_state_filters = request
+        .state_filters
+        .iter()
+        .filter(|s| !known.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    let now = state.ingest.clock().now_ms();
+    match state.metadata.transactions().await {
+        Err(e) => response.error_code = txn_code(&e),
+        Ok(all) => {
+            for txn in all {
+                let name = state_name(&txn);
+                if !wanted.is_empty() && !wanted.contains(&name) {
+                    continue;
+                }
+                if !request.producer_id_filters.is_empty()
+                    && !request
+                        .producer_id_filters
+                        .iter()
+                        .any(|p| p.0 == txn.producer_id)
+                {
+                    continue;
+                }
+                // v1+: only transactions open longer than this (-1: any).
+                if request.duration_filter >= 0
+                    && txn
+                        .started_at_ms
+                        .is_none_or(|s| now.saturating_sub(s) < request.duration_filter)
+                {
+                    continue;
+                }
+                if !allowed(state, ctx, AclOperation::Describe, &txn.transactional_id) {
+                    continue;
+                }
+                let mut out = list_transactions_response::TransactionState::default();
+                out.transactional_id =
+                    TransactionalId(StrBytes::from_string(txn.transactional_id.clone()));
+                out.producer_id = ProducerId(txn.producer_id);
+                out.transaction_state = StrBytes::from_static_str(name);
+                response.transaction_states.push(out);
+            }
+        }
+    }
     respond(ctx, &response)
 }
 
