@@ -41,7 +41,8 @@ def test_the_document_is_valid_openapi(silt):
     consume = doc["paths"]["/v1/topics/{topic}/partitions/{partition}/records"]["get"]
     where = {p["name"]: p["in"] for p in consume["parameters"]}
     assert where == {"topic": "path", "partition": "path", "offset": "query", "limit": "query",
-                     "wait_ms": "query", "max_bytes": "query", "encoding": "query"}
+                     "wait_ms": "query", "max_bytes": "query", "encoding": "query",
+                     "isolation": "query"}
     assert {"basic", "bearer"} <= set(doc["components"]["securitySchemes"])
 
 

@@ -83,6 +83,13 @@ def test_committed_and_aborted_transactions_across_partitions_and_topics(silt):
 
     for topic, partition in partitions:
         assert http_values(topic, partition) == [v for t, p, v in committed if (t, p) == (topic, partition)]
+    # ...and everything on request, the markers flagged.
+    url = f"{silt.http}/v1/topics/tx-a/partitions/0/records?offset=0&limit=1000&isolation=read_uncommitted"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        records = json.load(r)["records"]
+    markers = [rec["marker"] for rec in records if "marker" in rec]
+    assert markers == ["commit", "abort"] * 3, markers
+    assert len(records) == 6 * 3 + 6
 
     # Compaction leaves the transactions' chunks raw: readers see exactly the same.
     req = urllib.request.Request(f"{silt.http}/v1/admin/compact?min_age=0s", method="POST")

@@ -109,7 +109,7 @@ impl Modify for Security {
         crate::ready,
         crate::metrics_text,
     ),
-    components(schemas(crate::records::Encoding)),
+    components(schemas(crate::records::Encoding, crate::records::Isolation)),
     modifiers(&Security),
     tags(
         (name = "topics", description = "Create, list, describe and delete topics"),

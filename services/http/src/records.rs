@@ -246,6 +246,8 @@ pub struct ConsumeQuery {
     /// Stop adding records past this many bytes (default 1 MiB; one record always fits).
     pub max_bytes: Option<usize>,
     pub encoding: Option<Encoding>,
+    /// `read_committed` (default) or `read_uncommitted`.
+    pub isolation: Option<Isolation>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -268,6 +270,10 @@ pub struct RecordOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_b64: Option<String>,
     pub headers: Vec<HeaderOut>,
+    /// Set on a transaction's marker (`commit` or `abort`), which only
+    /// `isolation=read_uncommitted` returns: it is not a data record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -276,7 +282,22 @@ pub struct ConsumeResponse {
     /// Offset to ask for next.
     pub next_offset: i64,
     pub high_watermark: i64,
+    /// The first offset of the oldest open transaction, else the high watermark: where
+    /// committed reads stop.
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+}
+
+/// Which records a read returns.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Committed records only (the default): up to the last stable offset, without
+    /// transactions' markers or aborted records.
+    #[default]
+    ReadCommitted,
+    /// Every record up to the high watermark, aborted ones too, and markers (flagged).
+    ReadUncommitted,
 }
 
 /// (text, base64) for one field: text when valid UTF-8 and not forced to base64.
@@ -314,6 +335,18 @@ fn record_out(r: &ReadRecord, encoding: Encoding) -> RecordOut {
         value,
         value_b64,
         headers,
+        marker: r
+            .batch
+            .filter(|b| b.kind == silt_ingest::BatchKind::Marker)
+            .map(|_| {
+                // Kafka's control record key: version, then type (1 commit, 0 abort).
+                let commit = r
+                    .record
+                    .key
+                    .as_deref()
+                    .is_some_and(|k| k.get(3) == Some(&1));
+                if commit { "commit" } else { "abort" }.to_string()
+            }),
     }
 }
 
@@ -343,6 +376,7 @@ pub(crate) async fn consume(
                 .log_start_offset
         }
     };
+    let committed = query.isolation.unwrap_or_default() == Isolation::ReadCommitted;
     let request = FetchRequest {
         topic,
         partition,
@@ -355,14 +389,16 @@ pub(crate) async fn consume(
                 .unwrap_or(0)
                 .min(state.settings.max_wait.as_millis() as u64),
         ),
-        // Committed records only: never an open or aborted transaction's.
-        read_committed: true,
+        // Committed records only, unless asked: never an open or aborted transaction's.
+        read_committed: committed,
     };
     let mut result = state.reader.fetch(&request).await?;
-    state
-        .reader
-        .drop_uncommitted(&request.topic, request.partition, &mut result.records)
-        .await?;
+    if committed {
+        state
+            .reader
+            .drop_uncommitted(&request.topic, request.partition, &mut result.records)
+            .await?;
+    }
     let encoding = query.encoding.unwrap_or_default();
     let records: Vec<RecordOut> = result
         .records
@@ -381,6 +417,7 @@ pub(crate) async fn consume(
         records,
         next_offset: result.next_offset,
         high_watermark: result.high_watermark,
+        last_stable_offset: result.last_stable_offset,
         log_start_offset: result.log_start_offset,
     }))
 }
