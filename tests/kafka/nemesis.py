@@ -8,7 +8,10 @@ restarts random nodes and the active metadata process, restarts PostgreSQL, swit
 object-store faults on and off, and runs compaction passes. Then it heals everything and
 checks: every acknowledged record present exactly once, offsets dense per partition,
 nothing visible that was never sent, committed group offsets within the high watermark,
-every record readable (so every object the index references exists).
+every record readable (so every object the index references exists). Transactional
+producers write to their own topic meanwhile, committing most transactions and aborting
+some; a read_committed consumer must then see no aborted record, every committed
+transaction whole and once, and a transaction whose end failed whole or not at all.
 
 Run it alone (after scripts/test has set up PostgreSQL and the S3 server, or with the
 E2E_* variables pointing at your own):
@@ -30,12 +33,15 @@ import time
 import urllib.error
 import urllib.request
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster, http_json, restart_postgres
 
 TOPICS = {"orders": 4, "clicks": 3}
+# Written by transactional producers only, read with read_committed (markers leave
+# offset gaps, so the dense-offset check of TOPICS does not apply).
+TXN_TOPIC, TXN_PARTITIONS, TXN_RECORDS = "payments", 3, 6
 # Retention runs on "clicks" in every compaction pass: its log start moves while the
 # nemesis breaks things, and only records below it may be missing.
 TOPIC_CONFIGS = {"clicks": {"retention.bytes": "16384"}}
@@ -87,6 +93,86 @@ class Writer:
         self.running = False
         self.thread.join()
         return self.producer.flush(timeout)
+
+
+class TxnWriter:
+    """A transactional producer writing transactions of TXN_RECORDS records `<name>-<t>-<i>`
+    over TXN_TOPIC's partitions, committing most and aborting some (seeded). A transaction
+    whose end raised is of unknown outcome: all of it or none may be visible."""
+
+    def __init__(self, bootstrap, name, seed):
+        self.bootstrap, self.name = bootstrap, name
+        self.rng = random.Random(seed)
+        self.committed, self.aborted, self.unknown = set(), set(), set()
+        self.restarts = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def make(self):
+        while self.running:
+            try:
+                producer = Producer({
+                    "bootstrap.servers": self.bootstrap, "transactional.id": f"nemesis-{self.name}",
+                    "linger.ms": 5, "transaction.timeout.ms": 20000,
+                    "message.timeout.ms": 19000, "retry.backoff.ms": 100,
+                    "reconnect.backoff.max.ms": 1000,
+                })
+                producer.init_transactions(60)
+                return producer
+            except KafkaException:
+                time.sleep(1)
+        return None
+
+    def run(self):
+        producer = self.make()
+        n = 0
+        while self.running and producer is not None:
+            txn = f"{self.name}-{n}"
+            n += 1
+            commit = self.rng.random() < 0.75
+            try:
+                producer.begin_transaction()
+                for i in range(TXN_RECORDS):
+                    producer.produce(TXN_TOPIC, value=f"{txn}-{i}".encode(),
+                                     partition=i % TXN_PARTITIONS)
+                if commit:
+                    producer.commit_transaction(60)
+                    self.committed.add(txn)
+                else:
+                    producer.flush(60)
+                    producer.abort_transaction(60)
+                    self.aborted.add(txn)
+            except KafkaException as e:
+                self.unknown.add(txn)
+                error = e.args[0]
+                try:
+                    if error.fatal():
+                        raise KafkaException(error)
+                    producer.abort_transaction(60)
+                except KafkaException:
+                    # Start over: InitProducerId aborts whatever this producer left open.
+                    self.restarts += 1
+                    producer = self.make()
+
+    def finish(self):
+        self.running = False
+        self.thread.join(300)
+
+
+def read_committed(bootstrap, topic, partitions):
+    """Every value of `topic` a read_committed consumer sees from the start."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"nemesis-check-{time.time()}",
+                         "isolation.level": "read_committed", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    values, quiet = [], time.time()
+    while time.time() - quiet < 8:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            values.append(msg.value().decode())
+            quiet = time.time()
+    consumer.close()
+    return values
 
 
 class Reader:
@@ -249,13 +335,14 @@ def run(duration, seed, work, log=print):
     try:
         bootstrap = ",".join(n.bootstrap for n in cluster.nodes)
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        for topic, partitions in TOPICS.items():
+        for topic, partitions in {**TOPICS, TXN_TOPIC: TXN_PARTITIONS}.items():
             admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
                                           config=TOPIC_CONFIGS.get(topic, {}))])[topic].result(60)
         # Faults start off; the nemesis switches them.
         for node in cluster.nodes:
             post(f"{node.http}/v1/admin/faults?active=false", timeout=30)
         writers = [Writer(bootstrap, f"w{i}") for i in range(2)]
+        txn_writers = [TxnWriter(bootstrap, f"t{i}", seed * 100 + i) for i in range(2)]
         reader = Reader(bootstrap, "nemesis-group")
         nemesis = Nemesis(cluster, seed, log)
         started = time.time()
@@ -265,9 +352,14 @@ def run(duration, seed, work, log=print):
         log("nemesis: healing")
         nemesis.heal()
         unanswered = sum(w.finish(300) for w in writers)
+        for w in txn_writers:
+            w.finish()
         time.sleep(3)
         reader.finish()
-        return check(cluster, writers, reader, nemesis, unanswered, time.time() - started)
+        summary, problems = check(cluster, writers, reader, nemesis, unanswered,
+                                  time.time() - started)
+        more_summary, more_problems = check_transactions(bootstrap, txn_writers)
+        return {**summary, **more_summary}, problems + more_problems
     except Exception:
         log(cluster.logs())
         raise
@@ -361,6 +453,44 @@ def check(cluster, writers, reader, nemesis, unanswered, elapsed):
         "duplicated": len(duplicated),
         "out of order": out_of_order,
         "visible but never sent": len(phantom),
+    }
+    return summary, problems
+
+
+def check_transactions(bootstrap, txn_writers):
+    """No aborted record visible to read_committed; every committed transaction visible
+    whole, once; a transaction of unknown outcome visible whole or not at all; nothing
+    visible that was never sent."""
+    values = read_committed(bootstrap, TXN_TOPIC, TXN_PARTITIONS)
+    counts = Counter(values)
+    by_txn = Counter(v.rsplit("-", 1)[0] for v in counts)
+    committed = set().union(*(w.committed for w in txn_writers))
+    aborted = set().union(*(w.aborted for w in txn_writers))
+    unknown = set().union(*(w.unknown for w in txn_writers))
+    problems = []
+    duplicated = [v for v, c in counts.items() if c > 1]
+    if duplicated:
+        problems.append(f"{len(duplicated)} transactional records seen twice, e.g. {duplicated[:3]}")
+    visible_aborted = sorted(t for t in aborted if by_txn[t])
+    if visible_aborted:
+        problems.append(f"records of {len(visible_aborted)} aborted transactions visible, e.g. {visible_aborted[:3]}")
+    partial = sorted(t for t, n in by_txn.items() if n != TXN_RECORDS)
+    if partial:
+        problems.append(f"{len(partial)} transactions visible in part, e.g. {partial[:3]}")
+    lost = sorted(t for t in committed if not by_txn[t])
+    if lost:
+        problems.append(f"{len(lost)} committed transactions not visible, e.g. {lost[:3]}")
+    never_sent = sorted(t for t in by_txn if t not in committed | aborted | unknown)
+    if never_sent:
+        problems.append(f"{len(never_sent)} transactions visible that were never sent")
+    summary = {
+        "transactions committed": len(committed),
+        "transactions aborted": len(aborted),
+        "transactions of unknown outcome": len(unknown),
+        "of which visible (whole)": sum(1 for t in unknown if by_txn[t]),
+        "transactional producer restarts": sum(w.restarts for w in txn_writers),
+        "aborted transactions visible": len(visible_aborted),
+        "committed transactions lost": len(lost),
     }
     return summary, problems
 

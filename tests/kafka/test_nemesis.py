@@ -10,4 +10,5 @@ def test_nemesis_short_seeded_run(tmp_path):
     print(summary)
     assert summary["acknowledged"] > 1000, summary
     assert summary["node kills"] + summary["metadata kills"] > 0, summary
+    assert summary["transactions committed"] > 10, summary
     assert not problems, f"{problems}\n{summary}"
