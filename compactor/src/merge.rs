@@ -146,6 +146,15 @@ fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
             bytes = 0;
             continue;
         }
+        // Offsets of a group are contiguous: a transaction's chunk between two plain ones
+        // (left out of the raw entries the index answers) ends a group too.
+        let follows = current
+            .last()
+            .is_none_or(|c: &ChunkEntry| c.end_offset() == chunk.base_offset);
+        if !follows {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
         if !current.is_empty() && bytes + chunk.byte_len > target {
             out.push(std::mem::take(&mut current));
             bytes = 0;
@@ -320,6 +329,13 @@ mod tests {
         chunks[2].kind = BatchKind::Transactional;
         chunks[3].kind = BatchKind::Marker;
         let got: Vec<Vec<i64>> = groups(chunks, 1000)
+            .iter()
+            .map(|g| g.iter().map(|c| c.base_offset).collect())
+            .collect();
+        assert_eq!(got, [vec![0, 1], vec![4, 5]]);
+        // The index leaves them out of the raw entries: the gap ends a run as well.
+        let plain: Vec<ChunkEntry> = [0, 1, 4, 5].into_iter().map(|i| entry(i, 10)).collect();
+        let got: Vec<Vec<i64>> = groups(plain, 1000)
             .iter()
             .map(|g| g.iter().map(|c| c.base_offset).collect())
             .collect();

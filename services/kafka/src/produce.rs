@@ -51,8 +51,10 @@ async fn submit_partition(
     index: i32,
     data: Option<Bytes>,
     now_ms: i64,
-    transactional: bool,
+    // For a transactional request: the producer id its transactional id names, if known.
+    transactional: Option<Option<i64>>,
 ) -> PartitionState {
+    let (transactional, id_producer) = (transactional.is_some(), transactional.flatten());
     let Some(topic) = topic else {
         return refuse(
             ResponseError::UnknownTopicOrPartition,
@@ -76,6 +78,16 @@ async fn submit_partition(
         return refuse(
             ResponseError::InvalidRecord,
             "control batches are written by the transaction coordinator, not by producers",
+        );
+    }
+    if transactional
+        && batches
+            .iter()
+            .any(|b| b.producer.map(|p| p.producer_id) != id_producer)
+    {
+        return refuse(
+            ResponseError::InvalidProducerIdMapping,
+            "the batches' producer id is not the one of the request's transactional id",
         );
     }
     if batches
@@ -182,6 +194,18 @@ pub(crate) async fn handle(
             id.as_str(),
         )
     });
+    // The batches' producer must be the transactional id's: a principal allowed to use
+    // one id cannot write into another id's transaction with its producer id.
+    let id_producer = match request.transactional_id.as_ref() {
+        Some(id) if !transactional_denied => state
+            .metadata
+            .transaction(id.as_str())
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.producer_id),
+        _ => None,
+    };
     let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
     let mut work: Vec<(TopicName, Vec<PartitionWork>)> =
         Vec::with_capacity(request.topic_data.len());
@@ -214,7 +238,7 @@ pub(crate) async fn handle(
                     p.index,
                     p.records,
                     now_ms,
-                    transactional,
+                    transactional.then_some(id_producer),
                 )
                 .await
             };

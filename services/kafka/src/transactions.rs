@@ -462,11 +462,15 @@ pub async fn abort_expired_transactions(state: &KafkaState) -> Result<usize, Met
         if now.saturating_sub(started) <= txn.timeout_ms {
             continue;
         }
-        let timeout = Duration::from_millis(txn.timeout_ms.max(0) as u64);
-        let producer = state
+        // Checked again and fenced in one metadata transaction: a producer that ended this
+        // transaction meanwhile (and maybe opened another) is left alone.
+        let Some(producer) = state
             .metadata
-            .init_transactional_producer(&txn.transactional_id, timeout)
-            .await?;
+            .fence_expired_transaction(&txn.transactional_id, started)
+            .await?
+        else {
+            continue;
+        };
         let Some(current) = state
             .metadata
             .transaction(&txn.transactional_id)

@@ -177,7 +177,117 @@ conformance!(
     chunks_remember_their_producer_batch_and_kind,
     a_transaction_ends_in_every_partition_at_once,
     transactions_fence_older_epochs_and_refuse_records_outside_them,
+    an_expired_transaction_is_fenced_only_if_it_is_still_the_one_seen,
 );
+
+async fn an_expired_transaction_is_fenced_only_if_it_is_still_the_one_seen(make: Maker) {
+    use silt_metadata::TransactionEnd;
+    let store = make.open().await;
+    store
+        .create_topic("ex", 1, TopicConfig::default())
+        .await
+        .expect("created");
+    let id = "app-3";
+    let p = store
+        .init_transactional_producer(id, Duration::from_secs(1))
+        .await
+        .expect("init");
+    store
+        .add_offsets_to_transaction(id, p, "g")
+        .await
+        .expect("open");
+    let seen = store
+        .transaction(id)
+        .await
+        .expect("state")
+        .and_then(|t| t.started_at_ms)
+        .expect("open");
+    // The producer ends it (offsets only) and opens another: the stale sighting fences
+    // nothing.
+    let end = TransactionEnd {
+        transactional_id: id.into(),
+        producer: p,
+        commit: true,
+    };
+    let no_markers = segment("", Vec::new());
+    assert!(
+        store
+            .end_transaction(&end, &no_markers)
+            .await
+            .expect("end")
+            .is_empty()
+    );
+    // A resent end of offsets only (its first answer lost) answers as the first.
+    assert!(
+        store
+            .end_transaction(&end, &no_markers)
+            .await
+            .expect("resent")
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    store
+        .add_partitions_to_transaction(id, p, &[("ex".to_string(), 0)])
+        .await
+        .expect("reopen");
+    assert_eq!(
+        store
+            .fence_expired_transaction(id, seen)
+            .await
+            .expect("fence"),
+        None
+    );
+    assert_eq!(
+        store
+            .transaction(id)
+            .await
+            .expect("state")
+            .expect("known")
+            .epoch,
+        p.epoch,
+        "the producer was left alone"
+    );
+    // The current sighting fences: the next epoch, which then ends it.
+    let now = store
+        .transaction(id)
+        .await
+        .expect("state")
+        .and_then(|t| t.started_at_ms)
+        .expect("open");
+    let fenced = store
+        .fence_expired_transaction(id, now)
+        .await
+        .expect("fence")
+        .expect("fenced");
+    assert_eq!(fenced.epoch, p.epoch + 1);
+    let late = store
+        .add_partitions_to_transaction(id, p, &[("ex".to_string(), 0)])
+        .await;
+    assert!(
+        matches!(late, Err(MetadataError::ProducerFenced { .. })),
+        "{late:?}"
+    );
+    let abort = TransactionEnd {
+        transactional_id: id.into(),
+        producer: fenced,
+        commit: false,
+    };
+    store
+        .end_transaction(
+            &abort,
+            &segment("expired-markers", vec![marker("ex", 0, fenced)]),
+        )
+        .await
+        .expect("aborted by the new epoch");
+    assert!(
+        !store
+            .transaction(id)
+            .await
+            .expect("state")
+            .expect("known")
+            .open
+    );
+}
 
 fn txn_batch(
     topic: &str,

@@ -75,9 +75,9 @@ macro_rules! metadata_api {
             /// What the compactor changes: raw chunks merged into lake objects, log starts
             /// moved by retention, objects nothing refers to any more.
             CompactionStore: LogStore {
-                /// Index entries of a partition still in raw (ingest) segments written
-                /// before `before_ms`, in offset order from the lowest, at most `limit`:
-                /// what the compactor may merge. Stops at the first entry that is not such
+                /// Index entries of plain records (not a transaction's) of a partition still
+                /// in raw (ingest) segments written before `before_ms`, in offset order from
+                /// the lowest, at most `limit`: what the compactor may merge. Stops at the first entry that is not such
                 /// a one.
                 retry fn raw_chunks(topic: &str as String, partition: i32, before_ms: i64, limit: u32) -> Vec<$crate::ChunkEntry> => RawChunks;
                 /// Swaps index entries for the entries of one lake object, in one
@@ -159,6 +159,13 @@ macro_rules! metadata_api {
                 retry fn end_transaction(end: &$crate::TransactionEnd as $crate::TransactionEnd, markers: &$crate::SegmentCommit as $crate::SegmentCommit) -> Vec<$crate::ChunkOutcome> => EndTransaction;
                 /// Every transactional id with its state (ListTransactions; timeouts).
                 retry fn transactions() -> Vec<$crate::TransactionState> => Transactions;
+                /// Fences the producer of a transaction that outlived its timeout: if
+                /// `transactional_id`'s transaction opened at `started_at_ms` is still open,
+                /// moves the id to its next epoch (checked and bumped in one metadata
+                /// transaction, so a producer that ended it and opened another meanwhile is
+                /// left alone) and answers the new identity, which then aborts it. Not
+                /// resent: a lost answer must not bump twice.
+                once fn fence_expired_transaction(transactional_id: &str as String, started_at_ms: i64) -> Option<$crate::ProducerIdentity> => FenceExpiredTransaction;
             }
             /// The live nodes of the cluster, renewed by heartbeat.
             NodeStore {

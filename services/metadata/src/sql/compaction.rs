@@ -30,7 +30,7 @@ impl CompactionStore for SqlStore {
         let sql = format!(
             "SELECT {CHUNK_COLUMNS}, s.created_at_ms AS segment_created_ms FROM chunks c \
              JOIN segments s ON s.id = c.segment_id \
-             WHERE c.topic_id = $1 AND c.partition = $2 AND s.kind = 'raw' \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND s.kind = 'raw' AND c.batch_kind = 0 \
              ORDER BY c.base_offset LIMIT $3"
         );
         let rows = self

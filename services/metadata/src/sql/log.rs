@@ -681,34 +681,55 @@ impl ProducerStore for SqlStore {
         let row = current.ok_or_else(|| MetadataError::Corrupt {
             reason: format!("transactional id '{transactional_id}' vanished"),
         })?;
-        let (mut producer_id, epoch) = (row.int("producer_id")?, row.int("epoch")?);
-        let epoch = if epoch >= i64::from(i16::MAX) - 1 {
-            // The epochs of this producer id are used up: start a new one.
-            producer_id = new_producer_id(&mut tx, self.now_ms()).await?;
-            0
-        } else {
-            epoch + 1
-        };
-        tx.execute(
-            "UPDATE transactional_ids SET producer_id = $2, epoch = $3, timeout_ms = $4, updated_at_ms = $5 \
-             WHERE transactional_id = $1",
-            args![transactional_id, producer_id, epoch, timeout_ms, now],
-        )
-        .await?;
-        // Batches of an older epoch are fenced from now on (see `judge`).
-        tx.execute(
-            "UPDATE producers SET epoch = $2 WHERE producer_id = $1 AND epoch < $2",
-            args![producer_id, epoch],
+        let identity = bump_epoch(
+            &mut tx,
+            transactional_id,
+            (row.int("producer_id")?, row.int("epoch")?),
+            timeout_ms,
+            now,
         )
         .await?;
         tx.commit().await?;
-        Ok(ProducerIdentity {
-            producer_id,
-            epoch: i16::try_from(epoch).map_err(|_| MetadataError::Corrupt {
-                reason: format!("epoch {epoch} of '{transactional_id}'"),
-            })?,
-        })
+        Ok(identity)
     }
+}
+
+/// Moves transactional id `transactional_id` (its row locked in `tx`, at `current`
+/// producer id and epoch) to its next epoch, a new producer id once the epochs run out,
+/// and fences every older epoch's batches.
+pub(crate) async fn bump_epoch(
+    tx: &mut Tx<'_>,
+    transactional_id: &str,
+    current: (i64, i64),
+    timeout_ms: i64,
+    now: i64,
+) -> Result<ProducerIdentity> {
+    let (mut producer_id, epoch) = current;
+    let epoch = if epoch >= i64::from(i16::MAX) - 1 {
+        // The epochs of this producer id are used up: start a new one.
+        producer_id = new_producer_id(tx, now).await?;
+        0
+    } else {
+        epoch + 1
+    };
+    tx.execute(
+        "UPDATE transactional_ids SET producer_id = $2, epoch = $3, timeout_ms = $4, updated_at_ms = $5 \
+         WHERE transactional_id = $1",
+        args![transactional_id, producer_id, epoch, timeout_ms, now],
+    )
+    .await?;
+    // Batches of an older epoch are fenced from now on (see `judge`).
+    tx.execute(
+        "UPDATE producers SET epoch = $2 WHERE producer_id = $1 AND epoch < $2",
+        args![producer_id, epoch],
+    )
+    .await?;
+    Ok(ProducerIdentity {
+        producer_id,
+        epoch: i16::try_from(epoch).map_err(|_| MetadataError::Corrupt {
+            reason: format!("epoch {epoch} of '{transactional_id}'"),
+        })?,
+    })
 }
 
 /// A new producer id, at epoch 0, made at `now_ms`.

@@ -195,6 +195,12 @@ CREATE TABLE aborted_transactions (
     FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
 );
 "#,
+    // 10: the producer id that opened a transaction (an epoch bump may change the id),
+    // and transactional ids found by producer id
+    r#"
+ALTER TABLE transactional_ids ADD COLUMN open_producer_id BIGINT;
+CREATE INDEX transactional_ids_by_producer ON transactional_ids(producer_id);
+"#,
 ];
 /// Any constant: the advisory lock that serialises migrations of concurrent nodes.
 const MIGRATION_LOCK: i64 = 0x5117_0001;

@@ -193,6 +193,12 @@ CREATE TABLE aborted_transactions (
     FOREIGN KEY (topic_id, partition) REFERENCES partitions(topic_id, partition) ON DELETE CASCADE
 );
 "#,
+    // 10: the producer id that opened a transaction (an epoch bump may change the id),
+    // and transactional ids found by producer id
+    r#"
+ALTER TABLE transactional_ids ADD COLUMN open_producer_id BIGINT;
+CREATE INDEX transactional_ids_by_producer ON transactional_ids(producer_id);
+"#,
 ];
 impl SqlStore {
     /// Opens (creating if missing) the SQLite store at `path` and runs pending migrations.

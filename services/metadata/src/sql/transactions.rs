@@ -82,7 +82,8 @@ async fn check_producer(
     Ok(started)
 }
 
-/// Opens the id's transaction if none is open (its start time is now).
+/// Opens the id's transaction if none is open (its start time is now, its producer id
+/// the one opening it).
 async fn open(
     store: &SqlStore,
     tx: &mut Tx<'_>,
@@ -92,7 +93,8 @@ async fn open(
     let now = store.now_ms();
     if started.is_none() {
         tx.execute(
-            "UPDATE transactional_ids SET started_at_ms = $2, updated_at_ms = $2 WHERE transactional_id = $1",
+            "UPDATE transactional_ids SET started_at_ms = $2, updated_at_ms = $2, \
+             open_producer_id = producer_id WHERE transactional_id = $1",
             args![transactional_id, now],
         )
         .await?;
@@ -329,13 +331,31 @@ impl TransactionStore for SqlStore {
                 args![&markers.key],
             )
             .await?;
+        let mut opened_by = end.producer.producer_id;
         if known.is_none() {
             // First time (not a resend): the transaction must be open and this producer's.
             let started = check_producer(self, &mut tx, id, end.producer).await?;
             if started.is_none() {
+                if markers.chunks.is_empty() {
+                    // An end of offsets only has no object to recognise a resend by: one
+                    // whose first answer was lost finds the transaction already ended.
+                    return Ok(Vec::new());
+                }
                 return Err(invalid(format!(
                     "transactional id '{id}' has no open transaction"
                 )));
+            }
+            // An epoch bump may have changed the producer id since the transaction opened:
+            // its records carry the id that opened it.
+            if let Some(opener) = tx
+                .fetch_one(
+                    "SELECT open_producer_id FROM transactional_ids WHERE transactional_id = $1",
+                    args![id],
+                )
+                .await?
+                .opt_int("open_producer_id")?
+            {
+                opened_by = opener;
             }
             let state = self.state_in(&mut tx, id).await?;
             let wanted: BTreeSet<(String, i32)> = state.into_iter().collect();
@@ -366,7 +386,7 @@ impl TransactionStore for SqlStore {
             tx.commit().await?;
             return Ok(committed.outcomes);
         }
-        let producer_id = end.producer.producer_id;
+        let producer_id = opened_by;
         for (chunk, outcome) in markers.chunks.iter().zip(&committed.outcomes) {
             let ChunkOutcome::Committed { base_offset } = outcome else {
                 return Err(MetadataError::InvalidRequest {
@@ -445,12 +465,48 @@ impl TransactionStore for SqlStore {
             .await?;
         }
         tx.execute(
-            "UPDATE transactional_ids SET started_at_ms = NULL, updated_at_ms = $2 WHERE transactional_id = $1",
+            "UPDATE transactional_ids SET started_at_ms = NULL, open_producer_id = NULL, \
+             updated_at_ms = $2 WHERE transactional_id = $1",
             args![id, self.now_ms()],
         )
         .await?;
         tx.commit().await?;
         Ok(self.published(committed))
+    }
+
+    async fn fence_expired_transaction(
+        &self,
+        transactional_id: &str,
+        started_at_ms: i64,
+    ) -> Result<Option<ProducerIdentity>> {
+        let mut tx = self.begin_write().await?;
+        let row = tx
+            .fetch_optional(
+                &format!(
+                    "SELECT producer_id, epoch, timeout_ms, started_at_ms FROM transactional_ids \
+                     WHERE transactional_id = $1{}",
+                    self.for_update()
+                ),
+                args![transactional_id],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        if row.opt_int("started_at_ms")? != Some(started_at_ms) {
+            // Ended (and maybe another opened) since it was seen: not this one's to fence.
+            return Ok(None);
+        }
+        let identity = super::log::bump_epoch(
+            &mut tx,
+            transactional_id,
+            (row.int("producer_id")?, row.int("epoch")?),
+            row.int("timeout_ms")?,
+            self.now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(identity))
     }
 
     async fn transactions(&self) -> Result<Vec<TransactionState>> {
