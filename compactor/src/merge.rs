@@ -6,8 +6,10 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt, stream};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use silt_metadata::{BatchKind, ChunkEntry, CompactionStore, MetadataError, SegmentRef};
-use silt_segment::{SegmentFooter, encode_lake, lake_key};
+use silt_metadata::{
+    AbortedTransaction, BatchKind, ChunkEntry, CompactionStore, MetadataError, SegmentRef,
+};
+use silt_segment::{SegmentFooter, encode_lake_runs, lake_key};
 use tracing::debug;
 
 use crate::{CompactorConfig, CompactorError, PassReport};
@@ -55,18 +57,18 @@ pub(crate) async fn partition(
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
     let cutoff = now_ms.saturating_sub(min_age.as_millis() as i64);
+    // Markers stay raw, so the window moves on by offset rather than by what is left.
+    let mut from = 0;
     loop {
-        let chunks = metadata.raw_chunks(topic, partition, cutoff, BATCH).await?;
-        if chunks.is_empty() {
+        let chunks = metadata
+            .raw_chunks(topic, partition, from, cutoff, BATCH)
+            .await?;
+        let Some(last) = chunks.last() else {
             break;
-        }
+        };
+        from = last.end_offset();
         let full = chunks.len() as u32 == BATCH;
-        let groups = groups(chunks, config.target_file_bytes);
-        if groups.is_empty() {
-            // Only transactions' chunks left in this window: they stay raw.
-            break;
-        }
-        for group in groups {
+        for group in groups(chunks, config.target_file_bytes) {
             let merged = merge_group(
                 store, metadata, topic, partition, &group, config, footers, report,
             )
@@ -86,12 +88,14 @@ pub(crate) async fn partition(
             break;
         }
     }
-    // What is left raw: the compaction lag.
+    // What is left raw (but markers, which stay: decision 0008): the compaction lag.
     let left = metadata
-        .raw_chunks(topic, partition, i64::MAX, BATCH)
+        .raw_chunks(topic, partition, from, i64::MAX, BATCH)
         .await?;
-    // Transactions' chunks stay raw by design (decision 0008): they are not lag.
-    let left: Vec<&ChunkEntry> = left.iter().filter(|c| c.kind == BatchKind::Plain).collect();
+    let left: Vec<&ChunkEntry> = left
+        .iter()
+        .filter(|c| c.kind != BatchKind::Marker)
+        .collect();
     report.lag_bytes += left.iter().map(|c| c.byte_len).sum::<u64>();
     if let Some(oldest) = left.iter().map(|c| c.min_timestamp_ms).min() {
         report.lag_ms = report
@@ -131,41 +135,53 @@ async fn fetch_footer(
     Ok((segment.key.clone(), footer))
 }
 
-/// Consecutive runs of plain entries of at most `target` bytes (at least one entry
-/// each). A transaction's records and markers stay in their raw segments, where the index
-/// keeps their producer and kind for read_committed readers: a run ends before one.
+/// Runs of entries with consecutive offsets holding at most `target` bytes of records (at
+/// least one entry each). Markers ride along (they stay raw, the records around them are
+/// merged into one file); a run of markers alone is left out. An offset missing from the
+/// entries (a lake object already, or an open transaction's records) ends a run.
 fn groups(chunks: Vec<ChunkEntry>, target: u64) -> Vec<Vec<ChunkEntry>> {
     let mut out = Vec::new();
     let mut current: Vec<ChunkEntry> = Vec::new();
     let mut bytes = 0;
-    for chunk in chunks {
-        if chunk.kind != BatchKind::Plain {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            bytes = 0;
-            continue;
+    let flush = |current: &mut Vec<ChunkEntry>, out: &mut Vec<Vec<ChunkEntry>>| {
+        if current.iter().any(|c| c.kind != BatchKind::Marker) {
+            out.push(std::mem::take(current));
         }
-        // Offsets of a group are contiguous: a transaction's chunk between two plain ones
-        // (left out of the raw entries the index answers) ends a group too.
+        current.clear();
+    };
+    for chunk in chunks {
         let follows = current
             .last()
             .is_none_or(|c: &ChunkEntry| c.end_offset() == chunk.base_offset);
-        if !follows {
-            out.push(std::mem::take(&mut current));
+        let records = if chunk.kind == BatchKind::Marker {
+            0
+        } else {
+            chunk.byte_len
+        };
+        if !follows || (bytes > 0 && bytes + records > target) {
+            flush(&mut current, &mut out);
             bytes = 0;
         }
-        if !current.is_empty() && bytes + chunk.byte_len > target {
-            out.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += chunk.byte_len;
+        bytes += records;
         current.push(chunk);
     }
-    if !current.is_empty() {
-        out.push(current);
-    }
+    flush(&mut current, &mut out);
     out
+}
+
+/// Whether a transaction's chunk belongs to an aborted transaction (one of `aborted`, the
+/// partition's aborted ranges around it).
+fn is_aborted(chunk: &ChunkEntry, aborted: &[AbortedTransaction]) -> bool {
+    let Some(producer) = chunk
+        .producer
+        .filter(|_| chunk.kind == BatchKind::Transactional)
+    else {
+        return false;
+    };
+    aborted.iter().any(|a| {
+        a.producer_id == producer.producer_id
+            && (a.first_offset..a.last_offset).contains(&chunk.base_offset)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -179,10 +195,35 @@ async fn merge_group(
     footers: &mut Footers,
     report: &mut PassReport,
 ) -> Result<(), CompactorError> {
+    // The records to keep: plain ones and committed transactions' (every transaction in
+    // the group has ended; the aborted ranges name those that were aborted). Markers stay
+    // raw; aborted records are dropped, unread.
+    let (start, end) = (group[0].base_offset, group[group.len() - 1].end_offset());
+    let transactional = group.iter().any(|c| c.kind == BatchKind::Transactional);
+    let aborted = if transactional {
+        metadata
+            .aborted_transactions(topic, partition, start, end)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let kept: Vec<ChunkEntry> = group
+        .iter()
+        .filter(|c| c.kind != BatchKind::Marker && !is_aborted(c, &aborted))
+        .cloned()
+        .collect();
+    if kept.is_empty() {
+        // Nothing but aborted records (and markers): their entries just go.
+        metadata
+            .replace_chunks(topic, partition, group, &[])
+            .await?;
+        report.chunks_merged += group.len() as u64;
+        return Ok(());
+    }
     // The footers of segments not seen yet in this pass, then every chunk's byte range,
     // several GETs at a time.
     let mut missing: Vec<&SegmentRef> = Vec::new();
-    for chunk in group {
+    for chunk in &kept {
         let segment = &chunk.segment;
         if !footers.decoded.contains_key(&segment.key)
             && !missing.iter().any(|s| s.key == segment.key)
@@ -203,32 +244,29 @@ async fn merge_group(
     for (key, footer) in fetched {
         footers.insert(key, footer);
     }
-    let needed: HashMap<String, SegmentFooter> = group
+    let needed: HashMap<String, SegmentFooter> = kept
         .iter()
         .filter_map(|c| {
             let key = &c.segment.key;
             footers.decoded.get(key).map(|f| (key.clone(), f.clone()))
         })
         .collect();
-    let fetches: Vec<_> = group
-        .iter()
-        .map(|chunk| fetch_chunk(store, chunk))
-        .collect();
+    let fetches: Vec<_> = kept.iter().map(|chunk| fetch_chunk(store, chunk)).collect();
     let ranges: Vec<bytes::Bytes> = stream::iter(fetches)
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await?;
-    report.bytes_read += group.iter().map(|c| c.byte_len).sum::<u64>();
-    let first = group[0].base_offset;
-    let count: u64 = group.iter().map(|c| u64::from(c.record_count)).sum();
-    let last = first + count as i64 - 1;
+    report.bytes_read += kept.iter().map(|c| c.byte_len).sum::<u64>();
+    let first = kept[0].base_offset;
+    let last = kept[kept.len() - 1].end_offset() - 1;
+    let count: u64 = kept.iter().map(|c| u64::from(c.record_count)).sum();
     let key = lake_key(topic, partition, first, last);
-    let owned: Vec<ChunkEntry> = group.to_vec();
-    let rows_per_group = config.rows_per_group;
+    let rows_per_group = config.rows_per_group.max(1);
     // Decoding and encoding are CPU work: off the async runtime.
-    let encoded = tokio::task::spawn_blocking(move || {
-        let mut records = Vec::with_capacity(count as usize);
-        for (chunk, bytes) in owned.iter().zip(ranges) {
+    let (encoded, bases) = tokio::task::spawn_blocking(move || {
+        // Runs of consecutive offsets, each (first offset, records).
+        let mut runs: Vec<(i64, Vec<silt_segment::Record>)> = Vec::new();
+        for (chunk, bytes) in kept.iter().zip(ranges) {
             let segment = &chunk.segment;
             let footer = needed.get(&segment.key).ok_or_else(|| {
                 CompactorError::Invalid(format!("no footer read for {}", segment.key))
@@ -243,12 +281,38 @@ async fn merge_group(
                     chunk.record_count
                 )));
             }
-            records.extend(got);
+            match runs.last_mut() {
+                Some((run_first, records))
+                    if *run_first + records.len() as i64 == chunk.base_offset =>
+                {
+                    records.extend(got);
+                }
+                _ => runs.push((chunk.base_offset, got)),
+            }
         }
-        Ok(encode_lake(partition, first, &records, rows_per_group)?)
+        // The first offset of each row group the encoder cuts: a run's, every
+        // `rows_per_group` records.
+        let bases: Vec<i64> = runs
+            .iter()
+            .flat_map(|(run_first, records)| {
+                (0..records.len())
+                    .step_by(rows_per_group)
+                    .map(move |i| run_first + i as i64)
+            })
+            .collect();
+        let runs: Vec<(i64, &[silt_segment::Record])> =
+            runs.iter().map(|(f, r)| (*f, r.as_slice())).collect();
+        Ok((encode_lake_runs(partition, &runs, rows_per_group)?, bases))
     })
     .await
     .map_err(|e| CompactorError::Invalid(format!("compaction task failed: {e}")))??;
+    if bases.len() != encoded.chunks.len() {
+        return Err(CompactorError::Invalid(format!(
+            "lake file {key}: {} row groups, {} expected",
+            encoded.chunks.len(),
+            bases.len()
+        )));
+    }
 
     let size = encoded.data.len() as u64;
     // The name is a function of the offsets, so a retry after a crash writes the same
@@ -265,27 +329,23 @@ async fn merge_group(
         footer_len: encoded.footer_len,
         footer_crc: Some(encoded.footer_crc),
     };
-    let mut base = first;
     let new: Vec<ChunkEntry> = encoded
         .chunks
         .iter()
-        .map(|c| {
-            let entry = ChunkEntry {
-                partition,
-                base_offset: base,
-                record_count: c.record_count,
-                segment: segment.clone(),
-                row_group: c.row_group as u32,
-                byte_start: c.byte_start,
-                byte_len: c.byte_len,
-                min_timestamp_ms: c.min_timestamp_ms,
-                max_timestamp_ms: c.max_timestamp_ms,
-                // Lake files hold committed records only, of many batches: plain ones.
-                producer: None,
-                kind: BatchKind::Plain,
-            };
-            base += i64::from(c.record_count);
-            entry
+        .zip(bases)
+        .map(|(c, base)| ChunkEntry {
+            partition,
+            base_offset: base,
+            record_count: c.record_count,
+            segment: segment.clone(),
+            row_group: c.row_group as u32,
+            byte_start: c.byte_start,
+            byte_len: c.byte_len,
+            min_timestamp_ms: c.min_timestamp_ms,
+            max_timestamp_ms: c.max_timestamp_ms,
+            // Lake files hold committed records only, of many batches: plain ones.
+            producer: None,
+            kind: BatchKind::Plain,
         })
         .collect();
     metadata
@@ -323,23 +383,59 @@ mod tests {
         }
     }
 
+    fn bases(groups: Vec<Vec<ChunkEntry>>) -> Vec<Vec<i64>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|c| c.base_offset).collect())
+            .collect()
+    }
+
     #[test]
-    fn transactions_chunks_stay_raw_and_end_runs() {
+    fn markers_ride_along_and_gaps_end_runs() {
         let mut chunks: Vec<ChunkEntry> = (0..6).map(|i| entry(i, 10)).collect();
         chunks[2].kind = BatchKind::Transactional;
         chunks[3].kind = BatchKind::Marker;
-        let got: Vec<Vec<i64>> = groups(chunks, 1000)
-            .iter()
-            .map(|g| g.iter().map(|c| c.base_offset).collect())
-            .collect();
-        assert_eq!(got, [vec![0, 1], vec![4, 5]]);
-        // The index leaves them out of the raw entries: the gap ends a run as well.
+        assert_eq!(bases(groups(chunks, 1000)), [vec![0, 1, 2, 3, 4, 5]]);
+        // An offset the raw entries do not hold (an open transaction's, a lake object's)
+        // ends a run.
         let plain: Vec<ChunkEntry> = [0, 1, 4, 5].into_iter().map(|i| entry(i, 10)).collect();
-        let got: Vec<Vec<i64>> = groups(plain, 1000)
-            .iter()
-            .map(|g| g.iter().map(|c| c.base_offset).collect())
-            .collect();
-        assert_eq!(got, [vec![0, 1], vec![4, 5]]);
+        assert_eq!(bases(groups(plain, 1000)), [vec![0, 1], vec![4, 5]]);
+        // Markers count no bytes; a run of markers alone is no group.
+        let mut chunks: Vec<ChunkEntry> = (0..5).map(|i| entry(i, 60)).collect();
+        chunks[1].kind = BatchKind::Marker;
+        chunks[3].kind = BatchKind::Marker;
+        chunks[4].kind = BatchKind::Marker;
+        assert_eq!(bases(groups(chunks, 100)), [vec![0, 1], vec![2, 3, 4]]);
+        let mut markers: Vec<ChunkEntry> = (0..2).map(|i| entry(i, 10)).collect();
+        markers.iter_mut().for_each(|m| m.kind = BatchKind::Marker);
+        assert!(groups(markers, 100).is_empty());
+    }
+
+    #[test]
+    fn aborted_chunks_are_those_of_an_aborted_range_of_their_producer() {
+        let aborted = [AbortedTransaction {
+            producer_id: 7,
+            first_offset: 10,
+            last_offset: 20,
+        }];
+        let mut chunk = entry(12, 10);
+        chunk.kind = BatchKind::Transactional;
+        chunk.producer = Some(silt_metadata::ProducerBatch {
+            producer_id: 7,
+            epoch: 0,
+            base_sequence: 0,
+        });
+        assert!(is_aborted(&chunk, &aborted));
+        chunk.base_offset = 20;
+        assert!(!is_aborted(&chunk, &aborted), "the marker's offset ends it");
+        chunk.base_offset = 12;
+        chunk.producer = chunk.producer.map(|p| silt_metadata::ProducerBatch {
+            producer_id: 8,
+            ..p
+        });
+        assert!(!is_aborted(&chunk, &aborted), "another producer's");
+        chunk.kind = BatchKind::Plain;
+        assert!(!is_aborted(&chunk, &aborted));
     }
 
     #[test]

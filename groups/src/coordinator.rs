@@ -307,6 +307,45 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Checks who commits offsets in a transaction (KIP-447): a producer that names a
+    /// member and generation must be that member, in the group's current generation, so a
+    /// zombie left from before a rebalance cannot commit; one that names neither (older
+    /// clients, or no group membership) is not checked. Stores nothing.
+    pub fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        validate_group_id(group_id)?;
+        if member_id.is_empty() && generation < 0 && instance.is_none() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let consumer = {
+            let mut groups = self
+                .inner
+                .consumer_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            groups
+                .get_mut(group_id)
+                .filter(|g| !g.members.is_empty())
+                .map(|g| g.validate_commit(member_id, generation, now))
+        };
+        if let Some(checked) = consumer {
+            return checked;
+        }
+        self.with_group(group_id, false, |g| {
+            g.validate_commit(member_id, instance, generation, now)
+        })
+        .unwrap_or(Err(GroupError::IllegalGeneration {
+            got: generation,
+            current: -1,
+        }))
+    }
+
     /// Committed offsets of a group (all, or those of `partitions`).
     pub async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<GroupOffset>, GroupError> {
         Ok(self.inner.metadata.group_offsets(group_id).await?)

@@ -42,6 +42,15 @@ pub trait GroupService: Send + Sync + 'static {
         generation: i32,
         offsets: &[GroupOffset],
     ) -> Result<(), GroupError>;
+    /// Checks a transactional offset commit's member and generation (KIP-447), storing
+    /// nothing: see [`Coordinator::check_txn_commit`].
+    async fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError>;
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<GroupOffset>, GroupError>;
     async fn list(&self) -> Result<Vec<GroupSummary>, GroupError>;
     async fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError>;
@@ -97,6 +106,16 @@ impl GroupService for Coordinator {
         offsets: &[GroupOffset],
     ) -> Result<(), GroupError> {
         Coordinator::commit_offsets(self, group_id, member_id, instance, generation, offsets).await
+    }
+
+    async fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        Coordinator::check_txn_commit(self, group_id, member_id, instance, generation)
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<GroupOffset>, GroupError> {

@@ -67,14 +67,38 @@ pub fn encode_lake(
     records: &[Record],
     rows_per_group: usize,
 ) -> Result<EncodedSegment> {
-    if records.is_empty() {
+    encode_lake_runs(partition, &[(first_offset, records)], rows_per_group)
+}
+
+/// Encodes runs of consecutive records of one partition, each `(first offset, records)`,
+/// in offset order, into one lake file: the offsets between runs (aborted transactions'
+/// records, markers) are gaps, and no row group spans one, so each reported chunk still
+/// holds consecutive offsets from its first.
+pub fn encode_lake_runs(
+    partition: i32,
+    runs: &[(i64, &[Record])],
+    rows_per_group: usize,
+) -> Result<EncodedSegment> {
+    if runs.iter().all(|(_, records)| records.is_empty()) {
         return Err(corrupt("a lake file needs at least one record"));
+    }
+    let mut last_end = i64::MIN;
+    for (first, records) in runs {
+        if *first < last_end {
+            return Err(corrupt("lake runs overlap or are out of order"));
+        }
+        last_end = first + records.len() as i64;
     }
     let rows_per_group = rows_per_group.max(1);
     let mut writer = ArrowWriter::try_new(Vec::new(), lake_schema(), Some(lake_properties()?))?;
     let mut stats = Vec::new();
-    let mut offset = first_offset;
-    for group in records.chunks(rows_per_group) {
+    let groups = runs.iter().flat_map(|(first, records)| {
+        records
+            .chunks(rows_per_group)
+            .enumerate()
+            .map(move |(i, group)| (first + (i * rows_per_group) as i64, group))
+    });
+    for (offset, group) in groups {
         let n = group.len() as i64;
         let batch = RecordBatch::try_new(
             lake_schema(),
@@ -100,7 +124,6 @@ pub fn encode_lake(
         writer.flush()?;
         let (min, max) = timestamp_range(group);
         stats.push((group.len() as u32, min, max));
-        offset += n;
     }
     finish(writer, stats)
 }
@@ -158,5 +181,34 @@ mod tests {
             lake_key("orders", 3, 1000, 1024),
             "lake/orders/partition=3/00000000000000001000-00000000000000001024.parquet"
         );
+    }
+
+    #[test]
+    fn runs_leave_gaps_and_no_row_group_spans_one() {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let first: Vec<Record> = (0..5).map(record).collect();
+        let second: Vec<Record> = (8..11).map(record).collect();
+        let encoded = encode_lake_runs(0, &[(0, &first), (8, &second)], 4).expect("encodes");
+        let counts: Vec<u32> = encoded.chunks.iter().map(|c| c.record_count).collect();
+        assert_eq!(counts, [4, 1, 3], "a run's row groups end with it");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(encoded.data.clone())
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        let mut offsets = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let column = batch
+                .column_by_name(OFFSET)
+                .expect("offset column")
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int64")
+                .clone();
+            offsets.extend(column.values().iter().copied());
+        }
+        assert_eq!(offsets, [0, 1, 2, 3, 4, 8, 9, 10]);
+        assert!(encode_lake_runs(0, &[(8, &second), (0, &first)], 4).is_err());
+        assert!(encode_lake_runs(0, &[(0, &[])], 4).is_err());
     }
 }

@@ -21,7 +21,7 @@ mod schema;
 mod write;
 
 pub use error::{Result, SegmentError};
-pub use lake::{LAKE_DIR, encode_lake, lake_key, lake_schema};
+pub use lake::{LAKE_DIR, encode_lake, encode_lake_runs, lake_key, lake_schema};
 pub use layout::{SEGMENTS_DIR, segment_key};
 pub use read::SegmentFooter;
 pub use record::{Header, Record};

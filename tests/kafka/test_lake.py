@@ -315,3 +315,69 @@ def test_the_documented_duckdb_queries_run_as_written(s3_silt):
     by_partition, by_customer = results[-2], results[-1]
     assert [(p, n, last) for p, n, last, _ in by_partition] == [(0, 20, 19), (1, 20, 19)]
     assert by_customer == [("c0", 14), ("c1", 13), ("c2", 13)]
+
+
+def test_committed_transactions_reach_the_lake_and_aborted_ones_never_do(s3_silt):
+    node = s3_silt
+    create_topic(node.bootstrap, "tx-lake", 1)
+    plain = Producer({"bootstrap.servers": node.bootstrap})
+    txn = Producer({"bootstrap.servers": node.bootstrap, "transactional.id": "tx-lake-app",
+                    "linger.ms": 5})
+    txn.init_transactions(30)
+
+    def plain_records(values):
+        for v in values:
+            plain.produce("tx-lake", value=v.encode(), partition=0)
+        assert plain.flush(30) == 0
+
+    def transaction(values, commit):
+        txn.begin_transaction()
+        for v in values:
+            txn.produce("tx-lake", value=v.encode(), partition=0)
+        txn.flush(30)
+        (txn.commit_transaction if commit else txn.abort_transaction)(30)
+
+    plain_records(["p0", "p1"])
+    transaction(["c0", "c1", "c2"], commit=True)
+    transaction(["a0", "a1"], commit=False)
+    plain_records(["p2"])
+    transaction(["c3"], commit=True)
+    transaction(["a2", "a3"], commit=False)  # the log ends with its abort marker
+    committed = ["p0", "p1", "c0", "c1", "c2", "p2", "c3"]
+
+    report = compact(node)
+    assert report["lake_files_written"] >= 1, report
+
+    # A lake reader sees the committed records only, at their Kafka offsets: gaps where
+    # markers and aborted records were.
+    table = ds.dataset(f"{node.bucket}/lake/tx-lake", filesystem=s3_filesystem(), format="parquet",
+                       partitioning="hive").to_table().sort_by("offset")
+    values = [v.decode() for v in table.column("value").to_pylist()]
+    offsets = table.column("offset").to_pylist()
+    assert values == committed, values
+    assert offsets == [0, 1, 2, 3, 4, 9, 10], offsets  # markers at 5, 8, 11, 14; aborted 6-7, 12-13
+
+    # Kafka consumers, either isolation, read the same records across the gaps, and their
+    # position reaches the end of the log (past the last marker).
+    for isolation in ("read_committed", "read_uncommitted"):
+        consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": f"tx-lake-{isolation}",
+                             "isolation.level": isolation, "enable.auto.commit": False})
+        consumer.assign([TopicPartition("tx-lake", 0, 0)])
+        got, deadline = [], time.time() + 20
+        while time.time() < deadline:
+            msg = consumer.poll(0.3)
+            if msg is not None and msg.error() is None:
+                got.append((msg.offset(), msg.value().decode()))
+            position = consumer.position([TopicPartition("tx-lake", 0)])[0].offset
+            if len(got) >= len(committed) and position == 15:
+                break
+        consumer.close()
+        assert [v for _, v in got] == committed, (isolation, got)
+        assert [o for o, _ in got] == offsets, (isolation, got)
+        assert position == 15, (isolation, position)
+
+    # The HTTP door reads across the gaps too.
+    with urllib.request.urlopen(f"{node.http}/v1/topics/tx-lake/partitions/0/records?offset=0",
+                                timeout=30) as r:
+        body = json.loads(r.read())
+    assert [(r["offset"], r["value"]) for r in body["records"]] == list(zip(offsets, committed)), body

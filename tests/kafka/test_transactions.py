@@ -91,12 +91,18 @@ def test_committed_and_aborted_transactions_across_partitions_and_topics(silt):
     assert markers == ["commit", "abort"] * 3, markers
     assert len(records) == 6 * 3 + 6
 
-    # Compaction leaves the transactions' chunks raw: readers see exactly the same.
+    # Compaction merges the committed records into the lake and drops the aborted ones
+    # (as a compacted Kafka log would): read_committed sees exactly the same, at the same
+    # offsets; read_uncommitted no longer sees aborted records; markers keep their offsets.
     req = urllib.request.Request(f"{silt.http}/v1/admin/compact?min_age=0s", method="POST")
     with urllib.request.urlopen(req, timeout=60) as r:
         assert json.load(r)["errors"] == []
     assert sorted(read_all(silt.bootstrap, partitions, "read_committed")) == sorted(seen)
-    assert len(read_all(silt.bootstrap, partitions, "read_uncommitted")) == 6 * 12
+    assert sorted(read_all(silt.bootstrap, partitions, "read_uncommitted")) == sorted(seen)
+    with urllib.request.urlopen(url, timeout=30) as r:
+        records = json.load(r)["records"]
+    assert [rec["marker"] for rec in records if "marker" in rec] == ["commit", "abort"] * 3
+    assert len(records) == 3 * 3 + 6  # the committed transactions' records and every marker
 
 
 def test_an_open_transaction_holds_read_committed_consumers_at_its_first_offset(silt):
@@ -106,6 +112,8 @@ def test_an_open_transaction_holds_read_committed_consumers_at_its_first_offset(
         plain.produce("tx-open", value=f"before-{i}".encode(), partition=0)
     plain.flush(30)
     producer = transactional_producer(silt.bootstrap, "tx-open-app")
+    time.sleep(0.01)
+    opened_ms = int(time.time() * 1000)
     producer.begin_transaction()
     for i in range(5):
         producer.produce("tx-open", value=f"open-{i}".encode(), partition=0)
@@ -118,7 +126,16 @@ def test_an_open_transaction_holds_read_committed_consumers_at_its_first_offset(
                          "isolation.level": "read_committed"})
     low, high = consumer.get_watermark_offsets(TopicPartition("tx-open", 0), timeout=10)
     assert high == 3, "read_committed's end is the last stable offset"
+    # A lookup by time finds nothing read_committed may read yet; read_uncommitted finds
+    # the open transaction's first record.
+    by_time = consumer.offsets_for_times([TopicPartition("tx-open", 0, opened_ms)], timeout=10)
+    assert by_time[0].offset == -1, by_time
     consumer.close()
+    uncommitted = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "lso-probe-u",
+                            "isolation.level": "read_uncommitted"})
+    by_time = uncommitted.offsets_for_times([TopicPartition("tx-open", 0, opened_ms)], timeout=10)
+    assert by_time[0].offset == 3, by_time
+    uncommitted.close()
     values = [v for *_, v in read_all(silt.bootstrap, [("tx-open", 0)], "read_committed", 4)]
     assert values == [f"before-{i}".encode() for i in range(3)]
 
@@ -190,6 +207,58 @@ def test_consume_transform_produce_commits_the_input_offsets_with_the_output(sil
     committed = checker.committed([TopicPartition("ctp-in", 0)], timeout=10)
     checker.close()
     assert committed[0].offset == 20
+
+
+def test_offsets_sent_for_a_member_of_an_old_generation_are_refused(silt):
+    """KIP-447: after a rebalance, a zombie's offsets (sent with the group metadata of the
+    generation it was in) must not commit; the transaction is abortable."""
+    from confluent_kafka import KafkaError
+    create_topics(silt.bootstrap, ["zg-in", "zg-out"], 2)
+    conf = {"bootstrap.servers": silt.bootstrap, "group.id": "zombie-gen", "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 300, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+
+    def settle(consumers, seconds=30):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            for c in consumers:
+                c.poll(0.2)
+            if all(c.assignment() for c in consumers):
+                return
+        raise AssertionError("the group did not settle")
+
+    first = Consumer(conf)
+    first.subscribe(["zg-in"])
+    settle([first])
+    stale = first.consumer_group_metadata()
+    second = Consumer(conf)
+    second.subscribe(["zg-in"])
+    settle([first, second])
+    time.sleep(1)
+    settle([first, second])
+
+    producer = transactional_producer(silt.bootstrap, "zombie-gen-app")
+    producer.begin_transaction()
+    producer.produce("zg-out", value=b"zombie", partition=0)
+    with pytest.raises(KafkaException) as refused:
+        producer.send_offsets_to_transaction([TopicPartition("zg-in", 0, 1)], stale, 30)
+    error = refused.value.args[0]
+    assert error.code() in (KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID), error
+    assert error.txn_requires_abort(), error
+    producer.abort_transaction(30)
+
+    # The member's current generation commits.
+    owner = first if any(tp.partition == 0 for tp in first.assignment()) else second
+    producer.begin_transaction()
+    producer.produce("zg-out", value=b"current", partition=0)
+    producer.send_offsets_to_transaction([TopicPartition("zg-in", 0, 1)],
+                                         owner.consumer_group_metadata(), 30)
+    producer.commit_transaction(30)
+    committed = owner.committed([TopicPartition("zg-in", 0)], timeout=10)
+    assert committed[0].offset == 1, committed
+    first.close()
+    second.close()
+    out = [v for *_, v in read_all(silt.bootstrap, [("zg-out", 0)], "read_committed", 4)]
+    assert out == [b"current"]
 
 
 def test_a_producer_killed_mid_transaction_is_aborted_after_its_timeout(silt):

@@ -363,11 +363,20 @@ async fn list_one(
         LATEST | LATEST_TIERED if read_committed => Ok(Some((offsets.last_stable_offset, -1))),
         LATEST | LATEST_TIERED => Ok(Some((offsets.high_watermark, -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((offsets.log_start_offset, -1))),
-        t if t >= 0 => state
-            .reader
-            .offset_for_timestamp(topic, partition, t)
-            .await
-            .map_err(|e| reader_code(&e)),
+        // As Kafka: a record found past what the isolation level may read is no answer.
+        t if t >= 0 => {
+            let readable = if read_committed {
+                offsets.last_stable_offset
+            } else {
+                offsets.high_watermark
+            };
+            let found = state
+                .reader
+                .offset_for_timestamp(topic, partition, t)
+                .await
+                .map_err(|e| reader_code(&e))?;
+            Ok(found.filter(|(offset, _)| *offset < readable))
+        }
         // -3 (the record with the largest timestamp) and anything else.
         _ => Err(ResponseError::UnsupportedVersion.code()),
     }

@@ -116,6 +116,13 @@ pub(crate) async fn add_partitions(
     request: AddPartitionsToTxnRequest,
 ) -> Result<Bytes, KafkaError> {
     let mut response = AddPartitionsToTxnResponse::default();
+    // v4+ is the brokers' form (Kafka's brokers ask their coordinator, authorized as the
+    // cluster): batched transactions, each adding partitions or verifying them.
+    if ctx.version >= 4 && !state.allowed_on_cluster(ctx, AclOperation::ClusterAction) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return respond(ctx, &response);
+    }
+    let verify_only: Vec<bool> = request.transactions.iter().map(|t| t.verify_only).collect();
     // v0-3 name one transaction at the top level; v4+ batch them (brokers' verification).
     let transactions: Vec<AddedPartitions> = if ctx.version <= 3 {
         vec![(
@@ -145,13 +152,22 @@ pub(crate) async fn add_partitions(
             })
             .collect()
     };
-    for (id, producer_id, epoch, topics) in transactions {
+    for (i, (id, producer_id, epoch, topics)) in transactions.into_iter().enumerate() {
         let producer = ProducerIdentity { producer_id, epoch };
         let wanted: Vec<(String, i32)> = topics
             .iter()
             .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
             .collect();
-        let code = if !allowed(state, ctx, AclOperation::Write, &id) {
+        // Verification (KIP-890): whether each partition is in the producer's open
+        // transaction, changing nothing.
+        let verified = if ctx.version >= 4 && verify_only.get(i).copied().unwrap_or(false) {
+            Some(verify(state, &id, producer, ctx.version).await)
+        } else {
+            None
+        };
+        let code = if let Some(verified) = &verified {
+            verified.as_ref().err().copied().unwrap_or(0)
+        } else if !allowed(state, ctx, AclOperation::Write, &id) {
             ResponseError::TransactionalIdAuthorizationFailed.code()
         } else if wanted
             .iter()
@@ -180,7 +196,16 @@ pub(crate) async fn add_partitions(
                     .map(|p| {
                         let mut r = AddPartitionsToTxnPartitionResult::default();
                         r.partition_index = *p;
-                        r.partition_error_code = code;
+                        r.partition_error_code = match &verified {
+                            Some(Ok((in_txn, missing))) => {
+                                if in_txn.iter().any(|(t, q)| t == name && q == p) {
+                                    0
+                                } else {
+                                    *missing
+                                }
+                            }
+                            _ => code,
+                        };
                         r
                     })
                     .collect();
@@ -199,6 +224,36 @@ pub(crate) async fn add_partitions(
         }
     }
     respond(ctx, &response)
+}
+
+/// For a verification: the partitions in `producer`'s open transaction and the code for
+/// one that is not (INVALID_TXN_STATE; TRANSACTION_ABORTABLE from v5, which clients may
+/// abort and go on from), or the code for the whole transaction.
+async fn verify(
+    state: &KafkaState,
+    id: &str,
+    producer: ProducerIdentity,
+    version: i16,
+) -> Result<(Vec<(String, i32)>, i16), i16> {
+    let txn = state
+        .metadata
+        .transaction(id)
+        .await
+        .map_err(|e| txn_code(&e))?
+        .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
+    if txn.producer_id != producer.producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping.code());
+    }
+    if txn.epoch != producer.epoch {
+        return Err(ResponseError::ProducerFenced.code());
+    }
+    let missing = if version >= 5 {
+        ResponseError::TransactionAbortable.code()
+    } else {
+        ResponseError::InvalidTxnState.code()
+    };
+    let partitions = if txn.open { txn.partitions } else { Vec::new() };
+    Ok((partitions, missing))
 }
 
 pub(crate) async fn add_offsets(
@@ -260,6 +315,17 @@ pub(crate) async fn txn_offset_commit(
         .any(|o| !state.allowed(ctx, AclOperation::Read, ResourceType::Topic, &o.topic))
     {
         ResponseError::TopicAuthorizationFailed.code()
+    } else if let Err(e) = state
+        .groups
+        .check_txn_commit(
+            &group,
+            request.member_id.as_str(),
+            request.group_instance_id.as_deref(),
+            request.generation_id,
+        )
+        .await
+    {
+        crate::groups::group_code(&e)
     } else {
         let producer = ProducerIdentity {
             producer_id: request.producer_id.0,

@@ -472,6 +472,25 @@ impl GroupService for MetadataClient {
         }
     }
 
+    async fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        let request = GroupRequest::CheckTxnCommit {
+            group_id: group_id.into(),
+            member_id: member_id.into(),
+            instance: instance.map(str::to_string),
+            generation,
+        };
+        match self.call_group(request).await? {
+            GroupResponse::Done(r) => r,
+            other => Err(unexpected_group(&other)),
+        }
+    }
+
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<GroupOffset>, GroupError> {
         let request = GroupRequest::FetchOffsets {
             group_id: group_id.into(),

@@ -209,6 +209,17 @@ async fn serve_group(groups: &Coordinator, request: GroupRequest) -> GroupRespon
                 )
                 .await,
         ),
+        GroupRequest::CheckTxnCommit {
+            group_id,
+            member_id,
+            instance,
+            generation,
+        } => GroupResponse::Done(groups.check_txn_commit(
+            &group_id,
+            &member_id,
+            instance.as_deref(),
+            generation,
+        )),
         GroupRequest::FetchOffsets { group_id } => {
             GroupResponse::FetchedOffsets(groups.fetch_offsets(&group_id).await)
         }

@@ -187,6 +187,13 @@ pub enum GroupRequest {
         partitions: Vec<(String, i32)>,
     },
     ConsumerHeartbeat(ConsumerHeartbeat),
+    /// Checks a transactional offset commit's member and generation (KIP-447).
+    CheckTxnCommit {
+        group_id: String,
+        member_id: String,
+        instance: Option<String>,
+        generation: i32,
+    },
 }
 
 impl GroupRequest {
@@ -204,6 +211,7 @@ impl GroupRequest {
             Self::DeleteGroup { .. } => "delete_group",
             Self::DeleteOffsets { .. } => "delete_offsets",
             Self::ConsumerHeartbeat(_) => "consumer_group_heartbeat",
+            Self::CheckTxnCommit { .. } => "check_txn_commit",
         }
     }
 
@@ -211,7 +219,10 @@ impl GroupRequest {
     pub fn is_idempotent(&self) -> bool {
         matches!(
             self,
-            Self::FetchOffsets { .. } | Self::ListGroups | Self::DescribeGroup { .. }
+            Self::FetchOffsets { .. }
+                | Self::ListGroups
+                | Self::DescribeGroup { .. }
+                | Self::CheckTxnCommit { .. }
         )
     }
 }

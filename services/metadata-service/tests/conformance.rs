@@ -1398,14 +1398,14 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
         .await
         .expect("commit");
     let far = i64::MAX / 2;
-    let raw = store.raw_chunks("c", 0, far, 100).await.expect("raw");
+    let raw = store.raw_chunks("c", 0, 0, far, 100).await.expect("raw");
     assert_eq!(
         raw.iter().map(|c| c.base_offset).collect::<Vec<_>>(),
         [0, 3]
     );
     assert!(
         store
-            .raw_chunks("c", 0, 0, 100)
+            .raw_chunks("c", 0, 0, 0, 100)
             .await
             .expect("raw")
             .is_empty(),
@@ -1432,8 +1432,26 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
         kind: silt_metadata::BatchKind::Plain,
     };
     let new = [entry(0, 4, 0), entry(4, 1, 1)];
-    // A swap that does not cover the replaced offsets is refused.
-    assert!(store.replace_chunks("c", 0, &raw, &new[..1]).await.is_err());
+    // New entries out of order, or past the replaced offsets, are refused.
+    let swapped = [new[1].clone(), new[0].clone()];
+    assert!(store.replace_chunks("c", 0, &raw, &swapped).await.is_err());
+    assert!(
+        store
+            .replace_chunks("c", 0, &raw, &[entry(0, 6, 0)])
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .raw_chunks("c", 0, 3, far, 100)
+            .await
+            .expect("raw")
+            .iter()
+            .map(|c| c.base_offset)
+            .collect::<Vec<_>>(),
+        [3],
+        "from an offset on"
+    );
     store
         .replace_chunks("c", 0, &raw, &new)
         .await
@@ -1442,7 +1460,7 @@ async fn compaction_swaps_entries_and_gc_finds_unreferenced_segments(make: Maker
     assert_eq!(now, new, "readers now find the lake entries");
     assert!(
         store
-            .raw_chunks("c", 0, far, 100)
+            .raw_chunks("c", 0, 0, far, 100)
             .await
             .expect("raw")
             .is_empty()

@@ -75,16 +75,19 @@ macro_rules! metadata_api {
             /// What the compactor changes: raw chunks merged into lake objects, log starts
             /// moved by retention, objects nothing refers to any more.
             CompactionStore: LogStore {
-                /// Index entries of plain records (not a transaction's) of a partition still
-                /// in raw (ingest) segments written before `before_ms`, in offset order from
-                /// the lowest, at most `limit`: what the compactor may merge. Stops at the first entry that is not such
-                /// a one.
-                retry fn raw_chunks(topic: &str as String, partition: i32, before_ms: i64, limit: u32) -> Vec<$crate::ChunkEntry> => RawChunks;
+                /// Index entries of a partition still in raw (ingest) segments written
+                /// before `before_ms`, ending after `from`, in offset order, at most `limit`:
+                /// what the compactor may merge. Plain records, and transactions' records
+                /// and markers below the last stable offset (their transactions have ended).
+                /// Stops at the first entry written at or after `before_ms`.
+                retry fn raw_chunks(topic: &str as String, partition: i32, from: i64, before_ms: i64, limit: u32) -> Vec<$crate::ChunkEntry> => RawChunks;
                 /// Swaps index entries for the entries of one lake object, in one
-                /// transaction: `replaced` must be the partition's current entries for
-                /// exactly the offsets `new` covers (contiguous, same range), else nothing
-                /// changes and `Stale` is returned. Readers see the old entries or the new,
-                /// never both or neither.
+                /// transaction: `replaced` must be the partition's current entries for a
+                /// run of offsets (contiguous), `new` the lake object's entries inside it
+                /// (in order, with gaps where aborted records were dropped; none if every
+                /// record was), clear of the run's transaction markers, which stay. Else
+                /// nothing changes and `Stale` is returned. Readers see the old entries or
+                /// the new, never both or neither.
                 once fn replace_chunks(topic: &str as String, partition: i32, replaced: &[$crate::ChunkEntry] as Vec<$crate::ChunkEntry>, new: &[$crate::ChunkEntry] as Vec<$crate::ChunkEntry>) -> () => ReplaceChunks;
                 /// Moves a partition's log start forward to `offset` (never back, never past
                 /// the high watermark) and drops the index entries wholly below it

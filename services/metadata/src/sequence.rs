@@ -2,7 +2,7 @@
 //! of a producer in a partition, is a batch the next one, a retry, or refused?
 
 use crate::error::MetadataError;
-use crate::model::{ChunkCommit, ChunkEntry, ProducerBatch};
+use crate::model::{BatchKind, ChunkCommit, ChunkEntry, ProducerBatch};
 
 /// Batches of one producer kept per partition for duplicate detection, as in Kafka.
 pub(crate) const PRODUCER_BATCHES_KEPT: i64 = 5;
@@ -102,8 +102,9 @@ pub(crate) fn judge(
     SequenceCheck::Next
 }
 
-/// Checks the shape of a compaction swap: both sides non-empty, the new entries one object
-/// covering exactly the replaced offsets, contiguously. Returns the offset range.
+/// Checks the shape of a compaction swap: contiguous replaced entries, the new ones in one
+/// object, in order, inside the replaced offsets and clear of its markers (new may be
+/// empty when every replaced record was aborted). Returns the offset range.
 pub(crate) fn check_swap(
     replaced: &[ChunkEntry],
     new: &[ChunkEntry],
@@ -115,21 +116,34 @@ pub(crate) fn check_swap(
         return Err(invalid("nothing to replace"));
     };
     let (start, end) = (first.base_offset, last.end_offset());
-    let Some(lake) = new.first() else {
-        return Err(invalid("no new entries"));
-    };
+    // The new entries lie in one object, in order, within the replaced offsets and off
+    // the markers, which stay. Offsets between them held aborted records: gaps, as in
+    // a compacted Kafka log.
+    let markers: Vec<&ChunkEntry> = replaced
+        .iter()
+        .filter(|c| c.kind == BatchKind::Marker)
+        .collect();
     let mut next = start;
     for entry in new {
-        if entry.segment != lake.segment {
+        if entry.segment != new[0].segment {
             return Err(invalid("new entries span several objects"));
         }
-        if entry.base_offset != next || entry.record_count == 0 {
-            return Err(invalid("new entries are not contiguous"));
+        if entry.base_offset < next || entry.record_count == 0 {
+            return Err(invalid("new entries overlap or are out of order"));
+        }
+        if markers
+            .iter()
+            .any(|m| m.base_offset < entry.end_offset() && entry.base_offset < m.end_offset())
+        {
+            return Err(invalid("new entries overlap a transaction marker"));
         }
         next = entry.end_offset();
     }
-    if next != end {
-        return Err(invalid("new entries do not cover the replaced offsets"));
+    if next > end {
+        return Err(invalid("new entries go past the replaced offsets"));
+    }
+    if new.is_empty() && markers.len() == replaced.len() {
+        return Err(invalid("nothing but markers to replace"));
     }
     let mut expect = start;
     for entry in replaced {

@@ -9,7 +9,7 @@ use super::db::{Arg, args};
 use super::log::ChunkRows;
 use super::{SqlStore, placeholders};
 use crate::error::{MetadataError, Result};
-use crate::model::{ChunkEntry, PartitionOffsets};
+use crate::model::{BatchKind, ChunkEntry, PartitionOffsets};
 use crate::rows::{CHUNK_COLUMNS, RowRead, chunk_from_row, to_i64};
 use crate::sequence::{check_swap, same_entries};
 use crate::store::CompactionStore;
@@ -23,19 +23,26 @@ impl CompactionStore for SqlStore {
         &self,
         topic: &str,
         partition: i32,
+        from: i64,
         before_ms: i64,
         limit: u32,
     ) -> Result<Vec<ChunkEntry>> {
         let topic_id = self.topic_id(topic, partition).await?;
+        // Plain chunks, and transactions' chunks below the last stable offset: every
+        // transaction there has ended, so the aborted ranges say which records to keep.
         let sql = format!(
             "SELECT {CHUNK_COLUMNS}, s.created_at_ms AS segment_created_ms FROM chunks c \
              JOIN segments s ON s.id = c.segment_id \
-             WHERE c.topic_id = $1 AND c.partition = $2 AND s.kind = 'raw' AND c.batch_kind = 0 \
+             WHERE c.topic_id = $1 AND c.partition = $2 AND s.kind = 'raw' \
+             AND c.base_offset + c.record_count > $5 \
+             AND (c.batch_kind = 0 OR c.base_offset + c.record_count <= COALESCE( \
+               (SELECT MIN(o.first_offset) FROM open_transactions o \
+                WHERE o.topic_id = $1 AND o.partition = $2), $4)) \
              ORDER BY c.base_offset LIMIT $3"
         );
         let rows = self
             .pool
-            .fetch_all(&sql, args![&topic_id, partition, limit])
+            .fetch_all(&sql, args![&topic_id, partition, limit, i64::MAX, from])
             .await?;
         let mut out = Vec::new();
         for row in &rows {
@@ -89,12 +96,19 @@ impl CompactionStore for SqlStore {
                 reason: format!("the index of {topic}/{partition} changed during compaction"),
             });
         }
+        // Markers stay where they are (decision 0008): the lake holds records only.
         tx.execute(
-            "DELETE FROM chunks WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset < $4",
-            args![&topic_id, partition, start, end],
+            "DELETE FROM chunks WHERE topic_id = $1 AND partition = $2 AND base_offset >= $3 AND base_offset < $4 \
+             AND batch_kind <> $5",
+            args![&topic_id, partition, start, end, BatchKind::Marker.code()],
         )
         .await?;
-        let lake = &new[0].segment;
+        let Some(first) = new.first() else {
+            // Nothing but aborted records and markers: no lake object.
+            tx.commit().await?;
+            return Ok(());
+        };
+        let lake = &first.segment;
         let segment_id = tx
             .fetch_one(
                 "INSERT INTO segments (object_key, size, footer_len, footer_crc, created_at_ms, kind) \
