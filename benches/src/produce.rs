@@ -18,7 +18,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -64,6 +64,10 @@ pub struct Options {
     acks: String,
     #[arg(long)]
     idempotence: bool,
+    /// Transactional producers: each commits a transaction every this many records
+    /// (0: plain producers). Consumers then read read_committed.
+    #[arg(long, default_value_t = 0)]
+    transaction_records: usize,
     /// Silt's /metrics URL: report object-store requests and bytes of the run.
     #[arg(long)]
     metrics_url: Option<String>,
@@ -92,6 +96,11 @@ struct Outcome {
     produce_ack: Latency,
     end_to_end: Option<Latency>,
     records_consumed: u64,
+    transaction_records: usize,
+    transactions_committed: u64,
+    transactions_per_s: f64,
+    /// From the first send of a transaction to its commit's return.
+    transaction: Option<Latency>,
     object_store: Option<ObjectCounters>,
     object_puts_per_s: Option<f64>,
     broker_rss_bytes: Option<u64>,
@@ -141,6 +150,14 @@ fn tailing_consumer(
         )
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
+        .set(
+            "isolation.level",
+            if options.transaction_records > 0 {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for p in partitions {
@@ -157,6 +174,8 @@ struct Shared {
     consumed: AtomicU64,
     ack_latency: Mutex<Histogram<u64>>,
     e2e_latency: Mutex<Histogram<u64>>,
+    transactions: AtomicU64,
+    txn_latency: Mutex<Histogram<u64>>,
 }
 
 async fn consume(consumer: StreamConsumer, shared: Arc<Shared>) {
@@ -259,6 +278,84 @@ async fn produce(
     let _ = shared.ack_latency.lock().await.add(&local);
 }
 
+/// A transactional producer: transactions of `--transaction-records` records, each sent,
+/// acknowledged and committed before the next begins (as fast as the broker takes them).
+async fn produce_transactions(
+    producer: FutureProducer,
+    options: Arc<Options>,
+    topic: String,
+    shared: Arc<Shared>,
+) {
+    let mut local = histogram();
+    let mut transactions = histogram();
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ now_micros();
+    let value: Vec<u8> = (0..options.record_size.max(8))
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let deadline = Instant::now() + options.duration;
+    let mut sent: u64 = 0;
+    let mut key = String::new();
+    while Instant::now() < deadline {
+        let began = Instant::now();
+        if producer.begin_transaction().is_err() {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        let mut in_flight = FuturesUnordered::new();
+        for _ in 0..options.transaction_records {
+            let mut value = value.clone();
+            value[..8].copy_from_slice(&now_micros().to_be_bytes());
+            let mut record = FutureRecord::to(&topic).payload(&value[..]);
+            if options.keys > 0 {
+                key.clear();
+                key.push('k');
+                key.push_str(&(sent % options.keys).to_string());
+                record = record.key(key.as_str());
+            }
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    let at = Instant::now();
+                    in_flight.push(async move { (at, delivery.await) });
+                    sent += 1;
+                }
+                Err(_) => {
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut acks = Vec::new();
+        while let Some((at, result)) = in_flight.next().await {
+            acks.push((at.elapsed(), result.is_ok_and(|r| r.is_ok())));
+        }
+        let p = producer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(60)))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        // A record counts once its transaction has committed.
+        for (latency, ok) in acks {
+            if ok && committed {
+                let _ = local.record((latency.as_micros() as u64).max(1));
+                shared.acked.fetch_add(1, Ordering::Relaxed);
+            } else {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !committed {
+            break;
+        }
+        let _ = transactions.record((began.elapsed().as_micros() as u64).max(1));
+        shared.transactions.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = shared.ack_latency.lock().await.add(&local);
+    let _ = shared.txn_latency.lock().await.add(&transactions);
+}
+
 fn note<T, E>(
     local: &mut Histogram<u64>,
     shared: &Shared,
@@ -295,6 +392,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         consumed: AtomicU64::new(0),
         ack_latency: Mutex::new(histogram()),
         e2e_latency: Mutex::new(histogram()),
+        transactions: AtomicU64::new(0),
+        txn_latency: Mutex::new(histogram()),
     });
 
     // Consumers first, positioned at the end, so they see every record of the run.
@@ -318,15 +417,32 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let records_per_s =
         options.rate_mib * 1024.0 * 1024.0 / options.record_size as f64 / options.producers as f64;
     let mut producers = Vec::new();
-    for _ in 0..options.producers {
-        let producer: FutureProducer = client_config(&options)
+    for i in 0..options.producers {
+        let mut config = client_config(&options);
+        config
             .set("linger.ms", options.linger_ms.to_string())
             .set("acks", &options.acks)
             .set("compression.type", &options.compression)
             .set("enable.idempotence", options.idempotence.to_string())
             .set("queue.buffering.max.kbytes", "262144")
-            .set("message.timeout.ms", "120000")
-            .create()?;
+            .set("message.timeout.ms", "120000");
+        if options.transaction_records > 0 {
+            config.set("transactional.id", format!("{topic}-{i}"));
+        }
+        let producer: FutureProducer = config.create()?;
+        if options.transaction_records > 0 {
+            let p = producer.clone();
+            tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(60)))
+                .await?
+                .context("initialising the transactional producer")?;
+            producers.push(tokio::spawn(produce_transactions(
+                producer,
+                options.clone(),
+                topic.clone(),
+                shared.clone(),
+            )));
+            continue;
+        }
         producers.push(tokio::spawn(produce(
             producer,
             options.clone(),
@@ -390,6 +506,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let memory = options.broker_pid.and_then(rss);
     let failed = shared.failed.load(Ordering::Relaxed);
     let ack_latency = Latency::of(&*shared.ack_latency.lock().await);
+    let transactions = shared.transactions.load(Ordering::Relaxed);
+    let txn_latency = shared.txn_latency.lock().await;
     let e2e = shared.e2e_latency.lock().await;
     let outcome = Outcome {
         bootstrap: options.bootstrap.clone(),
@@ -407,6 +525,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         produce_ack: ack_latency,
         end_to_end: (!e2e.is_empty()).then(|| Latency::of(&e2e)),
         records_consumed: shared.consumed.load(Ordering::Relaxed),
+        transaction_records: options.transaction_records,
+        transactions_committed: transactions,
+        transactions_per_s: transactions as f64 / seconds,
+        transaction: (!txn_latency.is_empty()).then(|| Latency::of(&txn_latency)),
         object_puts_per_s: object_store
             .as_ref()
             .map(|o| o.requests.get("put").copied().unwrap_or(0.0) / seconds),
@@ -448,6 +570,15 @@ fn print_table(o: &Outcome) {
         o.records_per_s, o.mib_per_s, o.records_acked, o.records_failed, o.seconds
     );
     println!("produce ack     {}", o.produce_ack.line());
+    if let Some(t) = &o.transaction {
+        println!(
+            "transactions    {} committed, {:.1}/s, {} records each; begin → commit {}",
+            o.transactions_committed,
+            o.transactions_per_s,
+            o.transaction_records,
+            t.line()
+        );
+    }
     match &o.end_to_end {
         Some(e) => println!(
             "end to end      {}  ({} consumed)",

@@ -597,7 +597,11 @@ impl Group {
             })
             .map(|m| m.id.clone())
             .collect();
-        if !expired.is_empty() && self.state != GroupState::PreparingRebalance {
+        // As in Kafka, also while a rebalance waits for members to rejoin: one that has
+        // stopped heartbeating is gone, and the rebalance need not wait its whole
+        // rebalance timeout (max.poll.interval.ms) for it. Live members heartbeat
+        // through a rebalance until they rejoin.
+        if !expired.is_empty() {
             tracing::info!(group = %self.id, members = ?expired, "members expired (no heartbeat within their session timeout)");
             self.remove_members(&expired, now, timing);
         }
@@ -791,6 +795,37 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_rebalance_does_not_wait_for_a_member_whose_session_expired() {
+        let t = timing();
+        let now = Instant::now();
+        let mut group = Group::new("g");
+        let mut req = join_request(&Client::default(), 0);
+        req.group_instance_id = Some("pod-0".into());
+        req.rebalance_timeout = Duration::from_secs(300);
+        let Outcome::Wait(mut rx) = group.join(req.clone(), now, &t) else {
+            panic!("a static member joins at once");
+        };
+        group.tick(now + Duration::from_millis(400), &t);
+        assert!(rx.try_recv().expect("joined").error.is_none());
+        // pod-0 dies (no heartbeat from now); pod-1 joins and a rebalance begins.
+        req.group_instance_id = Some("pod-1".into());
+        let later = now + Duration::from_millis(500);
+        let Outcome::Wait(mut rx) = group.join(req, later, &t) else {
+            panic!("the join waits for the rebalance");
+        };
+        group.tick(now + Duration::from_millis(900), &t);
+        assert!(
+            rx.try_recv().is_err(),
+            "pod-0's session has not expired yet"
+        );
+        // Past pod-0's 1 s session, not its 300 s rebalance timeout, the join completes.
+        group.tick(now + Duration::from_millis(1600), &t);
+        let joined = rx.try_recv().expect("joined without the dead member");
+        assert!(joined.error.is_none(), "{:?}", joined.error);
+        assert_eq!(group.members.len(), 1);
     }
 
     proptest! {

@@ -209,6 +209,76 @@ def test_consume_transform_produce_commits_the_input_offsets_with_the_output(sil
     assert committed[0].offset == 20
 
 
+def test_consume_transform_produce_is_exactly_once_across_kills_of_the_app_and_of_silt(silt):
+    """The application (a group member, ctp_app.py) is killed -9 twice and Silt once, at
+    whatever point they are; each time it is restarted. At the end the output holds each
+    input exactly once and the group's offsets are at the end of the input. An app that
+    makes no progress for 20 s is killed and restarted too, as a liveness probe would: a
+    librdkafka producer whose broker dies between EndTxn's answer and the commit's
+    acknowledgement can hang in commit_transaction past its timeout."""
+    create_topics(silt.bootstrap, ["ctpk-in", "ctpk-out"], 2)
+    source = Producer({"bootstrap.servers": silt.bootstrap})
+    inputs = [f"{i}".encode() for i in range(300)]
+    for i, v in enumerate(inputs):
+        source.produce("ctpk-in", value=v, partition=i % 2)
+    assert source.flush(30) == 0
+    checker = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "ctpk"})
+
+    def committed():
+        try:
+            offsets = checker.committed([TopicPartition("ctpk-in", p) for p in range(2)], timeout=5)
+        except KafkaException:
+            return 0
+        return sum(max(tp.offset, 0) for tp in offsets)
+
+    app_log = open(Path(silt.data_dir) / "ctp_app.log", "ab")
+
+    def launch():
+        return subprocess.Popen([sys.executable, str(Path(__file__).parent / "ctp_app.py"),
+                                 silt.bootstrap], stdout=app_log, stderr=app_log)
+
+    app, restarts, kills = launch(), 0, []
+    plan = [(60, "app"), (130, "silt"), (200, "app")]
+    deadline = time.time() + 240
+    progress, moved = 0, time.time()
+    while progress < len(inputs) and time.time() < deadline:
+        now = committed()
+        if now != progress:
+            progress, moved = now, time.time()
+        elif time.time() - moved > 20:
+            app.kill()  # the liveness probe
+            moved = time.time()
+        if plan and progress >= plan[0][0]:
+            _, what = plan.pop(0)
+            kills.append(what)
+            if what == "app":
+                app.kill()
+                app.wait()
+            else:
+                silt.kill()
+                silt.start()
+        if app.poll() is not None:
+            app, restarts = launch(), restarts + 1
+        time.sleep(0.2)
+    app.kill()
+    app.wait()
+    progress = committed()
+    checker.close()
+    tail = (Path(silt.data_dir) / "ctp_app.log").read_text(errors="replace")[-3000:]
+    assert kills == ["app", "silt", "app"] and progress == len(inputs), (kills, progress, restarts, tail)
+    out = read_all(silt.bootstrap, [("ctpk-out", 0), ("ctpk-out", 1)], "read_committed", 10)
+    values = sorted(v for *_, v in out)
+    assert values == sorted(b"x" + v for v in inputs), (len(values), len(set(values)))
+    final = Consumer({"bootstrap.servers": silt.bootstrap, "group.id": "ctpk"})
+    offsets = final.committed([TopicPartition("ctpk-in", p) for p in range(2)], timeout=10)
+    final.close()
+    assert [tp.offset for tp in offsets] == [150, 150], offsets
+    # Each partition's output in input order.
+    for p in range(2):
+        mine = [v for t, q, _, v in sorted(out, key=lambda r: (r[1], r[2])) if q == p]
+        assert mine == [b"x" + v for i, v in enumerate(inputs) if i % 2 == p]
+
+
 def test_offsets_sent_for_a_member_of_an_old_generation_are_refused(silt):
     """KIP-447: after a rebalance, a zombie's offsets (sent with the group metadata of the
     generation it was in) must not commit; the transaction is abortable."""
