@@ -423,11 +423,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .set("linger.ms", options.linger_ms.to_string())
             .set("acks", &options.acks)
             .set("compression.type", &options.compression)
-            .set("enable.idempotence", options.idempotence.to_string())
+            // (Transactions imply idempotence; librdkafka refuses it set to false.)
+            .set(
+                "enable.idempotence",
+                (options.idempotence || options.transaction_records > 0).to_string(),
+            )
             .set("queue.buffering.max.kbytes", "262144")
             .set("message.timeout.ms", "120000");
         if options.transaction_records > 0 {
-            config.set("transactional.id", format!("{topic}-{i}"));
+            // librdkafka wants a record's timeout within the transaction's.
+            config
+                .set("transactional.id", format!("{topic}-{i}"))
+                .set("message.timeout.ms", "60000")
+                .set("transaction.timeout.ms", "60000");
         }
         let producer: FutureProducer = config.create()?;
         if options.transaction_records > 0 {

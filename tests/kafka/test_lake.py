@@ -381,3 +381,19 @@ def test_committed_transactions_reach_the_lake_and_aborted_ones_never_do(s3_silt
                                 timeout=30) as r:
         body = json.loads(r.read())
     assert [(r["offset"], r["value"]) for r in body["records"]] == list(zip(offsets, committed)), body
+
+    # An open transaction's records stay out of the lake until it commits.
+    txn.begin_transaction()
+    txn.produce("tx-lake", value=b"late", partition=0)
+    txn.flush(30)
+    compact(node)
+
+    def lake_values():
+        table = ds.dataset(f"{node.bucket}/lake/tx-lake", filesystem=s3_filesystem(),
+                           format="parquet", partitioning="hive").to_table().sort_by("offset")
+        return [v.decode() for v in table.column("value").to_pylist()]
+
+    assert lake_values() == committed
+    txn.commit_transaction(30)
+    compact(node)
+    assert lake_values() == committed + ["late"]
