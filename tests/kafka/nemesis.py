@@ -161,17 +161,37 @@ class TxnWriter:
 
 
 def read_committed(bootstrap, topic, partitions):
-    """Every value of `topic` a read_committed consumer sees from the start."""
+    """Every value of `topic` a read_committed consumer sees from the start, read until its
+    position in every partition reaches the last stable offset (a node just restarted by
+    the heal may take a while to answer: a quiet period alone could end before the first
+    record)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"nemesis-check-{time.time()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    values, quiet = [], time.time()
-    while time.time() - quiet < 8:
+    wanted = [TopicPartition(topic, p, 0) for p in range(partitions)]
+    consumer.assign(wanted)
+    values, errors, ends = [], Counter(), None
+    deadline = time.time() + 180
+    while time.time() < deadline:
         msg = consumer.poll(0.5)
         if msg is not None and msg.error() is None:
             values.append(msg.value().decode())
-            quiet = time.time()
+            continue
+        if msg is not None:
+            errors[str(msg.error())] += 1
+        try:
+            if ends is None:
+                ends = [consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in wanted]
+            positions = [tp.offset for tp in consumer.position(wanted)]
+        except KafkaException as e:
+            errors[str(e)] += 1
+            continue
+        if all(p >= end for p, end in zip(positions, ends)):
+            break
+    else:
+        print(f"read_committed of {topic}: did not reach {ends} by the deadline", flush=True)
     consumer.close()
+    if errors:
+        print(f"read_committed of {topic}: errors {dict(errors)}", flush=True)
     return values
 
 

@@ -602,3 +602,96 @@ def test_unknown_users_look_like_known_ones(secured, certs):  # noqa: F811
     again_ghost = scram_server_first(node, certs, "ghost")
     assert again_alice["s"] == alice["s"]
     assert again_ghost["s"] == ghost["s"], "an unknown user's salt changed with a restart"
+
+
+class SseReader:
+    """Reads a Server-Sent Events stream in a thread: `events` holds (event, data) pairs
+    as they come; `ended` is set when the server closes the stream."""
+
+    def __init__(self, node, path, user, password):
+        import threading
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(f"{node.http}{path}",
+                                         headers={"Authorization": f"Basic {pair}"})
+        self.response = urllib.request.urlopen(request, timeout=60, context=node.ssl_context)
+        self.events, self.ended = [], threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        event, data = "message", []
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif not line and data:
+                    self.events.append((event, "\n".join(data)))
+                    event, data = "message", []
+        except OSError:
+            pass
+        self.ended.set()
+
+    def values(self):
+        return [json.loads(d)["value"] for e, d in self.events if e == "record"]
+
+    def wait_for(self, predicate, seconds=20):
+        deadline = time.time() + seconds
+        while time.time() < deadline and not predicate():
+            time.sleep(0.1)
+        return predicate()
+
+
+def test_an_open_stream_ends_when_its_access_is_revoked(secured, certs):  # noqa: F811
+    """A live tail (SSE) checks its caller again before it sends anything: a removed Read
+    ACL ends it at once, a deleted user at the next records, and neither sees a record
+    written after."""
+    from confluent_kafka.admin import UserScramCredentialDeletion
+    node = secured
+    admin = AdminClient(sasl_config(node, certs, "admin"))
+    for t in admin.create_topics([NewTopic("feed", num_partitions=1)]).values():
+        t.result(30)
+    for f in admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+            "erin", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+            b"erin-secret")]).values():
+        f.result(30)
+    read = AclBinding(ResourceType.TOPIC, "feed", ResourcePatternType.LITERAL, "User:erin", "*",
+                      AclOperation.READ, AclPermissionType.ALLOW)
+    for f in admin.create_acls([read]).values():
+        f.result(30)
+    producer = Producer(sasl_config(node, certs, "admin"))
+
+    def produce(value):
+        producer.produce("feed", value=value, partition=0)
+        assert producer.flush(30) == 0
+
+    # A removed ACL ends the stream at once, before the next record.
+    stream = SseReader(node, "/v1/topics/feed/partitions/0/stream?offset=0", "erin", "erin-secret")
+    produce("one")
+    assert stream.wait_for(lambda: stream.values() == ["one"]), stream.events
+    for f in admin.delete_acls([AclBindingFilter(
+            ResourceType.TOPIC, "feed", ResourcePatternType.LITERAL, "User:erin", None,
+            AclOperation.ANY, AclPermissionType.ANY)]).values():
+        f.result(30)
+    assert stream.ended.wait(10), "the stream outlived its ACL"
+    produce("two")
+    assert stream.values() == ["one"]
+    assert [json.loads(d)["code"] for e, d in stream.events if e == "error"] == ["forbidden"]
+
+    # A deleted user's stream ends at its next records, without them.
+    for f in admin.create_acls([read]).values():
+        f.result(30)
+    stream = SseReader(node, "/v1/topics/feed/partitions/0/stream?offset=0", "erin", "erin-secret")
+    assert stream.wait_for(lambda: stream.values() == ["one", "two"]), stream.events
+    for f in admin.alter_user_scram_credentials([UserScramCredentialDeletion(
+            "erin", ScramMechanism.SCRAM_SHA_512)]).values():
+        f.result(30)
+    produce("three")
+    assert stream.ended.wait(15), "the stream outlived its user"
+    assert stream.values() == ["one", "two"]
+    assert [json.loads(d)["code"] for e, d in stream.events if e == "error"] == ["unauthenticated"]
+    status, _ = http(node, "/v1/topics/feed/partitions/0/records?offset=0",
+                     auth=("basic", "erin", "erin-secret"))
+    assert status == 401

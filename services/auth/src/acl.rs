@@ -39,6 +39,8 @@ pub struct Authorizer {
     metadata: Arc<dyn SecurityStore>,
     bindings: RwLock<Arc<Index>>,
     reloading: tokio::sync::Mutex<()>,
+    /// Bumped at each reload: long-lived answers wait on it to check their caller again.
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -162,6 +164,7 @@ impl Authorizer {
             metadata,
             bindings: RwLock::new(Arc::new(Index::default())),
             reloading: tokio::sync::Mutex::new(()),
+            reloads: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -190,7 +193,14 @@ impl Authorizer {
             .bindings
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Index::new(fresh));
+        self.reloads.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// A receiver that sees each reload of the bindings (local changes at once, other
+    /// nodes' within the refresh period).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
     /// Refreshes the bindings every `every` until `stop` (changes made through other

@@ -86,12 +86,16 @@ pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// A new random bearer token (URL-safe, 256 bits).
+/// A new random bearer token (URL-safe, 256 bits, prefixed `silt_`: a token starting with
+/// `-` read as an option by command lines, `silt groups list --token -x…` among them).
 pub fn new_token() -> String {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes).expect("the system random generator works");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    format!(
+        "silt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// The name of the cluster secret stand-in credentials derive from.
@@ -297,6 +301,7 @@ mod tests {
     #[test]
     fn token_hashes_round_trip() {
         let token = new_token();
+        assert!(token.starts_with("silt_"), "never a leading '-': {token}");
         let hex = token_sha256_hex(&token);
         let parsed = parse_sha256_hex(&hex).expect("hex");
         assert_eq!(

@@ -31,10 +31,22 @@ pub struct HttpSecurity {
 }
 
 /// The authenticated caller of a request (anonymous when authentication is off).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Caller {
     pub principal: Principal,
     pub peer: Option<SocketAddr>,
+    /// The credentials it authenticated with (the Authorization header), so a long-lived
+    /// answer can check them again: a deleted user or a changed password ends it.
+    credentials: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("principal", &self.principal)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Caller {
@@ -42,6 +54,7 @@ impl Caller {
         Self {
             principal: Principal::anonymous(),
             peer: None,
+            credentials: None,
         }
     }
 }
@@ -69,6 +82,54 @@ impl AppState {
             metrics::counter!("silt_authorization_denied_total", "door" => "http").increment(1);
         }
         allowed
+    }
+
+    /// For long-lived answers (streams, long polls): `Ok` if the caller's credentials still
+    /// name the same principal (401 when the user was deleted or its password changed;
+    /// 503 when they cannot be checked now) and it may still `op` the resource (403).
+    pub(crate) async fn recheck(
+        &self,
+        caller: &Caller,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<(), HttpError> {
+        let Some(security) = &self.security else {
+            return Ok(());
+        };
+        if let Some(header) = &caller.credentials {
+            match authenticate(security, header, caller.peer).await {
+                Ok(principal) if principal == caller.principal => {}
+                Ok(_) => {
+                    return Err(HttpError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        "the credentials now name another principal",
+                    ));
+                }
+                Err(reason) if reason == UNAVAILABLE => {
+                    return Err(HttpError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        reason,
+                    ));
+                }
+                Err(reason) => {
+                    return Err(HttpError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        format!("the credentials are no longer valid: {reason}"),
+                    ));
+                }
+            }
+        }
+        self.authorize(caller, op, resource_type, name)
+    }
+
+    /// Something that changes when ACLs may have changed (each reload of them): long-lived
+    /// answers wait on it to check their caller again at once.
+    pub(crate) fn acl_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.security.as_ref().map(|s| s.authorizer.changes())
     }
 
     /// `Ok` if the caller may `op` the resource, else 403.
@@ -246,8 +307,8 @@ pub(crate) async fn guard(
         .get(AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .map(str::to_string);
-    let principal = match header {
-        Some(header) => match authenticate(&security, &header, peer).await {
+    let principal = match &header {
+        Some(header) => match authenticate(&security, header, peer).await {
             Ok(p) => p,
             Err(reason) if reason == UNAVAILABLE => {
                 return HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason)
@@ -260,7 +321,11 @@ pub(crate) async fn guard(
         }
         None => Principal::anonymous(),
     };
-    let caller = Caller { principal, peer };
+    let caller = Caller {
+        principal,
+        peer,
+        credentials: header.map(Arc::from),
+    };
     let acls_on = security.authorizer.enabled();
     match route
         .as_deref()

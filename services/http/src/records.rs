@@ -4,20 +4,22 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use silt_ingest::ProduceRefusal;
+use silt_metadata::{AclOperation, ResourceType};
 use silt_reader::{FetchRequest, ReadRecord};
 use silt_segment::{Header, Record};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::HttpError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -357,6 +359,7 @@ fn record_out(r: &ReadRecord, encoding: Encoding) -> RecordOut {
         (status = 416, description = "offset out of range", body = crate::ErrorBody)))]
 pub(crate) async fn consume(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((topic, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<ConsumeQuery>,
 ) -> Result<Json<ConsumeResponse>, HttpError> {
@@ -392,7 +395,19 @@ pub(crate) async fn consume(
         // Committed records only, unless asked: never an open or aborted transaction's.
         read_committed: committed,
     };
+    let asked = std::time::Instant::now();
     let mut result = state.reader.fetch(&request).await?;
+    // A long poll that waited answers only if its caller may still read.
+    if asked.elapsed() >= Duration::from_secs(1) {
+        state
+            .recheck(
+                &caller,
+                AclOperation::Read,
+                ResourceType::Topic,
+                &request.topic,
+            )
+            .await?;
+    }
     if committed {
         state
             .reader
@@ -436,6 +451,10 @@ struct Tail {
     request: FetchRequest,
     encoding: Encoding,
     done: bool,
+    /// Who reads: checked again before every round (at most `max_wait` apart) and at
+    /// once when ACLs are reloaded, so revoked access ends the stream.
+    caller: Caller,
+    acl_changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 fn error_event(e: HttpError) -> Event {
@@ -448,7 +467,41 @@ async fn tail_round(mut tail: Tail) -> Option<(Vec<Event>, Tail)> {
     if tail.done {
         return None;
     }
-    let fetched = match tail.state.reader.fetch(&tail.request).await {
+    // Reloads up to now are covered by the check below; the wait wakes on later ones.
+    if let Some(changes) = &mut tail.acl_changes {
+        changes.borrow_and_update();
+    }
+    let woken = {
+        let fetch = tail.state.reader.fetch(&tail.request);
+        match tail.acl_changes.as_mut() {
+            // A reload of the ACLs ends the wait: the next round checks the caller first.
+            Some(changes) => tokio::select! {
+                fetched = fetch => Some(fetched),
+                Ok(()) = changes.changed() => None,
+            },
+            None => Some(fetch.await),
+        }
+    };
+    // Nothing is sent without checking the caller again first: a deleted user, a changed
+    // password or a removed ACL ends the stream (at once on an ACL reload, else at the
+    // next records or within `max_wait`).
+    if let Err(e) = tail
+        .state
+        .recheck(
+            &tail.caller,
+            AclOperation::Read,
+            ResourceType::Topic,
+            &tail.request.topic,
+        )
+        .await
+    {
+        tail.done = true;
+        return Some((vec![error_event(e)], tail));
+    }
+    let Some(fetched) = woken else {
+        return Some((Vec::new(), tail));
+    };
+    let fetched = match fetched {
         Ok(mut result) => tail
             .state
             .reader
@@ -494,6 +547,7 @@ async fn tail_round(mut tail: Tail) -> Option<(Vec<Event>, Tail)> {
         (status = 416, body = crate::ErrorBody)))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath((topic, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<StreamQuery>,
     headers: axum::http::HeaderMap,
@@ -541,9 +595,11 @@ pub(crate) async fn stream(
             max_wait: Duration::from_secs(10),
             read_committed: true,
         },
-        state,
         encoding: query.encoding.unwrap_or_default(),
         done: false,
+        acl_changes: state.acl_changes(),
+        caller,
+        state,
     };
     use futures::StreamExt;
     let events = futures::stream::unfold(tail, tail_round)

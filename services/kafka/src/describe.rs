@@ -73,10 +73,11 @@ pub(crate) async fn describe(
     respond(ctx, &response)
 }
 
-/// DescribeProducers: the idempotent producers each partition remembers (their last
-/// batch's epoch and sequence), as `kafka-transactions.sh describe-producers` and
-/// consoles show them. Transactions do not exist yet: no coordinator epoch, no open
-/// transaction.
+/// DescribeProducers: the producers each partition remembers (their last batch's epoch
+/// and sequence, and where their open transaction starts here), as
+/// `kafka-transactions.sh describe-producers` and consoles show them (to find a hanging
+/// transaction). There is no coordinator epoch: the coordinator's state is in the
+/// metadata store.
 pub(crate) async fn describe_producers(
     state: &KafkaState,
     ctx: &RequestContext,
@@ -116,7 +117,7 @@ pub(crate) async fn describe_producers(
                             s.last_sequence = p.last_sequence;
                             s.last_timestamp = -1;
                             s.coordinator_epoch = -1;
-                            s.current_txn_start_offset = -1;
+                            s.current_txn_start_offset = p.txn_start_offset.unwrap_or(-1);
                             s
                         })
                         .collect();

@@ -2031,12 +2031,14 @@ async fn a_partition_remembers_its_producers_last_batches(make: Maker) {
             epoch: 0,
             last_sequence: 8,
             last_base_offset: 10,
+            txn_start_offset: None,
         },
         ProducerState {
             producer_id: b.producer_id,
             epoch: 0,
             last_sequence: 2,
             last_base_offset: 7,
+            txn_start_offset: None,
         },
     ];
     expected.sort_by_key(|p| p.producer_id);

@@ -129,6 +129,9 @@ pub struct ProducerState {
     pub last_sequence: i32,
     /// Where that batch starts.
     pub last_base_offset: i64,
+    /// The first offset here of its open transaction, if it has one.
+    #[serde(default)]
+    pub txn_start_offset: Option<i64>,
 }
 
 /// Where a transactional id stands (decision 0008).

@@ -620,7 +620,10 @@ impl ProducerStore for SqlStore {
         let rows = self
             .pool
             .fetch_all(
-                "SELECT b.producer_id, b.epoch, b.last_seq, b.base_offset FROM producer_batches b \
+                "SELECT b.producer_id, b.epoch, b.last_seq, b.base_offset, \
+                 (SELECT o.first_offset FROM open_transactions o WHERE o.topic_id = b.topic_id \
+                  AND o.partition = b.partition AND o.producer_id = b.producer_id) AS txn_start \
+                 FROM producer_batches b \
                  WHERE b.topic_id = $1 AND b.partition = $2 AND b.id = (SELECT MAX(id) \
                  FROM producer_batches WHERE producer_id = b.producer_id AND topic_id = $1 \
                  AND partition = $2) ORDER BY b.producer_id",
@@ -636,6 +639,7 @@ impl ProducerStore for SqlStore {
                     })?,
                     last_sequence: i32_of(r, "last_seq")?,
                     last_base_offset: r.int("base_offset")?,
+                    txn_start_offset: r.opt_int("txn_start")?,
                 })
             })
             .collect()
