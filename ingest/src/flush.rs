@@ -227,6 +227,9 @@ fn fail_all(waiters: ChunkWaiters, error: &IngestError) {
     }
 }
 
+/// At most one "segment write failed" warning this often.
+const WRITE_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Commits written segments one at a time, in the order they were cut, so that records
 /// appended in order to a partition get increasing offsets.
 pub(crate) async fn run_committer(
@@ -234,12 +237,22 @@ pub(crate) async fn run_committer(
     metadata: Arc<dyn LogStore>,
     report_buffered: impl Fn(),
 ) {
+    // A store that keeps failing (a full disk) fails every segment: one warning per
+    // WRITE_WARNING_EVERY, with how many failed since the last.
+    let mut warned: Option<std::time::Instant> = None;
+    let mut failed_since = 0u64;
     while let Some(InFlight { written, waiters }) = queue.recv().await {
         report_buffered();
         let written = match written.await {
             Ok(Ok(written)) => written,
             Ok(Err(e)) => {
-                warn!(error = %e, "segment write failed");
+                failed_since += 1;
+                if warned.is_none_or(|at| at.elapsed() >= WRITE_WARNING_EVERY) {
+                    warn!(error = %e, failed_since_last_warning = failed_since, "segment write failed");
+                    warned = Some(std::time::Instant::now());
+                    failed_since = 0;
+                }
+                metrics::counter!("silt_ingest_segment_write_failures_total").increment(1);
                 fail_all(waiters, &e);
                 continue;
             }

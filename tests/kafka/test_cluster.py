@@ -2,7 +2,9 @@
 S3 server) driven by real Kafka clients, with processes killed and PostgreSQL restarted
 under load."""
 
+import json
 import threading
+import urllib.error
 import urllib.request
 import time
 
@@ -275,3 +277,34 @@ def test_nodes_recover_when_postgresql_restarts_under_load(ha_cluster):
     # Writes work again through both nodes.
     for node in (a, b):
         http_json(f"{node.http}/v1/topics/pg/records", {"records": [{"value": f"after-{node.name}"}]})
+
+
+def test_health_answers_within_a_second_while_the_metadata_service_is_down(cluster):
+    """With every metadata process dead, /healthz and /readyz still answer at once, 503
+    naming the metadata store (they waited ~30 s on the store's retries before); once it
+    is back, 200 again."""
+    node = cluster.nodes[0]
+
+    def get(path):
+        started = time.time()
+        try:
+            with urllib.request.urlopen(f"{node.http}{path}", timeout=30) as r:
+                return r.status, json.loads(r.read()), time.time() - started
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read()), time.time() - started
+
+    assert get("/healthz")[0] == 200
+    for m in cluster.metadata:
+        m.kill()
+    time.sleep(1.5)  # past the reuse of the last probe's answer
+    for path in ("/healthz", "/readyz", "/healthz"):
+        status, body, took = get(path)
+        assert status == 503 and body["code"] == "metadata_unavailable", (path, body)
+        assert took < 2.5, f"{path} took {took:.1f} s"
+    for m in cluster.metadata:
+        m.start()
+    cluster.wait_for_active()
+    deadline = time.time() + 30
+    while time.time() < deadline and get("/healthz")[0] != 200:
+        time.sleep(0.5)
+    assert get("/healthz")[0] == 200

@@ -19,6 +19,7 @@ mod settings;
 mod topics;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::CONTENT_TYPE;
@@ -57,6 +58,83 @@ pub struct AppState {
     pub security: Option<HttpSecurity>,
     /// What `GET /readyz` checks beyond the metadata store (the object store).
     pub readiness: Option<Arc<dyn Readiness>>,
+    /// The last answers of the health checks' probes.
+    probes: Arc<Probes>,
+}
+
+/// How long a health or readiness check waits for a dependency before it reports it down:
+/// an orchestrator's probe gets an answer within about this long, whatever is down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a probe's answer is reused: health checks many times a second cost the
+/// dependencies one probe a second each.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
+
+/// One dependency's probe: its last answer, with when it was taken, and whether one is
+/// running (one at a time, however many checks come: health checks are unauthenticated).
+#[derive(Default)]
+struct ProbeSlot {
+    last: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    running: std::sync::atomic::AtomicBool,
+}
+
+/// The probes of each dependency.
+#[derive(Default)]
+struct Probes {
+    metadata: Arc<ProbeSlot>,
+    store: Arc<ProbeSlot>,
+}
+
+/// A probe's answer: the last one if fresh, else a new one, waited for at most
+/// [`PROBE_TIMEOUT`] (a slower probe still finishes, and its answer is kept). While a
+/// probe is already running, the checks that come meanwhile wait for its answer the same
+/// way, without starting another.
+async fn probe<F>(slot: &Arc<ProbeSlot>, what: &str, check: F) -> Result<(), String>
+where
+    F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    use std::sync::atomic::Ordering;
+    let fresh = |slot: &ProbeSlot| {
+        slot.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < PROBE_REUSE)
+            .map(|(_, answer)| answer.clone())
+    };
+    if let Some(answer) = fresh(slot) {
+        return answer;
+    }
+    let asked = std::time::Instant::now();
+    if !slot.running.swap(true, Ordering::AcqRel) {
+        /// Lets the next probe start however this one ends (a panic included).
+        struct Done(Arc<ProbeSlot>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.running.store(false, Ordering::Release);
+            }
+        }
+        let done = Done(slot.clone());
+        tokio::spawn(async move {
+            let answer = check.await;
+            *done.0.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((std::time::Instant::now(), answer));
+            drop(done);
+        });
+    }
+    // The answer of the probe running now: newer than this check's arrival.
+    while asked.elapsed() < PROBE_TIMEOUT {
+        if let Some((at, answer)) = slot.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && *at >= asked
+        {
+            return answer.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(format!(
+        "the {what} did not answer within {} s",
+        PROBE_TIMEOUT.as_secs()
+    ))
 }
 
 impl AppState {
@@ -79,7 +157,28 @@ impl AppState {
             faults: None,
             security: None,
             readiness: None,
+            probes: Arc::default(),
         }
+    }
+
+    /// Whether the metadata store answers (within [`PROBE_TIMEOUT`]; 503 naming it if not).
+    async fn metadata_answers(&self) -> Result<(), HttpError> {
+        let metadata = self.metadata.clone();
+        probe(&self.probes.metadata, "metadata store", async move {
+            metadata
+                .topics()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("the metadata store does not answer: {e}"))
+        })
+        .await
+        .map_err(|reason| {
+            HttpError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "metadata_unavailable",
+                reason,
+            )
+        })
     }
 
     /// Lets `POST /v1/admin/compact` run passes of this compactor.
@@ -168,8 +267,8 @@ pub fn router(state: AppState) -> Router {
 #[utoipa::path(get, tag = "health", operation_id = "health", summary = "Liveness: the process serves",
     path = "/healthz", responses((status = 200, description = "The node is serving")))]
 async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
-    // Touch the metadata store so a broken store shows up as unhealthy.
-    state.metadata.topics().await?;
+    // Touch the metadata store so a broken store shows up as unhealthy, within a second.
+    state.metadata_answers().await?;
     Ok(Json(serde_json::json!({"status": "ok"})))
 }
 
@@ -178,9 +277,13 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     (status = 200, description = "The node can do its job: metadata and object store answer"),
     (status = 503, body = crate::ErrorBody, description = "What does not work, and what to change")))]
 async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, HttpError> {
-    state.metadata.topics().await?;
-    if let Some(readiness) = &state.readiness {
-        readiness.check().await.map_err(|reason| {
+    state.metadata_answers().await?;
+    if let Some(readiness) = state.readiness.clone() {
+        probe(&state.probes.store, "object store", async move {
+            readiness.check().await
+        })
+        .await
+        .map_err(|reason| {
             HttpError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
