@@ -15,6 +15,12 @@ use crate::config::ReaderConfig;
 use crate::error::ReaderError;
 use crate::wait::PartitionWatch;
 
+/// Most time one read spends loading chunks once it has records to answer with.
+const READ_BUDGET: Duration = Duration::from_millis(500);
+
+/// Chunks loaded at once by one read (each may be a GET when not cached).
+const CHUNK_LOADS: usize = 8;
+
 /// What to read: records of one partition from `offset` on.
 #[derive(Debug, Clone)]
 pub struct FetchRequest {
@@ -234,11 +240,20 @@ impl Reader {
         req: &FetchRequest,
         high_watermark: i64,
     ) -> Result<Vec<ReadRecord>, ReaderError> {
+        use futures::StreamExt;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let mut position = req.offset;
         let max_records = req.max_records.max(1);
+        let started = Instant::now();
         'lookup: while position < high_watermark {
+            // A read of many small chunks not in the cache (a transactional producer's
+            // batches of a few records, each in another object) costs a GET each: answer
+            // with what has been read once READ_BUDGET is spent, so a client's request
+            // never times out waiting (it asks again from where this answer ends).
+            if !out.is_empty() && started.elapsed() >= READ_BUDGET {
+                break;
+            }
             let chunks = self
                 .metadata
                 .chunks_from(
@@ -251,15 +266,24 @@ impl Reader {
             if chunks.is_empty() {
                 break;
             }
-            for chunk in &chunks {
+            // Chunks below the end, loaded CHUNK_LOADS at a time, taken in order.
+            let wanted = chunks
+                .iter()
+                .take_while(|c| c.base_offset < high_watermark)
+                .count();
+            // (Futures collected first: a stream over a closure borrowing `self` trips the
+            // compiler's Send inference in the doors' spawned handlers.)
+            let futures: Vec<_> = chunks[..wanted]
+                .iter()
+                .map(|chunk| self.load_tagged(chunk))
+                .collect();
+            let mut loads = futures::stream::iter(futures).buffered(CHUNK_LOADS);
+            while let Some((chunk, loaded)) = loads.next().await {
                 // Offsets the index has no entry for held aborted transactions' records,
                 // dropped when the compactor merged their neighbours: a gap, as in a
                 // compacted Kafka log (a marker always follows it).
-                if chunk.base_offset >= high_watermark {
-                    break 'lookup;
-                }
                 position = position.max(chunk.base_offset);
-                for (i, record) in self.load_chunk(chunk).await?.into_iter().enumerate() {
+                for (i, record) in loaded?.into_iter().enumerate() {
                     let offset = chunk.base_offset + i as i64;
                     if offset < position {
                         continue;
@@ -283,10 +307,24 @@ impl Reader {
                     }
                 }
                 position = position.max(chunk.end_offset());
+                if !out.is_empty() && started.elapsed() >= READ_BUDGET {
+                    break 'lookup;
+                }
+            }
+            if wanted < chunks.len() {
+                break;
             }
         }
         metrics::counter!("silt_reader_bytes_total").increment(bytes as u64);
         Ok(out)
+    }
+
+    /// A chunk with its records.
+    async fn load_tagged<'c>(
+        &self,
+        chunk: &'c ChunkEntry,
+    ) -> (&'c ChunkEntry, Result<Vec<Record>, ReaderError>) {
+        (chunk, self.load_chunk(chunk).await)
     }
 
     /// A chunk's records; an unreadable object is counted by what went wrong
