@@ -28,8 +28,9 @@ impl SegmentListener for CacheOnWrite {
 }
 
 struct Node {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: Arc<InstrumentedStore>,
+    meta: Arc<SqliteStore>,
     ingest: Ingest,
     reader: Reader,
 }
@@ -68,10 +69,11 @@ async fn node_with(
         linger: Duration::from_millis(5),
         ..IngestConfig::default()
     };
-    let ingest = Ingest::start(ingest_config, store.clone(), meta, listener);
+    let ingest = Ingest::start(ingest_config, store.clone(), meta.clone(), listener);
     Node {
-        _dir: dir,
+        dir,
         store,
+        meta,
         ingest,
         reader,
     }
@@ -108,6 +110,51 @@ async fn write(node: &Node, n: i64, per: i64) {
         let ack = node.ingest.append("t", 0, batch).await.expect("acked");
         assert_eq!(ack.base_offset, start);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_read_of_many_small_chunks_answers_with_part_of_them_and_goes_on() {
+    let node = node(false).await;
+    write(&node, 120, 1).await; // 120 objects of one record each
+    // A reader that has cached nothing, over the same objects, every request 20 ms late:
+    // reading all 120 chunks (a footer and a range each) takes seconds.
+    let slow = Arc::new(silt_storage::FaultyStore::new(
+        node.store.clone(),
+        silt_storage::FaultSettings {
+            enabled: true,
+            slow_rate: 1.0,
+            slow_delay: Duration::from_millis(20),
+            ..Default::default()
+        },
+    ));
+    let reader = Reader::build(
+        ReaderConfig {
+            memory_cache_bytes: 16 << 20,
+            disk_cache_bytes: 0,
+            cache_dir: Some(node.dir.path().join("cold")),
+            chunks_per_lookup: 16,
+        },
+        slow,
+        node.meta.clone(),
+    )
+    .await
+    .expect("reader");
+    let first = reader.fetch(&req(0)).await.expect("fetch");
+    assert!(
+        !first.records.is_empty() && first.records.len() < 120,
+        "the first answer stops at the read budget: {} records",
+        first.records.len()
+    );
+    // Asking again from where each answer ends reads everything, in order.
+    let mut offsets: Vec<i64> = first.records.iter().map(|r| r.offset).collect();
+    let mut next = first.next_offset;
+    while next < 120 {
+        let more = reader.fetch(&req(next)).await.expect("fetch");
+        assert!(!more.records.is_empty());
+        offsets.extend(more.records.iter().map(|r| r.offset));
+        next = more.next_offset;
+    }
+    assert_eq!(offsets, (0..120).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -511,7 +558,7 @@ async fn a_cache_disk_that_fails_under_reads_falls_back_to_the_object_store() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await; // let the disk tier flush
     // The disk goes bad: every cache file is cut to nothing under the running reader.
-    let cache_dir = node._dir.path().join("cache");
+    let cache_dir = node.dir.path().join("cache");
     let mut cut = 0;
     for entry in std::fs::read_dir(&cache_dir).expect("cache dir") {
         let path = entry.expect("entry").path();
