@@ -213,16 +213,7 @@ async fn produce(
     // compressible as real payloads can be, and never the same value twice in a row.
     let mut seed = 0x2545_F491_4F6C_DD1D_u64 ^ now_micros();
     let pool: Vec<Vec<u8>> = (0..1024)
-        .map(|_| {
-            (0..options.record_size.max(8))
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
-                .collect()
-        })
+        .map(|_| random_bytes(options.record_size.max(8), &mut seed))
         .collect();
     let started = Instant::now();
     let mut sent: u64 = 0;
@@ -289,14 +280,7 @@ async fn produce_transactions(
     let mut local = histogram();
     let mut transactions = histogram();
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64 ^ now_micros();
-    let value: Vec<u8> = (0..options.record_size.max(8))
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect();
+    let value = random_bytes(options.record_size.max(8), &mut seed);
     let deadline = Instant::now() + options.duration;
     let mut sent: u64 = 0;
     let mut key = String::new();
@@ -354,6 +338,18 @@ async fn produce_transactions(
     }
     let _ = shared.ack_latency.lock().await.add(&local);
     let _ = shared.txn_latency.lock().await.add(&transactions);
+}
+
+/// `len` pseudo-random bytes (xorshift from `seed`, which moves on): incompressible values.
+fn random_bytes(len: usize, seed: &mut u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed as u8
+        })
+        .collect()
 }
 
 fn note<T, E>(

@@ -264,6 +264,39 @@ impl Coordinator {
         })
     }
 
+    /// Checks an offset committer against the group: a member of a KIP-848 group with
+    /// members, else of the classic group (made if `create`), else `absent`.
+    fn check_committer(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        create: bool,
+        absent: GroupError,
+    ) -> Result<(), GroupError> {
+        validate_group_id(group_id)?;
+        let now = Instant::now();
+        let consumer = {
+            let mut groups = self
+                .inner
+                .consumer_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            groups
+                .get_mut(group_id)
+                .filter(|g| !g.members.is_empty())
+                .map(|g| g.validate_commit(member_id, generation, now))
+        };
+        if let Some(checked) = consumer {
+            return checked;
+        }
+        self.with_group(group_id, create, |g| {
+            g.validate_commit(member_id, instance, generation, now)
+        })
+        .unwrap_or(Err(absent))
+    }
+
     /// Stores committed offsets after checking the committer belongs to the group's
     /// current generation (or the group has no members: offsets-only use).
     pub async fn commit_offsets(
@@ -274,32 +307,15 @@ impl Coordinator {
         generation: i32,
         offsets: &[GroupOffset],
     ) -> Result<(), GroupError> {
-        validate_group_id(group_id)?;
-        let consumer = {
-            let mut groups = self
-                .inner
-                .consumer_groups
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            groups
-                .get_mut(group_id)
-                .filter(|g| !g.members.is_empty())
-                .map(|g| g.validate_commit(member_id, generation, Instant::now()))
-        };
-        if let Some(allowed) = consumer {
-            allowed?;
-            self.inner
-                .metadata
-                .commit_group_offsets(group_id, offsets)
-                .await?;
-            return Ok(());
-        }
-        let allowed = self
-            .with_group(group_id, generation < 0 && member_id.is_empty(), |g| {
-                g.validate_commit(member_id, instance, generation, Instant::now())
-            })
-            .unwrap_or(Err(GroupError::UnknownMemberId));
-        allowed?;
+        let offsets_only = generation < 0 && member_id.is_empty();
+        self.check_committer(
+            group_id,
+            member_id,
+            instance,
+            generation,
+            offsets_only,
+            GroupError::UnknownMemberId,
+        )?;
         self.inner
             .metadata
             .commit_group_offsets(group_id, offsets)
@@ -318,32 +334,21 @@ impl Coordinator {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
-        validate_group_id(group_id)?;
         if member_id.is_empty() && generation < 0 && instance.is_none() {
+            validate_group_id(group_id)?;
             return Ok(());
         }
-        let now = Instant::now();
-        let consumer = {
-            let mut groups = self
-                .inner
-                .consumer_groups
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            groups
-                .get_mut(group_id)
-                .filter(|g| !g.members.is_empty())
-                .map(|g| g.validate_commit(member_id, generation, now))
-        };
-        if let Some(checked) = consumer {
-            return checked;
-        }
-        self.with_group(group_id, false, |g| {
-            g.validate_commit(member_id, instance, generation, now)
-        })
-        .unwrap_or(Err(GroupError::IllegalGeneration {
-            got: generation,
-            current: -1,
-        }))
+        self.check_committer(
+            group_id,
+            member_id,
+            instance,
+            generation,
+            false,
+            GroupError::IllegalGeneration {
+                got: generation,
+                current: -1,
+            },
+        )
     }
 
     /// Committed offsets of a group (all, or those of `partitions`).
