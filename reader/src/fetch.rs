@@ -283,7 +283,14 @@ impl Reader {
                 // dropped when the compactor merged their neighbours: a gap, as in a
                 // compacted Kafka log (a marker always follows it).
                 position = position.max(chunk.base_offset);
-                for (i, record) in loaded?.into_iter().enumerate() {
+                let records = match loaded {
+                    Ok(records) => records,
+                    // A damaged or missing object fails only its own range: the records
+                    // read before it are answered; asking from here gets the error.
+                    Err(_) if !out.is_empty() => break 'lookup,
+                    Err(e) => return Err(e),
+                };
+                for (i, record) in records.into_iter().enumerate() {
                     let offset = chunk.base_offset + i as i64;
                     if offset < position {
                         continue;

@@ -97,3 +97,61 @@ async fn damaged_objects_fail_their_own_range_and_nothing_else() {
         assert!(n >= 1.0, "{kind}: {n}");
     }
 }
+
+#[tokio::test]
+async fn records_before_a_damaged_object_are_still_read_and_errors_name_no_server_path() {
+    let mut node = Node::start(Backend::Local, &[]).await.expect("silt starts");
+    node.create_topic("before", 1).await.expect("topic");
+    // Three requests, three objects: offsets 0-99, 100-199, 200-299.
+    for round in 0..3 {
+        let records: Vec<Value> = (0..100)
+            .map(|i| json!({"value": format!("r{round}-{i}")}))
+            .collect();
+        let (s, body) = node
+            .post("/v1/topics/before/records", json!({ "records": records }))
+            .await
+            .expect("produce");
+        assert_eq!(s, 200, "{body}");
+    }
+    node.terminate().expect("stops");
+    let mut files = segment_files(&node.dir.path().join("data/objects/segments"));
+    files.sort(); // names grow with time
+    assert_eq!(files.len(), 3, "{files:?}");
+    std::fs::remove_file(&files[1]).expect("delete the middle object");
+    std::fs::remove_dir_all(node.dir.path().join("data/cache")).expect("cache removed");
+    node.spawn().await.expect("restart");
+
+    // The intact records before the damage come back; the damaged range is the error.
+    let (s, body) = node
+        .get("/v1/topics/before/partitions/0/records?offset=0&limit=1000")
+        .await
+        .expect("read");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["records"].as_array().expect("records").len(), 100);
+    assert_eq!(body["next_offset"], 100);
+    let (s, body) = node
+        .get("/v1/topics/before/partitions/0/records?offset=100")
+        .await
+        .expect("read");
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (500, Some("object_missing")),
+        "{body}"
+    );
+    let message = body["message"].as_str().expect("message");
+    let root = node.dir.path().to_string_lossy().to_string();
+    assert!(!message.contains(&root), "no server path in {message}");
+    let name = files[1]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(message.contains(&name), "the object is named: {message}");
+    // After the damage, reading goes on.
+    let (s, body) = node
+        .get("/v1/topics/before/partitions/0/records?offset=200&limit=1000")
+        .await
+        .expect("read");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["records"][0]["value"], "r2-0");
+}

@@ -117,7 +117,24 @@ impl From<ReaderError> for HttpError {
                     }
                     _ => None,
                 };
-                from_kind(other.kind(), code, other.to_string())
+                // The object's key, not the store's own words: a local store's error
+                // names the server's paths (the node's log has it all).
+                let message = match &other {
+                    ReaderError::ObjectStore {
+                        key,
+                        source: object_store::Error::NotFound { .. },
+                    } => format!("object {key} is missing from the object store"),
+                    ReaderError::ObjectStore { key, .. } => {
+                        format!(
+                            "reading object {key} failed (the node's log has the store's answer)"
+                        )
+                    }
+                    ReaderError::Cache { .. } => {
+                        "the read cache failed (the node's log has why)".to_string()
+                    }
+                    _ => other.to_string(),
+                };
+                from_kind(other.kind(), code, message)
             }
         }
     }

@@ -78,6 +78,11 @@ pub(crate) const METRICS: &[(&str, Kind, &str)] = &[
         "appends that had to wait for ingest budget (the node was writing as fast as it could)",
     ),
     (
+        "silt_ingest_segment_write_failures_total",
+        Kind::Counter,
+        "segments whose write to the object store failed (their producers got an error and retry); the log warns once per 10 s with the count since the last warning",
+    ),
+    (
         "silt_kafka_request_pool_waits_total",
         Kind::Counter,
         "Kafka frames whose reading waited for the request pool (kafka.max_queued_request_bytes)",
@@ -293,6 +298,7 @@ pub(crate) fn spawn_lag_publisher(
 /// and alert rules see a series (a rate of 0) rather than none.
 pub(crate) fn zero_rare_counters() {
     metrics::counter!("silt_ingest_backpressure_waits_total").increment(0);
+    metrics::counter!("silt_ingest_segment_write_failures_total").increment(0);
     metrics::counter!("silt_kafka_request_pool_waits_total").increment(0);
     metrics::counter!("silt_tls_handshake_failures_total").increment(0);
     for kind in ["missing", "corrupt", "unavailable"] {
